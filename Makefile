@@ -1,0 +1,58 @@
+# lossbench: `make help` lists the targets. Everything runs inside .venv, created on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+# torch is installed first, pinned, so nothing later pulls a multi-GB CUDA build by accident.
+# Users with other CUDA needs: make setup TORCH_SPEC="torch==2.13.0" TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+PORT ?= 5000
+ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-all lint format ui clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m lossbench.warmup
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install lossbench with its dev tools (once; again when pyproject.toml changes)
+
+run: $(STAMP) ## train, index, evaluate and log one run on the embedded default (extra overrides: ARGS="loss=ranknet seed=1")
+	$(BIN)/python -m pipeline.run $(ARGS)
+
+test: $(STAMP) ## run the test suite (fast tests; a few minutes on 2 cores)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-all: $(STAMP) ## run every test, slow ones included
+	$(BIN)/python -m pytest -m "" $(ARGS)
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check src pipeline tests
+	$(BIN)/ruff format --check src pipeline tests
+	$(BIN)/mypy
+
+format: $(STAMP) ## format the code with ruff
+	$(BIN)/ruff check --fix src pipeline tests
+	$(BIN)/ruff format src pipeline tests
+
+ui: $(STAMP) ## open the MLflow UI on the default store at http://127.0.0.1:$(PORT)
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
+		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(PORT)
+
+clean: ## remove outputs, caches, the MLflow store and .venv
+	rm -rf outputs multirun .cache mlflow.db mlartifacts .pytest_cache .ruff_cache .mypy_cache $(VENV)
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,168 @@
+"""The loss contract: what every loss takes, returns and declares.
+
+Three families, told apart by their base class (the training module dispatches on the base class and
+on the declared needs, never on a loss's name):
+
+* :class:`ScoringLossFunction` -- ``loss(scores, targets, mask=None)`` with ``scores`` ``(Q, D)``: each
+  query against its own D candidates. ``targets`` is ``(Q, D)`` or ``(Q, D, T)`` (T qrels columns,
+  reduced by max). ``mask`` is a bool ``(Q, D)``, True where a candidate is real; a padded entry
+  changes neither the value nor the gradient.
+* :class:`InBatchLossFunction` -- ``loss(scores, targets=None, mask=None)`` with ``scores``
+  ``(Q, Q*D)``: query q against every doc of the flattened batch, query q owning columns
+  ``[q*D, (q+1)*D)``; ``targets``/``mask`` ``(Q, D)`` describe each query's own block.
+* :class:`RegularizationLossFunction` -- ``loss(query_embeddings, doc_embeddings)`` on ``(Nq, dim)`` and
+  ``(Nd, dim)``; weights are plain float attributes so weight schedulers can change them.
+
+Every loss returns a 0-dim float32 tensor, computed in float32 even under bf16 autocast, and a batch
+with nothing to learn from gives a finite value with zero gradients, never NaN.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+
+class Needs(enum.Flag):
+    """What a loss needs from the data and the model, checked before training starts."""
+
+    NOTHING = 0
+    TARGETS = enum.auto()
+    """Per-candidate targets: relevance labels, tuple order or teacher scores all do."""
+    TEACHER_SCORES = enum.auto()
+    """Real-valued teacher scores (a run with scores), not just binary order or labels."""
+    EMBEDDINGS = enum.auto()
+    """The query and doc embeddings themselves (regularizers)."""
+    IN_BATCH = enum.auto()
+    """Scores of every query against every doc of the batch (bi-encoders only)."""
+    SPARSE = enum.auto()
+    """Embeddings of a sparse (SPLADE-style, non-negative, vocabulary-sized) model."""
+
+
+class LossFunction(ABC):  # noqa: B024 (abstract by convention: subclasses add __call__)
+    """Base class of every loss. Subclasses set :attr:`needs` and implement ``__call__``."""
+
+    needs: ClassVar[Needs] = Needs.NOTHING
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+class ScoringLossFunction(LossFunction):
+    """A loss over each query's own candidate list: ``(scores (Q, D), targets, mask) -> scalar``."""
+
+    needs: ClassVar[Needs] = Needs.TARGETS
+
+    @abstractmethod
+    def __call__(
+        self,
+        scores: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor: ...
+
+
+class InBatchLossFunction(LossFunction):
+    """A loss over every query against every doc of the batch: ``scores (Q, Q*D) -> scalar``."""
+
+    needs: ClassVar[Needs] = Needs.IN_BATCH
+
+    @abstractmethod
+    def __call__(
+        self,
+        scores: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor: ...
+
+
+class RegularizationLossFunction(LossFunction):
+    """A penalty on the embeddings: ``(query_embeddings (Nq, dim), doc_embeddings (Nd, dim)) -> scalar``."""
+
+    needs: ClassVar[Needs] = Needs.EMBEDDINGS
+
+    def __init__(self, query_weight: float = 1e-4, doc_weight: float = 1e-4) -> None:
+        self.query_weight = float(query_weight)
+        self.doc_weight = float(doc_weight)
+
+    @abstractmethod
+    def __call__(
+        self, query_embeddings: torch.Tensor, doc_embeddings: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+def prepare(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bring ``(scores, targets, mask)`` to float32 ``(Q, D)`` tensors and a bool ``(Q, D)`` mask.
+
+    ``targets`` of shape ``(Q, D, T)`` are reduced by max over T (several qrels iterations). A missing
+    mask means every entry is real. Scores are upcast to float32 so that a loss computed under bf16
+    autocast keeps full precision.
+    """
+    if targets.dim() == scores.dim() + 1:
+        targets = targets.amax(dim=-1)
+    if targets.shape != scores.shape:
+        raise ValueError(
+            f"targets have shape {tuple(targets.shape)} but scores have {tuple(scores.shape)}; "
+            "a scoring loss needs (Q, D) scores with (Q, D) or (Q, D, T) targets"
+        )
+    if mask is None:
+        mask = torch.ones_like(scores, dtype=torch.bool)
+    else:
+        mask = mask.to(dtype=torch.bool, device=scores.device)
+        if mask.shape != scores.shape:
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)} but scores have {tuple(scores.shape)}"
+            )
+    return scores.float(), targets.to(device=scores.device, dtype=torch.float32), mask
+
+
+def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the entries where ``weights`` is non-zero (weights in {0, 1}).
+
+    With no such entry the result is ``0 * sum(values)``: finite, zero, and still attached to the
+    graph so that ``backward`` gives zero gradients instead of failing or producing NaN.
+    """
+    weights = weights.to(values.dtype)
+    total = weights.sum()
+    safe = torch.where(weights > 0, values, torch.zeros_like(values))
+    return (safe * weights).sum() / total.clamp(min=1.0)
+
+
+def masked_logsumexp(values: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``logsumexp`` over the entries of ``values`` where ``mask`` is True, along ``dim``.
+
+    Masked entries are replaced by ``-inf`` (their gradient is exactly zero). A slice with no real
+    entry gets a finite placeholder (the logsumexp of zeros) instead of ``-inf``, so that nothing
+    non-finite enters the graph; callers must exclude such slices from their mean.
+    """
+    any_real = mask.any(dim=dim, keepdim=True)
+    filled = values.masked_fill(~mask, float("-inf"))
+    filled = filled.masked_fill(~any_real, 0.0)
+    return torch.logsumexp(filled, dim=dim)
+
+
+def masked_log_softmax(values: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``log_softmax`` over the real entries along ``dim``; masked entries come out as 0.
+
+    The 0 (instead of ``-inf``) keeps products such as ``p * log p`` free of ``0 * inf = nan``; mask
+    the probabilities ``exp(...)`` yourself where they matter.
+    """
+    values = values.masked_fill(~mask, 0.0)
+    log_probs = values - masked_logsumexp(values, mask, dim=dim).unsqueeze(dim)
+    return log_probs.masked_fill(~mask, 0.0)
+
+
+def check_temperature(temperature: float) -> float:
+    """Return ``temperature`` as a float, raising a ``ValueError`` unless it is a positive number."""
+    temperature = float(temperature)
+    if not temperature > 0.0 or temperature == float("inf"):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    return temperature

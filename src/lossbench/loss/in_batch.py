@@ -1,0 +1,289 @@
+"""In-batch losses: each query against every doc of the batch, other queries' docs as negatives.
+
+Contract: ``scores`` is ``(Q, Q*D)``, query q against every doc of the flattened batch, query q
+owning columns ``[q*D, (q+1)*D)``; ``mask`` ``(Q, D)`` marks the real docs of each block (a padded
+doc is excluded from every query's softmax, not only its owner's); ``targets`` ``(Q, D)`` (or
+``(Q, D, T)``, reduced by max) for the losses that need them. Bi-encoders only.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+
+from lossbench.loss.base import (
+    InBatchLossFunction,
+    Needs,
+    check_temperature,
+    masked_logsumexp,
+    masked_mean,
+)
+
+PosSampling = Literal["all", "first"]
+NegSampling = Literal["all", "first", "all_and_non_first"]
+
+
+def _check_max_num_neg_samples(max_num_neg_samples: int | None) -> int | None:
+    if max_num_neg_samples is None:
+        return None
+    if isinstance(max_num_neg_samples, bool) or int(max_num_neg_samples) != max_num_neg_samples:
+        raise ValueError(f"max_num_neg_samples must be None or an int, got {max_num_neg_samples!r}")
+    if max_num_neg_samples < 1:
+        raise ValueError(f"max_num_neg_samples must be at least 1, got {max_num_neg_samples!r}")
+    return int(max_num_neg_samples)
+
+
+def _in_batch_layout(
+    scores: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the in-batch shapes; return ``(scores float32, mask (Q, D), real_columns, own)``.
+
+    ``real_columns`` ``(Q, Q*D)`` is True where a column is a real doc (the same for every row);
+    ``own`` ``(Q, Q*D)`` is True on each query's own block.
+    """
+    if scores.dim() != 2 or scores.shape[0] == 0 or scores.shape[1] % scores.shape[0] != 0:
+        raise ValueError(
+            f"in-batch scores must have shape (Q, Q*D), got {tuple(scores.shape)}: query q against "
+            "every doc of the batch, owning columns [q*D, (q+1)*D)"
+        )
+    num_queries, num_columns = scores.shape
+    num_docs = num_columns // num_queries
+    if mask is None:
+        mask = torch.ones(num_queries, num_docs, dtype=torch.bool, device=scores.device)
+    else:
+        mask = mask.to(dtype=torch.bool, device=scores.device)
+        if mask.shape != (num_queries, num_docs):
+            raise ValueError(
+                f"in-batch mask must have shape (Q, D) = {(num_queries, num_docs)}, "
+                f"got {tuple(mask.shape)}"
+            )
+    real_columns = mask.reshape(1, num_columns).expand(num_queries, num_columns)  # (Q, Q*D)
+    owner = torch.arange(num_columns, device=scores.device) // num_docs  # (Q*D,)
+    rows = torch.arange(num_queries, device=scores.device)  # (Q,)
+    own = owner.unsqueeze(0) == rows.unsqueeze(1)  # (Q, Q*D)
+    scores = scores.float().masked_fill(~real_columns, 0.0)  # (Q, Q*D)
+    return scores, mask, real_columns, own
+
+
+def _subsample(negatives: torch.Tensor, max_num: int | None) -> torch.Tensor:
+    """Keep at most ``max_num`` of each row's True entries, uniformly at random (torch's global RNG)."""
+    if max_num is None:
+        return negatives
+    keys = torch.rand(negatives.shape, device=negatives.device)  # (Q, N)
+    keys = keys.masked_fill(~negatives, 2.0)  # (Q, N): non-candidates sort last
+    ranks = keys.argsort(dim=-1).argsort(dim=-1)  # (Q, N)
+    return negatives & (ranks < max_num)  # (Q, N)
+
+
+def _cross_entropy(
+    scores: torch.Tensor,
+    candidates: torch.Tensor,
+    positive: torch.Tensor,
+    has_positive: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Mean over queries with a positive of ``logsumexp_{candidates} s/T - s_positive/T``.
+
+    The rows of queries without a positive are zeroed first: whatever their scores (a padded
+    query's embedding may be garbage), they put nothing non-finite into the graph.
+    """
+    skipped = ~has_positive.unsqueeze(-1)  # (Q, 1)
+    logits = scores.masked_fill(skipped, 0.0) / temperature  # (Q, Q*D)
+    candidates = candidates & ~skipped  # (Q, Q*D)
+    positive_logits = logits.gather(-1, positive.unsqueeze(-1)).squeeze(-1)  # (Q,)
+    losses = masked_logsumexp(logits, candidates) - positive_logits  # (Q,)
+    return masked_mean(losses, has_positive)
+
+
+class InBatchCrossEntropy(InBatchLossFunction):
+    """In-batch cross-entropy: each query's positive must win a softmax against the batch's docs.
+
+    Formula (query q, its first doc ``p_q = q*D`` is the positive, ``C_q`` its candidates: its
+    positives and its negatives, real docs only; mean over queries whose first doc is real)::
+
+        L = mean_q [ logsumexp_{c in C_q} s_qc / temperature - s_q,p_q / temperature ]
+
+    Candidates by technique (``B_q`` = q's own block):
+
+    * ``pos_sampling_technique="all"``: all of ``B_q`` (its other docs stay in the softmax as
+      competitors); ``"first"``: only ``p_q``.
+    * ``neg_sampling_technique="all"``: every doc outside ``B_q``; ``"first"``: the other queries'
+      first docs; ``"all_and_non_first"``: every doc except ``p_q`` (only with pos ``"first"``,
+      since with pos ``"all"`` its own docs would be counted twice).
+
+    Args:
+        pos_sampling_technique: ``"all"`` or ``"first"``, see above.
+        neg_sampling_technique: ``"all"``, ``"first"`` or ``"all_and_non_first"``, see above.
+        max_num_neg_samples: keep at most this many negatives per query, drawn uniformly at random,
+            independently for each query, with torch's global RNG (seed it with
+            ``torch.manual_seed`` / Lightning's ``seed_everything`` for reproducible runs). ``None``
+            keeps all.
+        temperature: divides every score before the softmax (smaller means sharper; ~0.05 is
+            common for cosine similarities). Default 1 equals the reference.
+
+    References:
+        Karpukhin, Oguz, Min, Lewis, Wu, Edunov, Chen and Yih, "Dense Passage Retrieval for
+        Open-Domain Question Answering", EMNLP 2020. Keren, Sabato and Schuller, "Fast Single-Class
+        Classification and the Principle of Logit Separation", ICDM 2018.
+
+    Inputs:
+        Bi-encoder scores of every query against every doc of the batch, each query's positive
+        first in its block (tuple order). No targets.
+
+    Relations:
+        :class:`InfoNCE` over an enlarged candidate list; :class:`ScoreBasedInBatchCrossEntropy`
+        picks the positive and the own-block negatives from teacher scores instead of position.
+
+    Differs from lightning-ir:
+        Takes the full ``(Q, Q*D)`` score matrix and masks instead of gathering docs, so padded
+        docs are excluded from every query's softmax and a query whose block is all padding is
+        skipped. Random negatives are drawn per query (the reference draws one permutation of
+        negative slots for all queries). Adds ``temperature``. Invalid technique combinations
+        raise at construction.
+
+    Example:
+        >>> import torch
+        >>> scores = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]])  # Q=2, D=2
+        >>> InBatchCrossEntropy("first", "first")(scores)
+        tensor(0.1269)
+    """
+
+    needs: ClassVar[Needs] = Needs.IN_BATCH
+
+    def __init__(
+        self,
+        pos_sampling_technique: PosSampling = "all",
+        neg_sampling_technique: NegSampling = "all",
+        max_num_neg_samples: int | None = None,
+        temperature: float = 1.0,
+    ) -> None:
+        if pos_sampling_technique not in ("all", "first"):
+            raise ValueError(
+                f"pos_sampling_technique must be 'all' or 'first', got {pos_sampling_technique!r}"
+            )
+        if neg_sampling_technique not in ("all", "first", "all_and_non_first"):
+            raise ValueError(
+                "neg_sampling_technique must be 'all', 'first' or 'all_and_non_first', "
+                f"got {neg_sampling_technique!r}"
+            )
+        if neg_sampling_technique == "all_and_non_first" and pos_sampling_technique != "first":
+            raise ValueError(
+                "neg_sampling_technique='all_and_non_first' needs pos_sampling_technique='first' "
+                "(with 'all' the query's own non-first docs would be both positives and negatives)"
+            )
+        self.pos_sampling_technique: PosSampling = pos_sampling_technique
+        self.neg_sampling_technique: NegSampling = neg_sampling_technique
+        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
+        self.temperature = check_temperature(temperature)
+
+    def __call__(
+        self,
+        scores: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        scores, mask, real, own = _in_batch_layout(scores, mask)  # (Q, Q*D), (Q, D), (Q, Q*D) x2
+        num_queries, num_docs = mask.shape
+        first_column = (torch.arange(scores.shape[1], device=scores.device) % num_docs) == 0
+        own_first = own & first_column.unsqueeze(0)  # (Q, Q*D)
+        positives = own if self.pos_sampling_technique == "all" else own_first  # (Q, Q*D)
+        if self.neg_sampling_technique == "all":
+            negatives = ~own  # (Q, Q*D)
+        elif self.neg_sampling_technique == "first":
+            negatives = first_column.unsqueeze(0) & ~own  # (Q, Q*D)
+        else:
+            negatives = ~own_first  # (Q, Q*D)
+        negatives = _subsample(negatives & real, self.max_num_neg_samples)  # (Q, Q*D)
+        candidates = (positives & real) | negatives  # (Q, Q*D)
+        positive = torch.arange(num_queries, device=scores.device) * num_docs  # (Q,)
+        return _cross_entropy(scores, candidates, positive, mask[:, 0], self.temperature)
+
+
+class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
+    """Score-based in-batch cross-entropy: the teacher picks each query's positive and negatives.
+
+    Formula (query q: positive ``p_q`` = its own doc with the highest target, first on ties;
+    negatives ``N_q`` = its own docs with ``max_d t_qd - t_qd >= min_target_diff`` plus every doc of
+    the other queries; real docs only; mean over queries with a real doc)::
+
+        L = mean_q [ logsumexp_{c in {p_q} + N_q} s_qc / temperature - s_q,p_q / temperature ]
+
+    Own docs that are within ``min_target_diff`` of the best (near-duplicates of the positive by
+    the teacher's judgement) are left out of the softmax entirely.
+
+    Args:
+        min_target_diff: how far below the best target an own doc must be to serve as a negative.
+        max_num_neg_samples: keep at most this many negatives per query, drawn uniformly at random,
+            independently for each query, with torch's global RNG. ``None`` keeps all.
+        temperature: divides every score before the softmax. Default 1 equals the reference.
+
+    References:
+        Karpukhin et al., "Dense Passage Retrieval for Open-Domain Question Answering", EMNLP 2020
+        (in-batch negatives); the teacher-based selection follows lightning-ir (Schlatt et al.).
+
+    Inputs:
+        Bi-encoder in-batch scores and real-valued teacher scores ``(Q, D)`` for each query's own
+        docs (a run with scores).
+
+    Relations:
+        :class:`InBatchCrossEntropy` with ``pos_sampling_technique="first"`` and
+        ``neg_sampling_technique="all_and_non_first"``, after re-ordering each block by the
+        targets and dropping own docs too close to the best.
+
+    Differs from lightning-ir:
+        When queries get different numbers of negatives, each query keeps all of its own (the
+        reference drops random negatives down to the smallest count; with equal counts the values
+        agree). Padded docs are excluded everywhere; ``temperature`` is new; ``min_target_diff``
+        defaults to 1.
+
+    Example:
+        >>> import torch
+        >>> scores = torch.tensor([[0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # Q=2, D=2
+        >>> targets = torch.tensor([[0.0, 5.0], [5.0, 5.0]])
+        >>> ScoreBasedInBatchCrossEntropy(min_target_diff=1.0)(scores, targets)
+        tensor(0.7197)
+    """
+
+    needs: ClassVar[Needs] = Needs.IN_BATCH | Needs.TARGETS | Needs.TEACHER_SCORES
+
+    def __init__(
+        self,
+        min_target_diff: float = 1.0,
+        max_num_neg_samples: int | None = None,
+        temperature: float = 1.0,
+    ) -> None:
+        self.min_target_diff = float(min_target_diff)
+        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
+        self.temperature = check_temperature(temperature)
+
+    def __call__(
+        self,
+        scores: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if targets is None:
+            raise ValueError(
+                "ScoreBasedInBatchCrossEntropy needs targets (teacher scores), got None"
+            )
+        scores, mask, real, own = _in_batch_layout(scores, mask)  # (Q, Q*D), (Q, D), (Q, Q*D) x2
+        num_queries, num_docs = mask.shape
+        targets = targets.to(device=scores.device, dtype=torch.float32)
+        if targets.dim() == 3:
+            targets = targets.amax(dim=-1)  # (Q, D)
+        if targets.shape != mask.shape:
+            raise ValueError(
+                f"targets must have shape (Q, D) = {tuple(mask.shape)}, got {tuple(targets.shape)}"
+            )
+        masked_targets = targets.masked_fill(~mask, float("-inf"))  # (Q, D)
+        best = masked_targets.argmax(dim=-1)  # (Q,): first on ties
+        best_target = masked_targets.amax(dim=-1, keepdim=True)  # (Q, 1)
+        far_below = (best_target - targets >= self.min_target_diff) & mask  # (Q, D)
+        offsets = torch.arange(num_queries, device=scores.device) * num_docs  # (Q,)
+        positive = offsets + best  # (Q,)
+        own_negatives = torch.zeros_like(own)  # (Q, Q*D)
+        own_negatives[own] = far_below.reshape(-1)
+        negatives = _subsample((~own & real) | own_negatives, self.max_num_neg_samples)
+        candidates = negatives.scatter(-1, positive.unsqueeze(-1), True)  # (Q, Q*D)
+        return _cross_entropy(scores, candidates, positive, mask.any(dim=-1), self.temperature)
