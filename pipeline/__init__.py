@@ -1,0 +1,1 @@
+"""Entry points: ``python -m pipeline.run`` (one run or a sweep) and, later, ``python -m pipeline.compare``."""

@@ -1,0 +1,249 @@
+"""One run: check -> track -> data -> train -> index -> search -> evaluate -> log.
+
+    python -m pipeline.run                              # the embedded default
+    python -m pipeline.run loss=ranknet model=tiny trainer.max_steps=5
+    python -m pipeline.run -m loss=ranknet seed=0,1     # a sweep, one MLflow run per job
+
+Returns the objective metric (``eval.objective``) so that Hydra sweepers can optimise it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from lossbench.config import register_resolvers
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+register_resolvers()
+log = logging.getLogger("lossbench")
+
+
+class Stopwatch:
+    """Wall-clock seconds per stage, logged as ``time/<stage>_s``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def datasets_with_teacher_scores() -> list[str]:
+    """The dataset choices whose config says they carry teacher scores."""
+    names = []
+    for path in sorted((CONF_DIR / "dataset").glob("*.yaml")):
+        if OmegaConf.load(path).get("teacher_scores", False):
+            names.append(path.stem)
+    return names
+
+
+def job_name(cfg: DictConfig) -> str:
+    """The run's name: ``tracking.run_name``, else the job's command-line overrides, else ``default``."""
+    if cfg.tracking.get("run_name"):
+        return str(cfg.tracking.run_name)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        overrides = HydraConfig.get().job.override_dirname
+        if overrides:
+            return str(overrides)
+    return "default"
+
+
+def output_folder(cfg: DictConfig) -> Path:
+    if cfg.paths.get("output"):
+        folder = Path(cfg.paths.output)
+    else:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            folder = Path(HydraConfig.get().runtime.output_dir)
+        else:
+            folder = Path(tempfile.mkdtemp(prefix="lossbench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def print_summary(
+    metrics: dict[str, float], base: dict[str, float], tracked: Any, folder: Path
+) -> None:
+    """A short table of the test metrics and where to find the run."""
+    lines = ["", f"{'metric':<12} {'trained':>8} {'untrained':>10}"]
+    for name, value in metrics.items():
+        before = f"{base[name]:.4f}" if name in base else "-"
+        lines.append(f"{name:<12} {value:>8.4f} {before:>10}")
+    lines += [
+        "",
+        f"MLflow run {tracked.run_id} (experiment id {tracked.experiment_id}) in {tracked.uri}",
+        f"files in {folder}; browse with `make ui`",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run(cfg: DictConfig) -> float:
+    """Run one experiment described by a composed config; returns ``eval.objective`` on the test split."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from lossbench.callbacks import RetrievalValidation
+    from lossbench.checks import check_collection, check_training_source, compatibility_warnings
+    from lossbench.data import LightningIRDataModule, RunDataset, TupleDataset
+    from lossbench.data.formats import write_trec_run
+    from lossbench.evaluation import evaluate_run, mlflow_metric_name
+    from lossbench.models import BiEncoderModule
+    from lossbench.retrieval import index_corpus, search_split
+    from lossbench.tracking import MlflowRunLogger, flatten, git_commit, tracked_run
+    from lossbench.trainer import LightningIRTrainer
+
+    watch = Stopwatch()
+    # 1. check what can be checked from the config alone, before anything is logged
+    losses = [instantiate(cfg.loss.function)]
+    weights = [1.0]
+    if cfg.regularizer.get("function"):
+        losses.append(instantiate(cfg.regularizer.function))
+        weights.append(float(cfg.regularizer.weight))
+    for warning in compatibility_warnings(losses, cfg.model.config):
+        log.warning(warning)
+    optimizer = instantiate(cfg.schedule.optimizer)
+    lr_schedule = instantiate(cfg.schedule.lr_schedule) if cfg.schedule.get("lr_schedule") else None
+    model_config = instantiate(cfg.model.config)
+    instantiate(cfg.index)  # a bad index setting fails now, not after training
+    check_training_source(
+        losses,
+        cfg.loss.train_source,
+        cfg.dataset.name,
+        bool(cfg.dataset.get("teacher_scores", False)),
+        datasets_with_teacher_scores(),
+    )
+    splits = [cfg.eval.val_split, "test"]
+    with watch.stage("data"):
+        collection = instantiate(cfg.dataset.collection)
+        check_collection(collection, cfg.loss.train_source, splits)
+
+    tags = {
+        "loss": cfg.loss.name,
+        "regularizer": cfg.regularizer.name,
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "schedule": cfg.schedule.name,
+        "seed": cfg.seed,
+        "git_commit": git_commit(CONF_DIR.parent),
+        "command": " ".join(sys.argv[1:]),
+    }
+    folder = output_folder(cfg)
+    with tracked_run(
+        cfg.tracking.uri,
+        cfg.tracking.experiment,
+        job_name(cfg),
+        cfg.tracking.get("artifact_root"),
+        tags,
+    ) as tracked:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(resolved, dict)
+        tracked.log_params(flatten(resolved))
+        config_path = folder / "config.yaml"
+        config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
+        tracked.log_artifact(config_path)
+        tracked.log_metrics({f"data/{k}": v for k, v in collection.summary().items()})
+
+        # 2. the model, its losses, optimizer and LR schedule
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        with watch.stage("model"):
+            module = BiEncoderModule(
+                model_name_or_path=cfg.model.model_name_or_path,
+                config=model_config,
+                loss_functions=list(zip(losses, weights, strict=True)),
+            )
+            module.set_optimizer(optimizer.func, **optimizer.keywords)
+            module.set_lr_schedule(lr_schedule)
+
+        def make_index() -> Any:
+            return instantiate(cfg.index)
+
+        batch_size = cfg.data.inference_batch_size
+        base: dict[str, float] = {}
+        if cfg.eval.base:  # the untrained starting point, on the same test queries
+            with watch.stage("base_eval"):
+                index = index_corpus(
+                    module, collection, make_index(), batch_size, cfg.data.num_workers
+                )
+                base_run = search_split(module, collection, index, "test", cfg.eval.k, batch_size)
+                base = evaluate_run(collection.qrels["test"], base_run, cfg.eval.metrics).means
+            tracked.log_metrics({f"test/base_{mlflow_metric_name(m)}": v for m, v in base.items()})
+
+        # 3. train, validating on the dev split
+        if cfg.loss.train_source == "run":
+            train_dataset: Any = RunDataset(collection, **cfg.dataset.run_sampling)
+        else:
+            train_dataset = TupleDataset(collection)
+        data_module = LightningIRDataModule(
+            train_dataset=train_dataset,
+            train_batch_size=cfg.data.train_batch_size,
+            num_workers=cfg.data.num_workers,
+        )
+        validation = RetrievalValidation(
+            collection,
+            make_index,
+            split=cfg.eval.val_split,
+            metrics=cfg.eval.val_metrics,
+            every_n_steps=cfg.eval.get("val_every_n_steps"),
+            k=cfg.eval.k,
+            batch_size=batch_size,
+            num_workers=cfg.data.num_workers,
+        )
+        trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+        assert isinstance(trainer_args, dict)
+        trainer = LightningIRTrainer(
+            **trainer_args,
+            logger=MlflowRunLogger(tracked),
+            callbacks=[validation],
+            default_root_dir=str(folder),
+        )
+        with watch.stage("train"):
+            trainer.fit(module, data_module)
+
+        # 4. index (reusing the last validation's index of the final weights), search, evaluate
+        with watch.stage("index"):
+            if validation.last_step == trainer.global_step and validation.last_index is not None:
+                index = validation.last_index
+            else:
+                index = index_corpus(
+                    module, collection, make_index(), batch_size, cfg.data.num_workers
+                )
+        with watch.stage("search"):
+            test_run = search_split(module, collection, index, "test", cfg.eval.k, batch_size)
+        with watch.stage("evaluate"):
+            evaluation = evaluate_run(collection.qrels["test"], test_run, cfg.eval.metrics)
+        run_path = write_trec_run(test_run, folder / "test.run", tag=f"lossbench-{cfg.loss.name}")
+        per_query_path = evaluation.write_per_query_csv(folder / "per_query.csv")
+        tracked.log_artifact(run_path)
+        tracked.log_artifact(per_query_path)
+        tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in evaluation.means.items()})
+        tracked.log_metrics({f"time/{name}_s": s for name, s in watch.seconds.items()})
+        print_summary(evaluation.means, base, tracked, folder)
+        return float(evaluation.means[cfg.eval.objective])
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()

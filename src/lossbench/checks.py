@@ -1,0 +1,82 @@
+"""Checks of a run's combination of loss, data and model, done before anything is trained or logged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lossbench.data.collection import Collection
+from lossbench.loss.base import LossFunction, Needs
+
+TRAIN_SOURCES = ("triples", "run")
+
+
+class ConfigurationError(ValueError):
+    """The chosen combination cannot work; the message names the fix."""
+
+
+def check_training_source(
+    losses: Sequence[LossFunction],
+    train_source: str,
+    dataset_name: str,
+    dataset_has_teacher_scores: bool,
+    datasets_with_teacher_scores: Sequence[str] = (),
+) -> None:
+    """Fail unless the losses can train on ``train_source`` of the dataset.
+
+    A loss that needs teacher scores must train from a run, and the dataset must have one.
+    """
+    if train_source not in TRAIN_SOURCES:
+        raise ConfigurationError(
+            f"loss.train_source={train_source!r}; valid: {', '.join(TRAIN_SOURCES)}"
+        )
+    needing = [type(loss).__name__ for loss in losses if Needs.TEACHER_SCORES in loss.needs]
+    if not (needing or train_source == "run"):
+        return
+    if not dataset_has_teacher_scores:
+        why = (
+            f"{', '.join(needing)} needs teacher scores"
+            if needing
+            else "loss.train_source=run needs a teacher run"
+        )
+        options = (
+            ", ".join(f"dataset={name}" for name in datasets_with_teacher_scores)
+            or "a dataset with a run"
+        )
+        raise ConfigurationError(
+            f"{why}, but dataset={dataset_name} has none; choose {options}, or a loss that trains on triples"
+        )
+    if needing and train_source != "run":
+        raise ConfigurationError(
+            f"{', '.join(needing)} needs teacher scores, which triples do not carry; set loss.train_source=run"
+        )
+
+
+def check_collection(collection: Collection, train_source: str, splits: Sequence[str]) -> None:
+    """Fail unless the loaded collection has what the run will read."""
+    if train_source == "run" and not collection.has_teacher_scores:
+        raise ConfigurationError(
+            f"collection {collection.name!r} ({collection.source}) has no teacher run"
+        )
+    if train_source == "triples" and not collection.triples:
+        raise ConfigurationError(
+            f"collection {collection.name!r} ({collection.source}) has no training triples"
+        )
+    for split in splits:
+        if not collection.split_queries(split):
+            raise ConfigurationError(
+                f"collection {collection.name!r} has no judged {split!r} queries"
+            )
+
+
+def compatibility_warnings(losses: Sequence[LossFunction], model_config: Any) -> list[str]:
+    """Combinations that run but are probably not what the user meant."""
+    warnings = []
+    is_sparse = "splade" in str(model_config.get("_target_", "")).lower()
+    for loss in losses:
+        if Needs.SPARSE in loss.needs and not is_sparse:
+            warnings.append(
+                f"{type(loss).__name__} is meant for sparse (SPLADE) vectors; on a dense model it only "
+                "shrinks the embeddings' magnitudes"
+            )
+    return warnings

@@ -1,0 +1,41 @@
+"""Data: the Collection contract, its sources, the training/inference datasets and the data module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lossbench.data.collection import Collection
+from lossbench.data.datamodule import LightningIRDataModule
+from lossbench.data.datasets import DocDataset, QueryDataset, RunDataset, TupleDataset
+from lossbench.data.local import load_local
+
+
+def synthetic_collection(cache_dir: str | Path, **spec: Any) -> Collection:
+    """The embedded synthetic collection for ``spec`` (see :mod:`lossbench.data.synthetic`), cached."""
+    from lossbench.data.synthetic import SyntheticSpec, cached
+
+    folder = cached(SyntheticSpec(**spec), Path(cache_dir))
+    collection = load_local(folder, name="synthetic")
+    collection.source = f"synthetic:{folder.name}"
+    return collection
+
+
+def local_collection(
+    path: str | Path, name: str = "local", relevance_map: dict[int, int] | None = None
+) -> Collection:
+    """A collection from a local folder (BEIR layout); see :func:`lossbench.data.local.load_local`."""
+    return load_local(path, name=name, relevance_map=relevance_map)
+
+
+__all__ = [
+    "Collection",
+    "DocDataset",
+    "LightningIRDataModule",
+    "QueryDataset",
+    "RunDataset",
+    "TupleDataset",
+    "local_collection",
+    "load_local",
+    "synthetic_collection",
+]

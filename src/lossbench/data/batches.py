@@ -1,0 +1,106 @@
+"""Training and inference batches, and the collators that tokenize them inside DataLoader workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lossbench.data.datasets import TextSample, TrainSample
+
+
+@dataclass
+class TrainBatch:
+    """One training batch: Q queries, each with up to D candidate docs (padded, masked).
+
+    ``doc_encoding`` holds only the real docs, in row-major order of ``doc_mask``; the module scatters
+    their embeddings into ``(Q, D, dim)``.
+    """
+
+    query_ids: list[str]
+    query_encoding: dict[str, torch.Tensor]  # (Q, Lq) each
+    doc_encoding: dict[str, torch.Tensor]  # (N_real, Ld) each
+    doc_mask: torch.Tensor  # (Q, D) bool
+    targets: torch.Tensor  # (Q, D) float
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        return TrainBatch(
+            query_ids=self.query_ids,
+            query_encoding={
+                k: v.to(device, non_blocking=True) for k, v in self.query_encoding.items()
+            },
+            doc_encoding={k: v.to(device, non_blocking=True) for k, v in self.doc_encoding.items()},
+            doc_mask=self.doc_mask.to(device, non_blocking=True),
+            targets=self.targets.to(device, non_blocking=True),
+        )
+
+
+@dataclass
+class InferenceBatch:
+    """A batch of queries or docs to encode."""
+
+    ids: list[str]
+    encoding: dict[str, torch.Tensor]  # (B, L) each
+
+    def to(self, device: torch.device | str) -> InferenceBatch:
+        return InferenceBatch(
+            self.ids, {k: v.to(device, non_blocking=True) for k, v in self.encoding.items()}
+        )
+
+
+def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    encoded = tokenizer(
+        texts,
+        max_length=max_length,
+        truncation=True,
+        padding=True,
+        return_tensors="pt",
+        return_token_type_ids=False,
+    )
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+class TrainCollator:
+    """Pads each query's candidate list to the batch's longest and tokenizes queries and docs."""
+
+    def __init__(self, tokenizer: Any, query_length: int, doc_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.query_length = query_length
+        self.doc_length = doc_length
+
+    def __call__(self, samples: list[TrainSample]) -> TrainBatch:
+        num_docs = max(len(sample.doc_texts) for sample in samples)
+        mask = torch.zeros(len(samples), num_docs, dtype=torch.bool)  # (Q, D)
+        targets = torch.zeros(len(samples), num_docs, dtype=torch.float32)  # (Q, D)
+        doc_texts: list[str] = []
+        for row, sample in enumerate(samples):
+            count = len(sample.doc_texts)
+            mask[row, :count] = True
+            targets[row, :count] = torch.as_tensor(sample.targets, dtype=torch.float32)
+            doc_texts.extend(sample.doc_texts)
+        return TrainBatch(
+            query_ids=[sample.query_id for sample in samples],
+            query_encoding=_tokenize(
+                self.tokenizer, [s.query_text for s in samples], self.query_length
+            ),
+            doc_encoding=_tokenize(self.tokenizer, doc_texts, self.doc_length),
+            doc_mask=mask,
+            targets=targets,
+        )
+
+
+class InferenceCollator:
+    """Tokenizes a batch of queries or docs to at most ``max_length`` tokens."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, samples: list[TextSample]) -> InferenceBatch:
+        return InferenceBatch(
+            ids=[sample.id for sample in samples],
+            encoding=_tokenize(
+                self.tokenizer, [sample.text for sample in samples], self.max_length
+            ),
+        )

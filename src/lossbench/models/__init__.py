@@ -1,0 +1,8 @@
+"""Bi-encoder models: configurations, backbones and the Lightning module."""
+
+from __future__ import annotations
+
+from lossbench.models.config import BiEncoderConfig, DprConfig
+from lossbench.models.module import BiEncoderModule
+
+__all__ = ["BiEncoderConfig", "BiEncoderModule", "DprConfig"]

@@ -1,0 +1,80 @@
+"""Exact dense retrieval: every query against every doc, top-k in chunks so memory stays bounded."""
+
+from __future__ import annotations
+
+import torch
+
+from lossbench.data.collection import ScoredRun
+
+
+class ExactDenseIndex:
+    """Brute-force maximum inner product search.
+
+    The score matrix is built ``query_batch_size x chunk_size`` at a time and merged into a running
+    top-k, so peak extra memory is bounded by the chunk size, not by the corpus size.
+
+    Args:
+        chunk_size: docs scored per chunk.
+        query_batch_size: queries scored together.
+    """
+
+    def __init__(self, chunk_size: int = 65_536, query_batch_size: int = 1024) -> None:
+        if chunk_size < 1 or query_batch_size < 1:
+            raise ValueError("chunk_size and query_batch_size must be positive")
+        self.chunk_size = chunk_size
+        self.query_batch_size = query_batch_size
+        self.embeddings: list[torch.Tensor] = []
+        self.doc_ids: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+    def add(self, embeddings: torch.Tensor, doc_ids: list[str]) -> None:
+        """Add docs' vectors ``(N, dim)`` with their ids."""
+        if embeddings.dim() != 2 or embeddings.shape[0] != len(doc_ids):
+            raise ValueError(
+                f"embeddings {tuple(embeddings.shape)} do not match {len(doc_ids)} doc ids"
+            )
+        self.embeddings.append(embeddings.detach())
+        self.doc_ids.extend(doc_ids)
+
+    def _matrix(self) -> torch.Tensor:
+        if len(self.embeddings) > 1:
+            self.embeddings = [torch.cat(self.embeddings)]
+        return self.embeddings[0]
+
+    def search_tensors(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` scores and doc positions ``(Q, k')`` with ``k' = min(k, corpus size)``."""
+        if not self.doc_ids:
+            raise ValueError("the index is empty: add docs before searching")
+        docs = self._matrix()  # (N, dim)
+        queries = queries.to(device=docs.device, dtype=docs.dtype)
+        k = min(k, docs.shape[0])
+        all_scores, all_positions = [], []
+        for start in range(0, queries.shape[0], self.query_batch_size):
+            batch = queries[start : start + self.query_batch_size]  # (B, dim)
+            best_scores = batch.new_full((batch.shape[0], 0), float("-inf"))  # (B, <=k)
+            best_positions = torch.empty((batch.shape[0], 0), dtype=torch.long, device=docs.device)
+            for offset in range(0, docs.shape[0], self.chunk_size):
+                chunk = docs[offset : offset + self.chunk_size]  # (C, dim)
+                scores = batch @ chunk.T  # (B, C)
+                top = scores.topk(min(k, chunk.shape[0]), dim=1)
+                merged_scores = torch.cat([best_scores, top.values], dim=1)  # (B, <=2k)
+                merged_positions = torch.cat([best_positions, top.indices + offset], dim=1)
+                keep = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
+                best_scores = keep.values
+                best_positions = merged_positions.gather(1, keep.indices)
+            all_scores.append(best_scores)
+            all_positions.append(best_positions)
+        return torch.cat(all_scores), torch.cat(all_positions)
+
+    def search(self, queries: torch.Tensor, query_ids: list[str], k: int = 100) -> ScoredRun:
+        """Top-``k`` docs of each query as ``{query id: {doc id: score}}``."""
+        scores, positions = self.search_tensors(queries, k)
+        scores_list, positions_list = scores.cpu().tolist(), positions.cpu().tolist()
+        return {
+            qid: {self.doc_ids[p]: s for p, s in zip(row_positions, row_scores, strict=True)}
+            for qid, row_positions, row_scores in zip(
+                query_ids, positions_list, scores_list, strict=True
+            )
+        }

@@ -1,0 +1,62 @@
+"""Encode many texts with a trained bi-encoder: inference mode, length-sorted batches, tokenized in workers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from lossbench.data.batches import InferenceCollator
+from lossbench.data.datasets import TextSample
+from lossbench.models.module import BiEncoderModule
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on a GPU, nothing on the CPU (where fp32 is both faster and exact)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def encode_texts(
+    module: BiEncoderModule,
+    samples: Sequence[TextSample],
+    kind: str,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> tuple[list[str], torch.Tensor]:
+    """Encode ``samples`` as queries or docs (``kind``); returns their ids and float32 vectors ``(N, dim)``.
+
+    Texts are sorted by length (longest first) so each batch pads little, and tokenized by the
+    DataLoader's workers while the model encodes the previous batch. The vectors stay on the
+    module's device, in the order of the returned ids.
+    """
+    if kind not in ("query", "doc"):
+        raise ValueError(f"kind={kind!r}; valid: query, doc")
+    max_length = module.config.query_length if kind == "query" else module.config.doc_length
+    ordered = sorted(samples, key=lambda sample: len(sample.text), reverse=True)
+    loader = DataLoader(
+        ordered,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        collate_fn=InferenceCollator(module.tokenizer, max_length),
+        num_workers=num_workers,
+        pin_memory=module.device.type == "cuda",
+    )
+    encode = module.encode_queries if kind == "query" else module.encode_docs
+    ids: list[str] = []
+    chunks: list[torch.Tensor] = []
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode(), autocast_for(module.device):
+            for batch in tqdm(loader, desc=f"encoding {kind}s", disable=not progress, leave=False):
+                batch = batch.to(module.device)
+                chunks.append(encode(batch.encoding).float())
+                ids.extend(batch.ids)
+    finally:
+        module.train(was_training)
+    return ids, torch.cat(chunks) if chunks else torch.empty(0)

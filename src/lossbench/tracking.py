@@ -1,0 +1,213 @@
+"""The MLflow side of a run: store URIs, experiments, the run's lifecycle, params and a Lightning logger.
+
+Everything goes through an explicit ``MlflowClient`` and run id (never MLflow's global "active run"),
+so sweeps, tests and Lightning all write to the run they mean.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
+
+MAX_PARAM_LENGTH = 6000
+BATCH_LIMIT = 100
+
+
+class TrackingError(RuntimeError):
+    """The MLflow store cannot be used; the message says which setting to change."""
+
+
+def normalize_uri(uri: str) -> str:
+    """Check a tracking URI and make a sqlite path absolute.
+
+    MLflow 3 refuses file stores (``./mlruns``, ``file:``), so they are rejected here with the fix.
+    """
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path.resolve()}"
+    if uri.startswith(("http://", "https://", "postgresql", "mysql", "databricks")):
+        return uri
+    raise TrackingError(
+        f"tracking.uri={uri!r} is not supported: MLflow 3 refuses file stores; use "
+        "tracking.uri=sqlite:////absolute/path/mlflow.db or tracking.uri=http://host:port"
+    )
+
+
+@dataclass
+class TrackedRun:
+    """A started MLflow run: the client, its ids, and where to put its files."""
+
+    client: Any
+    run_id: str
+    experiment_id: str
+    uri: str
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
+        for start in range(0, len(items), BATCH_LIMIT):
+            self.client.log_batch(self.run_id, params=items[start : start + BATCH_LIMIT])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        for start in range(0, len(items), BATCH_LIMIT):
+            self.client.log_batch(self.run_id, metrics=items[start : start + BATCH_LIMIT])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": "[1, 2]"}``."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_commit(folder: Path | None = None) -> str:
+    """The checked-out commit (with ``-dirty`` when there are uncommitted changes), or ``unknown``."""
+    try:
+        cwd = str(folder or Path.cwd())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return f"{commit}-dirty" if dirty else commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def get_or_create_experiment(client: Any, name: str, artifact_root: str | None) -> str:
+    """The id of experiment ``name``, created (with its artifacts under ``artifact_root``) if absent."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = None
+    if artifact_root:
+        folder = Path(artifact_root).expanduser().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        location = folder.as_uri()
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except Exception:  # another process created it first
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def connect(uri: str) -> Any:
+    """A client for ``uri``, after checking that the store answers (fails now, not after training)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = normalize_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as error:
+        raise TrackingError(f"cannot reach the MLflow store at {uri}: {error}") from error
+    return client
+
+
+@contextmanager
+def tracked_run(
+    uri: str,
+    experiment: str,
+    run_name: str,
+    artifact_root: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Iterator[TrackedRun]:
+    """Start an MLflow run and always end it: FINISHED, FAILED (error kept as a tag and a file) or KILLED."""
+    client = connect(uri)
+    experiment_id = get_or_create_experiment(client, experiment, artifact_root)
+    run = client.create_run(
+        experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+    )
+    tracked = TrackedRun(client, run.info.run_id, experiment_id, normalize_uri(uri))
+    try:
+        yield tracked
+    except KeyboardInterrupt:
+        client.set_terminated(tracked.run_id, "KILLED")
+        raise
+    except BaseException as error:
+        try:
+            client.set_tag(tracked.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
+            client.log_text(tracked.run_id, traceback.format_exc(), "error.txt")
+        finally:
+            client.set_terminated(tracked.run_id, "FAILED")
+        raise
+    else:
+        client.set_terminated(tracked.run_id, "FINISHED")
+
+
+class MlflowRunLogger(Logger):
+    """A Lightning logger that writes metrics into an MLflow run opened elsewhere.
+
+    Unlike Lightning's ``MLFlowLogger`` it never ends the run: the pipeline still has to index,
+    search and evaluate after training, and it owns the run's final status.
+    """
+
+    def __init__(self, run: TrackedRun) -> None:
+        super().__init__()
+        self._run = run
+
+    @property
+    def name(self) -> str:
+        return self._run.experiment_id
+
+    @property
+    def version(self) -> str:
+        return self._run.run_id
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> TrackedRun:
+        return self._run
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Params are logged once by the pipeline from the resolved config."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)

@@ -1,0 +1,81 @@
+"""The bi-encoder: pooling ignores padding, padded candidates never reach a loss, losses dispatch by contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lossbench.data.batches import TrainCollator
+from lossbench.data.datasets import TrainSample
+from lossbench.loss import InBatchCrossEntropy, L2Regularization, RankNet, ScoringLossFunction
+from lossbench.models.backbone import pool
+from lossbench.models.module import loss_log_names, normalize_losses
+
+
+def test_pooling_ignores_padding() -> None:
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, -100.0]]])  # (1, 3, 2), last token padding
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(hidden, mask, "first").tolist() == [[1.0, 2.0]]
+    assert pool(hidden, mask, "mean").tolist() == [[2.0, 3.0]]
+    assert pool(hidden, mask, "max").tolist() == [[3.0, 4.0]]
+
+
+def test_losses_given_as_instance_class_path_or_weighted_pair() -> None:
+    losses, weights = normalize_losses([RankNet(), "lossbench.InfoNCE", (L2Regularization(), 0.5), RankNet])
+    assert [type(loss).__name__ for loss in losses] == ["RankNet", "InfoNCE", "L2Regularization", "RankNet"]
+    assert weights == [1.0, 1.0, 0.5, 1.0]
+    assert loss_log_names(losses) == ["ranknet_0", "infonce", "l2", "ranknet_3"]
+    with pytest.raises(TypeError, match="not a lossbench loss"):
+        normalize_losses([torch.nn.MSELoss()])
+
+
+class Recorder(ScoringLossFunction):
+    """A scoring loss that remembers what it was given."""
+
+    def __call__(self, scores, targets, mask=None):  # noqa: ANN001, ANN204
+        self.seen = (scores.detach().clone(), targets.clone(), mask.clone())
+        return scores.sum() * 0
+
+
+def make_batch(module, samples):  # noqa: ANN001, ANN201
+    collate = TrainCollator(module.tokenizer, module.config.query_length, module.config.doc_length)
+    return collate(samples)
+
+
+def test_ragged_lists_are_padded_masked_and_scored_per_query(tiny_module) -> None:
+    recorder = Recorder()
+    tiny_module.loss_functions, tiny_module.loss_weights = [recorder], [1.0]
+    tiny_module.loss_names = ["recorder"]
+    tiny_module.eval()
+    samples = [
+        TrainSample("q1", "alpha beta", ["a", "b", "c"], ["doc one", "doc two", "doc three"], [2.0, 1.0, 0.0]),
+        TrainSample("q2", "gamma", ["d"], ["doc four"], [1.0]),
+    ]
+    batch = make_batch(tiny_module, samples)
+    assert batch.doc_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert batch.doc_encoding["input_ids"].shape[0] == 4  # only real docs are encoded
+    tiny_module.compute_losses(batch)
+    scores, targets, mask = recorder.seen
+    assert mask.tolist() == batch.doc_mask.tolist()
+    assert targets.tolist() == [[2.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    with torch.no_grad():
+        q = tiny_module.encode_queries(batch.query_encoding)
+        d = tiny_module.encode_docs(batch.doc_encoding)
+    assert scores[0].tolist() == pytest.approx((q[0] @ d[:3].T).tolist(), abs=1e-5)
+    assert scores[1, 0].item() == pytest.approx((q[1] @ d[3]).item(), abs=1e-5)
+
+
+def test_total_is_the_weighted_sum_and_every_family_dispatches(tiny_module) -> None:
+    tiny_module.loss_functions = [RankNet(), InBatchCrossEntropy(), L2Regularization(1.0, 1.0)]
+    tiny_module.loss_weights = [1.0, 0.5, 2.0]
+    tiny_module.loss_names = loss_log_names(tiny_module.loss_functions)
+    samples = [
+        TrainSample("q1", "alpha", ["a", "b"], ["doc one", "doc two"], [1.0, 0.0]),
+        TrainSample("q2", "gamma", ["c", "d"], ["doc three", "doc four"], [1.0, 0.0]),
+    ]
+    values = tiny_module.compute_losses(make_batch(tiny_module, samples))
+    expected = values["ranknet"] + 0.5 * values["in_batch_ce"] + 2.0 * values["l2"]
+    assert values["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    values["loss"].backward()
+    grads = [p.grad for p in tiny_module.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

@@ -1,0 +1,52 @@
+"""Every option of every config group composes and instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from tests.conftest import CONF_DIR
+
+GROUPS = ["loss", "dataset", "model", "schedule", "trainer", "index", "eval", "tracking"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(group, option) for group in GROUPS for option in options(group)]
+)
+def test_every_option_composes_and_instantiates(compose, group: str, option: str) -> None:
+    cfg = compose(f"{group}={option}", small=False)
+    assert cfg[group] is not None
+    # the parts pipeline.run instantiates must build without touching data or weights
+    instantiate(cfg.loss.function)
+    instantiate(cfg.model.config)
+    instantiate(cfg.schedule.optimizer)
+    if cfg.schedule.get("lr_schedule"):
+        instantiate(cfg.schedule.lr_schedule)
+    instantiate(cfg.index)
+
+
+def test_every_group_has_a_default() -> None:
+    defaults = (CONF_DIR / "config.yaml").read_text()
+    for group in GROUPS:
+        assert f"- {group}: " in defaults, group
+        assert options(group), group
+
+
+def test_tracking_uri_is_an_absolute_sqlite_path(compose) -> None:
+    cfg = compose(small=False)
+    uri = str(cfg.tracking.uri)
+    assert uri.startswith("sqlite:///")
+    assert Path(uri.removeprefix("sqlite:///")).is_absolute()
+
+
+def test_unknown_choice_lists_the_valid_ones(compose) -> None:
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="ranknet"):
+        compose("loss=no_such_loss")
