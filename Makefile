@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-all lint format ui clean
+.PHONY: help setup run test test-all lint format ui clean bench bench-gpu
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,19 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy
 format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix src pipeline tests
 	$(BIN)/ruff format src pipeline tests
+
+bench: $(STAMP) ## CPU benchmarks (train step, encoding, search, make run) -> bench/results/ (ARGS=--quick: a check)
+	$(BIN)/python -m bench.train_step $(ARGS)
+	$(BIN)/python -m bench.encode $(ARGS)
+	$(BIN)/python -m bench.search $(ARGS)
+	$(BIN)/python -m bench.run_breakdown $(ARGS)
+	$(BIN)/python -m bench.summary $(ARGS)
+
+bench-gpu: $(STAMP) ## GPU benchmarks at the H100 shapes (bf16, BERT-base and MiniLM) -> bench/results/
+	$(BIN)/python -m bench.train_step --gpu $(ARGS)
+	$(BIN)/python -m bench.encode --gpu $(ARGS)
+	$(BIN)/python -m bench.search --gpu $(ARGS)
+	$(BIN)/python -m bench.summary $(ARGS)
 
 ui: $(STAMP) ## open the MLflow UI on the default store at http://127.0.0.1:$(PORT)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \

@@ -60,10 +60,68 @@ def job_name(cfg: DictConfig) -> str:
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized():
-        overrides = HydraConfig.get().job.override_dirname
+        hidden = ("tracking.", "paths.", "hydra.")
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(hidden)]
         if overrides:
-            return str(overrides)
+            return " ".join(overrides)[:250]
     return "default"
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def sweep_parent_run_id() -> str | None:
+    """Under ``-m``: the sweep's MLflow parent run (created by MlflowSweepCallback)."""
+    if not in_multirun():
+        return None
+    from hydra.core.hydra_config import HydraConfig
+
+    from lossbench.sweeps import parent_run_id
+
+    return parent_run_id(HydraConfig.get().sweep.dir)
+
+
+def previous_objective(cfg: DictConfig, uri: str, digest: str) -> float | None:
+    """The objective of an earlier FINISHED run with the same config hash (unless tracking.rerun)."""
+    if cfg.tracking.get("rerun", False):
+        return None
+    from lossbench.evaluation import mlflow_metric_name
+    from lossbench.sweeps import find_finished_run
+    from lossbench.tracking import connect
+
+    client = connect(uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        return None
+    previous = find_finished_run(client, experiment.experiment_id, digest)
+    if previous is None:
+        return None
+    prefix = "test" if cfg.eval.get("objective_split", "test") == "test" else "val"
+    value = previous.data.metrics.get(mlflow_metric_name(cfg.eval.objective, prefix), float("nan"))
+    print(
+        f"skipping: run {previous.info.run_id} already FINISHED with this exact config "
+        f"(config_hash {digest}); pass tracking.rerun=true to run it again",
+        flush=True,
+    )
+    return float(value)
+
+
+def objective_value(
+    cfg: DictConfig, test_means: dict[str, float], history: list[tuple[int, dict[str, float]]]
+) -> float:
+    """``eval.objective`` on ``eval.objective_split``: the test split, or the last dev validation."""
+    metric, split = cfg.eval.objective, cfg.eval.get("objective_split", "test")
+    if split == "test":
+        return float(test_means[metric])
+    if split != cfg.eval.val_split:
+        raise ValueError(f"eval.objective_split={split!r}; valid: test, {cfg.eval.val_split}")
+    if not history or metric not in history[-1][1]:
+        raise ValueError(f"eval.objective={metric!r} must be in eval.val_metrics to be read on {split!r}")
+    return float(history[-1][1][metric])
 
 
 def output_folder(cfg: DictConfig) -> Path:
@@ -101,14 +159,21 @@ def run(cfg: DictConfig) -> float:
     import lightning as L
     from hydra.utils import instantiate
 
-    from lossbench.callbacks import RetrievalValidation
-    from lossbench.checks import check_collection, check_training_source, compatibility_warnings
+    from lossbench.callbacks import FiniteLossGuard, RetrievalValidation
+    from lossbench.checks import (
+        check_collection,
+        check_training_source,
+        check_weight_schedule,
+        compatibility_warnings,
+        index_warnings,
+    )
     from lossbench.data import LightningIRDataModule, RunDataset, TupleDataset
-    from lossbench.data.formats import write_trec_run
+    from lossbench.data.formats import write_qrels, write_trec_run
     from lossbench.evaluation import evaluate_run, mlflow_metric_name
     from lossbench.models import BiEncoderModule
     from lossbench.retrieval import index_corpus, search_split
-    from lossbench.tracking import MlflowRunLogger, flatten, git_commit, tracked_run
+    from lossbench.sweeps import config_hash, system_hash
+    from lossbench.tracking import MlflowRunLogger, flatten, git_commit, reachable_uri, tracked_run
     from lossbench.trainer import LightningIRTrainer
 
     watch = Stopwatch()
@@ -124,6 +189,14 @@ def run(cfg: DictConfig) -> float:
     lr_schedule = instantiate(cfg.schedule.lr_schedule) if cfg.schedule.get("lr_schedule") else None
     model_config = instantiate(cfg.model.config)
     instantiate(cfg.index)  # a bad index setting fails now, not after training
+    for warning in index_warnings(cfg.model.config, cfg.index):
+        log.warning(warning)
+    weight_schedules: list[Any] = []  # callbacks changing loss weights per step
+    if cfg.get("regularizer_schedule") and cfg.regularizer_schedule.get("callback"):
+        weight_schedules.append(instantiate(cfg.regularizer_schedule.callback))
+        check_weight_schedule(
+            weight_schedules[-1].keys, losses, cfg.regularizer_schedule.name, cfg.regularizer.name
+        )
     check_training_source(
         losses,
         cfg.loss.train_source,
@@ -131,6 +204,11 @@ def run(cfg: DictConfig) -> float:
         bool(cfg.dataset.get("teacher_scores", False)),
         datasets_with_teacher_scores(),
     )
+    uri = reachable_uri(cfg.tracking.uri, cfg.tracking.get("fallback_uri"))  # fails now, not after training
+    digest = config_hash(cfg)
+    done = previous_objective(cfg, uri, digest)
+    if done is not None:
+        return done
     splits = [cfg.eval.val_split, "test"]
     with watch.stage("data"):
         collection = instantiate(cfg.dataset.collection)
@@ -142,17 +220,21 @@ def run(cfg: DictConfig) -> float:
         "model": cfg.model.name,
         "dataset": cfg.dataset.name,
         "schedule": cfg.schedule.name,
+        "regularizer_schedule": cfg.get("regularizer_schedule", {}).get("name", "none"),
         "seed": cfg.seed,
         "git_commit": git_commit(CONF_DIR.parent),
         "command": " ".join(sys.argv[1:]),
+        "config_hash": digest,
+        "system_hash": system_hash(cfg),
     }
     folder = output_folder(cfg)
     with tracked_run(
-        cfg.tracking.uri,
+        uri,
         cfg.tracking.experiment,
         job_name(cfg),
         cfg.tracking.get("artifact_root"),
         tags,
+        parent_run_id=sweep_parent_run_id(),
     ) as tracked:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(resolved, dict)
@@ -212,7 +294,7 @@ def run(cfg: DictConfig) -> float:
         trainer = LightningIRTrainer(
             **trainer_args,
             logger=MlflowRunLogger(tracked),
-            callbacks=[validation],
+            callbacks=[FiniteLossGuard(), validation, *weight_schedules],
             default_root_dir=str(folder),
         )
         with watch.stage("train"):
@@ -226,23 +308,32 @@ def run(cfg: DictConfig) -> float:
                 index = index_corpus(
                     module, collection, make_index(), batch_size, cfg.data.num_workers
                 )
+        if hasattr(index, "stats"):  # size of the index: docs, postings, average posting length
+            tracked.log_metrics({f"index/{name}": v for name, v in index.stats().items()})
         with watch.stage("search"):
             test_run = search_split(module, collection, index, "test", cfg.eval.k, batch_size)
         with watch.stage("evaluate"):
             evaluation = evaluate_run(collection.qrels["test"], test_run, cfg.eval.metrics)
         run_path = write_trec_run(test_run, folder / "test.run", tag=f"lossbench-{cfg.loss.name}")
         per_query_path = evaluation.write_per_query_csv(folder / "per_query.csv")
-        tracked.log_artifact(run_path)
-        tracked.log_artifact(per_query_path)
+        qrels_path = write_qrels(collection.qrels["test"], folder / "test.qrels")
+        for path in (run_path, per_query_path, qrels_path):
+            tracked.log_artifact(path)
         tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in evaluation.means.items()})
         tracked.log_metrics({f"time/{name}_s": s for name, s in watch.seconds.items()})
         print_summary(evaluation.means, base, tracked, folder)
-        return float(evaluation.means[cfg.eval.objective])
+        return objective_value(cfg, evaluation.means, validation.history)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    return run(cfg)
+    if not in_multirun():
+        return run(cfg)
+    try:
+        return run(cfg)
+    except Exception as error:  # one failing job must not stop the sweep; its run is already FAILED
+        log.error("job failed, the sweep goes on: %s: %s", type(error).__name__, error)
+        return float("nan")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,9 +15,31 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# ir_datasets reads IR_DATASETS_HOME once, when first imported (ranx imports it): point it, before
+# any test module loads, at an empty folder of this session, so tests never read or write
+# ~/.ir_datasets; tests that need a dataset copy it in (fixture `ir_datasets_home`).
+IR_DATASETS_HOME = Path(tempfile.mkdtemp(prefix="lossbench-irds-"))
+os.environ["IR_DATASETS_HOME"] = str(IR_DATASETS_HOME)
+atexit.register(shutil.rmtree, IR_DATASETS_HOME, ignore_errors=True)
+
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "conf"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def ir_datasets_home() -> Path:
+    """IR_DATASETS_HOME of this session with Cranfield copied in from ../shared/data (else skip)."""
+    source = SHARED_DATA / "ir_datasets" / "cranfield"
+    if not (source / "cran.tar.gz").is_file():
+        pytest.skip(f"{source} is absent: the shared test collections are not next to this clone")
+    target = IR_DATASETS_HOME / "cranfield"
+    if not target.exists():
+        shutil.copytree(source, target)
+        for path in [target, *target.rglob("*")]:  # the shared copy is read-only
+            path.chmod(path.stat().st_mode | 0o200)
+    return IR_DATASETS_HOME
+
 
 # Small enough that a whole pipeline run on the tiny model takes seconds.
 SMALL_SYNTHETIC = [

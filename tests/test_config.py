@@ -9,7 +9,19 @@ from hydra.utils import instantiate
 
 from tests.conftest import CONF_DIR
 
-GROUPS = ["loss", "dataset", "model", "schedule", "trainer", "index", "eval", "tracking"]
+GROUPS = [
+    "loss",
+    "regularizer",
+    "regularizer_schedule",
+    "dataset",
+    "model",
+    "schedule",
+    "trainer",
+    "index",
+    "eval",
+    "tracking",
+    "experiment",
+]
 
 
 def options(group: str) -> list[str]:
@@ -21,7 +33,7 @@ def options(group: str) -> list[str]:
 )
 def test_every_option_composes_and_instantiates(compose, group: str, option: str) -> None:
     cfg = compose(f"{group}={option}", small=False)
-    assert cfg[group] is not None
+    assert group == "experiment" or cfg[group] is not None  # experiments merge into the root
     # the parts pipeline.run instantiates must build without touching data or weights
     instantiate(cfg.loss.function)
     instantiate(cfg.model.config)
@@ -29,6 +41,10 @@ def test_every_option_composes_and_instantiates(compose, group: str, option: str
     if cfg.schedule.get("lr_schedule"):
         instantiate(cfg.schedule.lr_schedule)
     instantiate(cfg.index)
+    if cfg.regularizer.get("function"):
+        instantiate(cfg.regularizer.function)
+    if cfg.regularizer_schedule.get("callback"):
+        instantiate(cfg.regularizer_schedule.callback)
 
 
 def test_every_group_has_a_default() -> None:

@@ -17,6 +17,7 @@ _EXPORTS = {
     "BiEncoderModule": "lossbench.models.module",
     "BiEncoderConfig": "lossbench.models.config",
     "DprConfig": "lossbench.models.config",
+    "SpladeConfig": "lossbench.models.config",
     # data
     "Collection": "lossbench.data.collection",
     "TupleDataset": "lossbench.data.datasets",
@@ -27,8 +28,12 @@ _EXPORTS = {
     # training
     "LightningIRTrainer": "lossbench.trainer",
     "RetrievalValidation": "lossbench.callbacks",
+    "GenericConstantSchedulerWithLinearWarmup": "lossbench.weight_schedulers",
+    "GenericConstantSchedulerWithQuadraticWarmup": "lossbench.weight_schedulers",
+    "GenericLinearSchedulerWithLinearWarmup": "lossbench.weight_schedulers",
     # retrieval and evaluation
     "ExactDenseIndex": "lossbench.retrieval.dense",
+    "SparseIndex": "lossbench.retrieval.sparse",
     "evaluate_run": "lossbench.evaluation",
 }
 

@@ -1,4 +1,4 @@
-"""Training callbacks: retrieval validation on the dev split while training."""
+"""Training callbacks: retrieval validation on the dev split, and stopping on a non-finite loss."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
+import torch
 
 from lossbench.data.collection import Collection
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
@@ -77,3 +78,27 @@ class RetrievalValidation(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, module: Any) -> None:
         self.validate(trainer, module)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step and the losses."""
+
+
+class FiniteLossGuard(L.Callback):
+    """Stop training at the first step whose loss is NaN or infinite, naming the step and each loss.
+
+    Checked after the optimizer step, so checkpoints written before it (``checkpoint.every_n_steps``)
+    hold the last good weights; nothing logged so far is lost.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None or bool(torch.isfinite(loss.detach()).all()):
+            return
+        parts = getattr(module, "last_losses", {})
+        detail = ", ".join(f"{name}={float(value):.4g}" for name, value in parts.items())
+        raise NonFiniteLossError(
+            f"training loss is {float(loss.detach()):.4g} at step {trainer.global_step}"
+            + (f" ({detail})" if detail else "")
+            + "; lower the learning rate, check the loss's inputs, or clip gradients (trainer.gradient_clip_val)"
+        )

@@ -80,3 +80,52 @@ def compatibility_warnings(losses: Sequence[LossFunction], model_config: Any) ->
                 "shrinks the embeddings' magnitudes"
             )
     return warnings
+
+
+def check_weight_schedule(
+    keys: Sequence[str], losses: Sequence[LossFunction], schedule_name: str, regularizer_name: str
+) -> None:
+    """Fail unless every ``loss_functions.<i>.<attribute>`` key of a weight schedule names a number.
+
+    The pipeline's losses are ``[loss, regularizer]``: a regularizer schedule needs a regularizer.
+    """
+    from types import SimpleNamespace
+
+    from lossbench.weight_schedulers import get_key
+
+    names = ", ".join(type(loss).__name__ for loss in losses)
+    for key in keys:
+        if not key.startswith("loss_functions."):
+            continue
+        try:
+            value = get_key(SimpleNamespace(loss_functions=list(losses)), key)
+        except KeyError as error:
+            raise ConfigurationError(
+                f"regularizer_schedule={schedule_name} schedules {error.args[0]}, but the losses "
+                f"are [{names}] (regularizer={regularizer_name}); add a regularizer "
+                "(regularizer=flops, l1 or l2) or set regularizer_schedule=none"
+            ) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigurationError(
+                f"regularizer_schedule={schedule_name}: {key} is {value!r}, not a number"
+            )
+
+
+def index_warnings(model_config: Any, index_config: Any) -> list[str]:
+    """A sparse model on a dense index (or the reverse) runs, but is probably not what was meant."""
+    model_target = str(model_config.get("_target_", "")).lower()
+    index_target = str(index_config.get("_target_", "")).lower()
+    is_sparse_model = "splade" in model_target
+    is_sparse_index = "sparse" in index_target
+    if is_sparse_model and not is_sparse_index:
+        return [
+            "a SPLADE model on a dense index holds every doc as a dense vocabulary-sized vector "
+            "(30522 floats each for BERT's vocabulary); use index=sparse (the SPLADE model configs "
+            "pick it unless the command line says otherwise)"
+        ]
+    if is_sparse_index and not is_sparse_model:
+        return [
+            "index=sparse with a dense model stores every dimension of every doc as a posting; "
+            "use index=exact"
+        ]
+    return []

@@ -7,6 +7,11 @@ import os
 from omegaconf import OmegaConf
 
 
+# MLflow draws a progress bar for every artifact it copies; runs log a handful of small files.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def register_resolvers() -> None:
     """``${cwd:}`` (the directory the command runs in) and ``${minilm:}`` (the shipped MiniLM folder)."""
     if not OmegaConf.has_resolver("cwd"):

@@ -136,11 +136,43 @@ def get_or_create_experiment(client: Any, name: str, artifact_root: str | None) 
         return str(experiment.experiment_id)
 
 
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast (seconds, not MLflow's minutes of retries) when a tracking server does not answer."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as error:
+        raise TrackingError(
+            f"the MLflow tracking server at {uri} does not answer ({error}); start it, fix tracking.uri, "
+            "or set tracking.fallback_uri=sqlite:////abs/path/mlflow.db to log locally instead"
+        ) from error
+
+
+def reachable_uri(uri: str, fallback_uri: str | None = None) -> str:
+    """``uri`` if its store answers, else ``fallback_uri`` (with a warning), else a TrackingError."""
+    try:
+        connect(uri)
+        return normalize_uri(uri)
+    except TrackingError as error:
+        if not fallback_uri:
+            raise
+        import logging
+
+        logging.getLogger("lossbench").warning("%s -- logging to %s instead", error, fallback_uri)
+        connect(fallback_uri)
+        return normalize_uri(fallback_uri)
+
+
 def connect(uri: str) -> Any:
     """A client for ``uri``, after checking that the store answers (fails now, not after training)."""
     from mlflow.tracking import MlflowClient
 
     uri = normalize_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
         client.search_experiments(max_results=1)
@@ -150,23 +182,52 @@ def connect(uri: str) -> Any:
 
 
 @contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (``kill``, a scheduler's time limit) into KeyboardInterrupt while the block runs,
+    so the run is ended KILLED instead of staying RUNNING forever. Main thread only; elsewhere a no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def tracked_run(
     uri: str,
     experiment: str,
     run_name: str,
     artifact_root: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[TrackedRun]:
-    """Start an MLflow run and always end it: FINISHED, FAILED (error kept as a tag and a file) or KILLED."""
+    """Start an MLflow run and always end it: FINISHED, FAILED (error kept as a tag and a file) or KILLED.
+
+    With ``parent_run_id`` the run is a child of that run (a sweep's parent), shown nested in the UI.
+    """
     client = connect(uri)
     experiment_id = get_or_create_experiment(client, experiment, artifact_root)
-    run = client.create_run(
-        experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
-    )
+    run_tags = {k: str(v) for k, v in (tags or {}).items()}
+    if parent_run_id:
+        run_tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
     tracked = TrackedRun(client, run.info.run_id, experiment_id, normalize_uri(uri))
     try:
-        yield tracked
-    except KeyboardInterrupt:
+        with terminate_as_interrupt():
+            yield tracked
+    except (KeyboardInterrupt, SystemExit) as error:
+        # Ctrl-C, SIGTERM, or Lightning's own exit after it caught a Ctrl-C during fit
+        client.set_tag(tracked.run_id, "error", f"interrupted ({type(error).__name__})")
         client.set_terminated(tracked.run_id, "KILLED")
         raise
     except BaseException as error:

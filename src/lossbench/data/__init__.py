@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lossbench.data.collection import Collection
 from lossbench.data.datamodule import LightningIRDataModule
 from lossbench.data.datasets import DocDataset, QueryDataset, RunDataset, TupleDataset
+from lossbench.data.irds_collections import ir_datasets_collection, msmarco_collection
 from lossbench.data.local import load_local
 
 
@@ -22,10 +24,17 @@ def synthetic_collection(cache_dir: str | Path, **spec: Any) -> Collection:
 
 
 def local_collection(
-    path: str | Path, name: str = "local", relevance_map: dict[int, int] | None = None
+    path: str | Path,
+    name: str = "local",
+    relevance_map: Mapping[int, int] | None = None,
+    **options: Any,
 ) -> Collection:
-    """A collection from a local folder (BEIR layout); see :func:`lossbench.data.local.load_local`."""
-    return load_local(path, name=name, relevance_map=relevance_map)
+    """A collection from a local folder (BEIR or TREC/TSV layout); see :func:`lossbench.data.local.load_local`.
+
+    ``options`` are :func:`~lossbench.data.local.load_local`'s (file names, ``dev_percent``, mining).
+    """
+    grades = None if relevance_map is None else {int(k): int(v) for k, v in relevance_map.items()}
+    return load_local(path, name=name, relevance_map=grades, **options)
 
 
 __all__ = [
@@ -35,7 +44,9 @@ __all__ = [
     "QueryDataset",
     "RunDataset",
     "TupleDataset",
+    "ir_datasets_collection",
     "local_collection",
     "load_local",
+    "msmarco_collection",
     "synthetic_collection",
 ]

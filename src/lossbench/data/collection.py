@@ -6,9 +6,10 @@ layer knows where the data came from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SPLITS = ("train", "dev", "test")
 
@@ -16,6 +17,8 @@ Qrels = dict[str, dict[str, int]]
 """query id -> doc id -> graded relevance."""
 ScoredRun = dict[str, dict[str, float]]
 """query id -> doc id -> score."""
+Texts = Mapping[str, str]
+"""id -> text: a dict, or a lazy mapping over a large corpus (an ir_datasets docs_store, a file index)."""
 
 
 @dataclass
@@ -24,26 +27,37 @@ class Collection:
 
     Attributes:
         name: short name, used in run names and tags.
-        docs: doc id -> text.
+        docs: doc id -> text: the corpus that is indexed and searched. Any mapping: a dict, or a
+            lazy one over a large corpus (indexing iterates ``docs.items()``).
         queries: split -> query id -> text.
         qrels: split -> query id -> doc id -> grade (grades already mapped so larger is better).
-        triples: training triples ``(query id, positive doc id, negative doc id)``, or None.
+        triples: training triples ``(query id, positive doc id, negative doc id)``, or None: a list,
+            or a streaming source (:mod:`lossbench.data.streams`) over a large file or ir_datasets
+            docpairs, never loaded into memory.
         teacher_run: train query id -> doc id -> teacher score, or None.
         source: where it was read from (a folder or an ir_datasets id), for the logs.
+        train_docs: doc id -> text of every doc training may read, when ``docs`` is only a subset of
+            the corpus (MS MARCO with a small index); None means ``docs``.
     """
 
     name: str
-    docs: dict[str, str]
-    queries: dict[str, dict[str, str]]
-    qrels: dict[str, Qrels]
-    triples: list[tuple[str, str, str]] | None = None
-    teacher_run: ScoredRun | None = None
+    docs: Texts
+    queries: Mapping[str, Texts]
+    qrels: Mapping[str, Qrels]
+    triples: Iterable[tuple[Any, ...]] | None = None
+    teacher_run: Mapping[str, Mapping[str, float]] | None = None
     source: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    train_docs: Texts | None = None
 
     @property
     def has_teacher_scores(self) -> bool:
         return bool(self.teacher_run)
+
+    @property
+    def training_docs(self) -> Texts:
+        """The texts training reads: ``train_docs`` when set, else ``docs``."""
+        return self.docs if self.train_docs is None else self.train_docs
 
     def split_queries(self, split: str) -> dict[str, str]:
         """The queries of ``split`` that have at least one judgement (what evaluation can score)."""
@@ -56,9 +70,19 @@ class Collection:
         for split in SPLITS:
             counts[f"{split}_queries"] = len(self.split_queries(split))
             counts[f"{split}_judgements"] = sum(len(d) for d in self.qrels.get(split, {}).values())
-        counts["triples"] = len(self.triples or [])
+        counts["triples"] = _count(self.triples)
         counts["teacher_run_queries"] = len(self.teacher_run or {})
         return counts
+
+
+def _count(items: Iterable[object] | None) -> int:
+    """The number of ``items`` (0 for None, -1 when a streaming source cannot tell cheaply)."""
+    if items is None:
+        return 0
+    try:
+        return len(items)  # type: ignore[arg-type]
+    except TypeError:
+        return -1
 
 
 def map_relevance(qrels: Qrels, relevance_map: Mapping[int, int] | None) -> Qrels:

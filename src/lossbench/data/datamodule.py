@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lossbench.data.batches import InferenceCollator, TrainCollator
 from lossbench.data.datasets import DocDataset
@@ -25,7 +25,9 @@ class LightningIRDataModule(L.LightningDataModule):
         inference_datasets: Doc/QueryDatasets for ``predict_dataloader``.
         inference_batch_size: texts per inference batch.
         num_workers: DataLoader worker processes (0 tokenizes in the main process).
-        shuffle: shuffle the training data every epoch.
+        shuffle: shuffle the training data every epoch. A streaming (iterable) dataset such as
+            TupleDataset shuffles itself; False turns its shuffling off. It is also told the
+            Trainer's rank and world size, so each DDP rank reads its own share.
     """
 
     def __init__(
@@ -59,10 +61,18 @@ class LightningIRDataModule(L.LightningDataModule):
         collate = TrainCollator(
             module.tokenizer, module.config.query_length, module.config.doc_length
         )
+        streaming = isinstance(self.train_dataset, IterableDataset)
+        if streaming:
+            if not self.shuffle and hasattr(self.train_dataset, "shuffle"):
+                self.train_dataset.shuffle = False
+            if hasattr(self.train_dataset, "set_distributed") and self.trainer is not None:
+                self.train_dataset.set_distributed(
+                    self.trainer.global_rank, self.trainer.world_size
+                )
         return DataLoader(
             self.train_dataset,
             batch_size=self.train_batch_size,
-            shuffle=self.shuffle,
+            shuffle=None if streaming else self.shuffle,
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

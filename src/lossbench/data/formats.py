@@ -1,6 +1,7 @@
-"""Readers and writers of the plain file formats: JSONL/TSV corpora and queries, qrels, triples, TREC runs.
+"""Readers and writers of the plain file formats: JSONL/TSV corpora and queries, qrels, triples, runs.
 
-Every reader names the file and line of a malformed record and says what it expected there.
+Every reader names the file and line (or parquet row) of a malformed record and says what it
+expected there. The ``iter_*`` readers stream, so a 40M-line triples file never sits in memory.
 """
 
 from __future__ import annotations
@@ -8,12 +9,34 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from lossbench.data.collection import Qrels, ScoredRun, describe
 
 
 class DataFormatError(ValueError):
     """A data file does not have the expected format; the message names the file and line."""
+
+
+class TrainTuple(NamedTuple):
+    """One training tuple: a query, its docs (positive first) and, optionally, a score per doc."""
+
+    query_id: str
+    doc_ids: tuple[str, ...]
+    scores: tuple[float, ...] | None = None
+
+
+class RunRow(NamedTuple):
+    """One line of a run: a query, a doc, the doc's score, and its rank when the file has one."""
+
+    query_id: str
+    doc_id: str
+    score: float
+    rank: int | None = None
+
+
+RUN_SUFFIXES = (".parquet", ".jsonl")
+"""Run files read by their suffix; anything else is read as a TREC run."""
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -25,25 +48,29 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
+def parse_text_line(path: Path, number: int, line: str) -> tuple[str, str]:
+    """``(id, text)`` of one line of a JSONL (``{"_id", "text"[, "title"]}``) or TSV (``id<TAB>text``) file."""
+    if path.suffix == ".jsonl":
+        try:
+            record = json.loads(line)
+            doc_id, text = str(record["_id"]), str(record["text"])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            expected = 'a JSON object with "_id" and "text"'
+            raise DataFormatError(describe(path, number, expected, line)) from error
+        title = str(record.get("title") or "")
+        return doc_id, f"{title} {text}".strip() if title else text
+    parts = line.rstrip("\r\n").split("\t", 1)
+    if len(parts) != 2:
+        raise DataFormatError(describe(path, number, "'id<TAB>text'", line))
+    return parts[0], parts[1]
+
+
 def read_texts(path: Path) -> dict[str, str]:
     """Read ``id -> text`` from JSONL (``{"_id", "text"[, "title"]}``) or TSV (``id<TAB>text``)."""
     texts: dict[str, str] = {}
-    jsonl = path.suffix == ".jsonl"
     for number, line in _lines(path):
-        if jsonl:
-            try:
-                record = json.loads(line)
-                doc_id, text = str(record["_id"]), str(record["text"])
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                expected = 'a JSON object with "_id" and "text"'
-                raise DataFormatError(describe(path, number, expected, line)) from error
-            title = str(record.get("title") or "")
-            texts[doc_id] = f"{title} {text}".strip() if title else text
-        else:
-            parts = line.rstrip("\n").split("\t", 1)
-            if len(parts) != 2:
-                raise DataFormatError(describe(path, number, "'id<TAB>text'", line))
-            texts[parts[0]] = parts[1]
+        doc_id, text = parse_text_line(path, number, line)
+        texts[doc_id] = text
     return texts
 
 
@@ -84,6 +111,134 @@ def read_triples(path: Path) -> list[tuple[str, str, str]]:
     return triples
 
 
+TUPLES_TSV = "'qid<TAB>pos_docid<TAB>neg_docid' or 'qid<TAB>pos_docid<TAB>neg_docid<TAB>pos_score<TAB>neg_score'"
+TUPLES_JSONL = (
+    'a JSON object with "query_id" and a list "doc_ids" (and optionally "scores", one per doc)'
+)
+
+
+def _tuple_from_tsv(path: Path, number: int, line: str) -> TrainTuple:
+    parts = line.split()
+    if len(parts) == 3:
+        return TrainTuple(parts[0], (parts[1], parts[2]))
+    if len(parts) == 5:
+        try:
+            scores = (float(parts[3]), float(parts[4]))
+        except ValueError as error:
+            raise DataFormatError(
+                describe(path, number, f"numeric scores in {TUPLES_TSV}", line)
+            ) from error
+        return TrainTuple(parts[0], (parts[1], parts[2]), scores)
+    raise DataFormatError(describe(path, number, TUPLES_TSV, line))
+
+
+def _tuple_from_json(path: Path, number: int, line: str) -> TrainTuple:
+    try:
+        record = json.loads(line)
+        doc_ids = tuple(str(d) for d in record["doc_ids"])
+        raw = record.get("scores")
+        scores = None if raw is None else tuple(float(s) for s in raw)
+        query_id = str(record["query_id"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataFormatError(describe(path, number, TUPLES_JSONL, line)) from error
+    if len(doc_ids) < 2 or (scores is not None and len(scores) != len(doc_ids)):
+        raise DataFormatError(describe(path, number, f"{TUPLES_JSONL}; at least 2 docs", line))
+    return TrainTuple(query_id, doc_ids, scores)
+
+
+def iter_tuples(path: Path) -> Iterator[TrainTuple]:
+    """Stream training tuples from a TSV (``qid pos neg [pos_score neg_score]``) or JSONL file.
+
+    JSONL records are ``{"query_id": ..., "doc_ids": [pos, neg, ...], "scores": [...]}`` (scores
+    optional), so a tuple may hold several negatives.
+    """
+    parse = _tuple_from_json if path.suffix == ".jsonl" else _tuple_from_tsv
+    for number, line in _lines(path):
+        yield parse(path, number, line)
+
+
+def _trec_row(path: Path, number: int, line: str) -> RunRow:
+    parts = line.split()
+    if len(parts) != 6:
+        raise DataFormatError(describe(path, number, "'qid Q0 docid rank score tag'", line))
+    try:
+        rank = int(parts[3])
+        score = float(parts[4])
+    except ValueError as error:
+        raise DataFormatError(
+            describe(path, number, "an integer rank and a numeric score", line)
+        ) from error
+    return RunRow(parts[0], parts[2], score, rank)
+
+
+RUN_JSONL = (
+    'a JSON object with "query_id", "doc_id", a numeric "score" (and optionally an integer "rank")'
+)
+
+
+def _json_row(path: Path, number: int, line: str) -> RunRow:
+    try:
+        record = json.loads(line)
+        rank = record.get("rank")
+        return RunRow(
+            str(record["query_id"]),
+            str(record["doc_id"]),
+            float(record["score"]),
+            None if rank is None else int(rank),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataFormatError(describe(path, number, RUN_JSONL, line)) from error
+
+
+def _parquet_rows(path: Path) -> Iterator[RunRow]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises several types for a file that is not parquet
+        raise DataFormatError(f"{path}: expected a parquet file ({error})") from error
+    columns = set(parquet.schema_arrow.names)
+    missing = {"query_id", "doc_id", "score"} - columns
+    if missing:
+        raise DataFormatError(
+            f"{path}: expected columns query_id, doc_id, score (and optionally rank); "
+            f"missing {', '.join(sorted(missing))}, found {', '.join(sorted(columns))}"
+        )
+    wanted = ["query_id", "doc_id", "score"] + (["rank"] if "rank" in columns else [])
+    row_number = 0
+    for batch in parquet.iter_batches(columns=wanted, batch_size=65_536):
+        data = batch.to_pydict()
+        ranks = data.get("rank") or [None] * batch.num_rows
+        for qid, doc_id, score, rank in zip(
+            data["query_id"], data["doc_id"], data["score"], ranks, strict=True
+        ):
+            row_number += 1
+            try:
+                yield RunRow(
+                    str(qid), str(doc_id), float(score), None if rank is None else int(rank)
+                )
+            except (TypeError, ValueError) as error:
+                shown = f"query_id={qid!r} doc_id={doc_id!r} score={score!r} rank={rank!r}"
+                raise DataFormatError(
+                    f"{path}: row {row_number}: expected a numeric score and an integer rank, got {shown}"
+                ) from error
+
+
+def iter_run(path: Path) -> Iterator[RunRow]:
+    """Stream the rows of a run: TREC (``qid Q0 docid rank score tag``), ``.jsonl`` or ``.parquet``.
+
+    JSONL records and parquet columns are ``query_id``, ``doc_id``, ``score`` and optionally ``rank``.
+    """
+    if path.suffix == ".parquet":
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        yield from _parquet_rows(path)
+        return
+    parse = _json_row if path.suffix == ".jsonl" else _trec_row
+    for number, line in _lines(path):
+        yield parse(path, number, line)
+
+
 def read_trec_run(path: Path) -> ScoredRun:
     """Read a TREC run file ``qid Q0 docid rank score tag``."""
     run: ScoredRun = {}
@@ -110,4 +265,14 @@ def write_trec_run(run: ScoredRun, path: Path, tag: str = "lossbench") -> Path:
             ranked = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))
             for rank, (doc_id, score) in enumerate(ranked, start=1):
                 handle.write(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+    return path
+
+
+def write_qrels(qrels: Qrels, path: Path) -> Path:
+    """Write ``qrels`` in TREC format (``qid 0 docid grade``), sorted."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for qid in sorted(qrels):
+            for doc_id, grade in sorted(qrels[qid].items()):
+                handle.write(f"{qid} 0 {doc_id} {grade}\n")
     return path

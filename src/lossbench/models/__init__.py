@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lossbench.models.config import BiEncoderConfig, DprConfig
+from lossbench.models.config import BiEncoderConfig, DprConfig, SpladeConfig
 from lossbench.models.module import BiEncoderModule
 
-__all__ = ["BiEncoderConfig", "BiEncoderModule", "DprConfig"]
+__all__ = ["BiEncoderConfig", "BiEncoderModule", "DprConfig", "SpladeConfig"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
+import json
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lossbench.data.batches import TrainBatch
@@ -20,10 +22,26 @@ from lossbench.loss.base import (
     RegularizationLossFunction,
     ScoringLossFunction,
 )
-from lossbench.models.backbone import load_backbone, load_tokenizer, pool
-from lossbench.models.config import BiEncoderConfig, DprConfig
+from lossbench.models.backbone import load_tokenizer
+from lossbench.models.config import BiEncoderConfig, DprConfig, config_from_dict
+from lossbench.models.encoders import TextEncoder, build_encoder
 
 LossSpec = LossFunction | str | type | tuple[Any, float]
+
+SAVED_CONFIG = "lossbench_config.json"
+"""The file that marks a folder written by :meth:`BiEncoderModule.save_pretrained`."""
+SAVED_FORMAT = 1
+
+
+def read_saved_config(folder: str | Path) -> BiEncoderConfig | None:
+    """The config saved in ``folder`` by :meth:`BiEncoderModule.save_pretrained`, or None."""
+    path = Path(folder) / SAVED_CONFIG
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved.get("format") != SAVED_FORMAT:
+        raise ValueError(f"{path}: unknown format {saved.get('format')!r}; expected {SAVED_FORMAT}")
+    return config_from_dict(saved["config"])
 
 
 def _resolve_loss(spec: Any) -> LossFunction:
@@ -59,7 +77,8 @@ def loss_log_names(losses: Sequence[LossFunction]) -> list[str]:
     made unique with the loss's position when a name repeats."""
     registered = {cls: name for name, cls in LOSSES.items()}
     names = [
-        registered.get(type(loss)) or re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(loss).__name__).lower()
+        registered.get(type(loss))
+        or re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(loss).__name__).lower()
         for loss in losses
     ]
     return [name if names.count(name) == 1 else f"{name}_{i}" for i, name in enumerate(names)]
@@ -69,8 +88,10 @@ class BiEncoderModule(L.LightningModule):
     """A bi-encoder (queries and docs encoded separately, scored by similarity) and its training.
 
     Args:
-        model_name_or_path: a local model folder (or, with internet, a hub id) for weights and tokenizer.
-        config: a :class:`BiEncoderConfig` (default :class:`DprConfig`).
+        model_name_or_path: a local model folder (or, with internet, a hub id) for weights and tokenizer,
+            or a folder written by :meth:`save_pretrained` (its trained weights; its config unless
+            ``config`` is given).
+        config: a :class:`DprConfig` (the default) or :class:`SpladeConfig`.
         loss_functions: losses as instances, classes, class paths, or ``(loss, weight)`` pairs; the total
             loss is ``sum_k weight_k * loss_k``. ``module.loss_functions[k]`` is the k-th loss itself, so
             a scheduler key ``loss_functions.1.query_weight`` names the second loss's attribute.
@@ -83,10 +104,12 @@ class BiEncoderModule(L.LightningModule):
         loss_functions: Sequence[LossSpec] | None = None,
     ) -> None:
         super().__init__()
-        self.config = config or DprConfig()
+        saved = read_saved_config(model_name_or_path)
+        self.config = config or saved or DprConfig()
         self.model_name_or_path = model_name_or_path
         self.tokenizer = load_tokenizer(model_name_or_path)
-        self.backbone: nn.Module = load_backbone(model_name_or_path, self.config)
+        self.encoder, self.separate_doc_encoder = self._build_encoders(saved is not None)
+        self.train()  # Hugging Face loads weights in eval mode; training wants dropout on
         self.loss_functions, self.loss_weights = normalize_losses(loss_functions or [])
         self.loss_names = loss_log_names(self.loss_functions)
         self._optimizer: tuple[type[torch.optim.Optimizer], dict[str, Any]] = (
@@ -94,6 +117,83 @@ class BiEncoderModule(L.LightningModule):
             {"lr": 1e-5},
         )
         self._lr_lambda: Callable[[int], float] | None = None
+
+    def _build_encoders(self, from_saved: bool) -> tuple[TextEncoder, TextEncoder | None]:
+        """The query encoder (shared with docs) and, with ``shared_encoder=False``, the doc encoder."""
+        config, path = self.config, self.model_name_or_path
+        if not from_saved:
+            encoder = build_encoder(path, config)
+            # the doc encoder starts as an exact copy: same architecture, same initialization
+            return encoder, None if config.shared_encoder else copy.deepcopy(encoder)
+        if config.random_init or config.backbone_overrides:
+            raise ValueError(
+                f"{path} holds a trained model: load it without random_init/backbone_overrides "
+                "(BiEncoderModule.from_pretrained(folder) uses the config it was saved with)"
+            )
+        if config.shared_encoder:
+            return build_encoder(path, config, Path(path)), None
+        for part in ("query_encoder", "doc_encoder"):
+            if not (Path(path) / part).is_dir():
+                raise ValueError(
+                    f"{path} has no {part}/ folder: it was saved with shared_encoder=true; "
+                    "load it without config=... (or with shared_encoder=true)"
+                )
+        return (
+            build_encoder(path, config, Path(path) / "query_encoder"),
+            build_encoder(path, config, Path(path) / "doc_encoder"),
+        )
+
+    @property
+    def query_encoder(self) -> TextEncoder:
+        return self.encoder
+
+    @property
+    def doc_encoder(self) -> TextEncoder:
+        return self.separate_doc_encoder if self.separate_doc_encoder is not None else self.encoder
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The (query) encoder's transformer."""
+        return self.encoder.backbone
+
+    # ---- saving and loading -------------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the trained model to ``folder``: Hugging Face folder(s) and ``lossbench_config.json``.
+
+        The backbone is a standard Hugging Face folder (``config.json``, ``model.safetensors``, the
+        tokenizer); the layers after it (projection, MLM head) go to ``lossbench_head.safetensors``.
+        With ``shared_encoder=False`` the two encoders go to ``query_encoder/`` and ``doc_encoder/``.
+        Load it back with :meth:`from_pretrained`; the losses are not saved.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.separate_doc_encoder is None:
+            self.encoder.save(folder)
+        else:
+            self.encoder.save(folder / "query_encoder")
+            self.separate_doc_encoder.save(folder / "doc_encoder")
+        self.tokenizer.save_pretrained(folder)
+        config = self.config.to_dict()
+        config.update(random_init=False, backbone_overrides={})  # baked into the saved weights
+        saved = {"format": SAVED_FORMAT, "config": config, "trained_from": self.model_name_or_path}
+        (folder / SAVED_CONFIG).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | Path,
+        loss_functions: Sequence[LossSpec] | None = None,
+        config: BiEncoderConfig | None = None,
+    ) -> BiEncoderModule:
+        """Load a model written by :meth:`save_pretrained` (to search with, or to train further)."""
+        if read_saved_config(folder) is None:
+            raise FileNotFoundError(
+                f"{folder} has no {SAVED_CONFIG}: it was not written by "
+                "BiEncoderModule.save_pretrained; for a plain Hugging Face model use "
+                "BiEncoderModule(model_name_or_path=..., config=...)"
+            )
+        return cls(model_name_or_path=str(folder), config=config, loss_functions=loss_functions)
 
     # ---- set-up -------------------------------------------------------------------------------
     def set_optimizer(self, optimizer: type[torch.optim.Optimizer], **kwargs: Any) -> None:
@@ -119,19 +219,18 @@ class BiEncoderModule(L.LightningModule):
         }
 
     # ---- encoding -----------------------------------------------------------------------------
-    def encode(self, encoding: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Texts' token ids ``(B, L)`` to vectors ``(B, dim)``."""
-        hidden = self.backbone(**encoding).last_hidden_state  # (B, L, H)
-        vectors = pool(hidden, encoding["attention_mask"], self.config.pooling)  # (B, H)
-        if self.config.similarity == "cosine":
-            vectors = F.normalize(vectors, dim=-1)
-        return vectors
+    def encode(self, encoding: dict[str, torch.Tensor], kind: str = "query") -> torch.Tensor:
+        """Texts' token ids ``(B, L)`` to vectors ``(B, dim)`` (``dim`` = vocabulary for SPLADE)."""
+        if kind not in ("query", "doc"):
+            raise ValueError(f"kind={kind!r}; valid: query, doc")
+        encoder = self.query_encoder if kind == "query" else self.doc_encoder
+        return encoder(encoding)  # (B, dim)
 
     def encode_queries(self, encoding: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encode(encoding)
+        return self.encode(encoding, "query")
 
     def encode_docs(self, encoding: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encode(encoding)
+        return self.encode(encoding, "doc")
 
     # ---- training -----------------------------------------------------------------------------
     def compute_losses(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
@@ -165,6 +264,9 @@ class BiEncoderModule(L.LightningModule):
             values[name] = value
             total = total + weight * value.float()
         values["loss"] = total
+        if self.config.sparse:  # average non-zeros per vector: how sparse the index will be
+            values["query_nnz"] = (queries.detach() != 0).sum(-1).float().mean()
+            values["doc_nnz"] = (real_docs.detach() != 0).sum(-1).float().mean()
         return values
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
@@ -173,5 +275,8 @@ class BiEncoderModule(L.LightningModule):
         self.log("train/loss", values["loss"], prog_bar=True, batch_size=size)
         if len(self.loss_functions) > 1:
             for name in self.loss_names:
+                self.log(f"train/{name}", values[name], batch_size=size)
+        for name in ("query_nnz", "doc_nnz"):
+            if name in values:
                 self.log(f"train/{name}", values[name], batch_size=size)
         return values["loss"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -10,7 +10,8 @@ from lossbench.data.collection import Collection, ScoredRun
 from lossbench.data.datasets import DocDataset, QueryDataset
 from lossbench.models.module import BiEncoderModule
 from lossbench.retrieval.dense import ExactDenseIndex
-from lossbench.retrieval.encode import encode_texts
+from lossbench.retrieval.encode import encode_texts, iter_encoded
+from lossbench.retrieval.sparse import SparseIndex
 
 
 class Index(Protocol):
@@ -21,6 +22,13 @@ class Index(Protocol):
     def search(self, queries: torch.Tensor, query_ids: list[str], k: int = 100) -> ScoredRun: ...
 
 
+@runtime_checkable
+class IndexWithStats(Protocol):
+    """An index that reports its size (logged by the pipeline as ``index/<name>``)."""
+
+    def stats(self) -> dict[str, float]: ...
+
+
 def index_corpus(
     module: BiEncoderModule,
     collection: Collection,
@@ -28,12 +36,13 @@ def index_corpus(
     batch_size: int = 128,
     num_workers: int = 0,
 ) -> Index:
-    """Encode every doc of ``collection`` and add it to ``index``."""
+    """Encode every doc of ``collection`` and add it to ``index``, batch by batch (a sparse index
+    converts each batch at once, so a corpus of vocabulary-sized vectors is never held dense)."""
     dataset = DocDataset(collection)
-    doc_ids, vectors = encode_texts(
+    for doc_ids, vectors in iter_encoded(
         module, dataset.items_as_samples(), "doc", batch_size=batch_size, num_workers=num_workers
-    )
-    index.add(vectors, doc_ids)
+    ):
+        index.add(vectors, doc_ids)
     return index
 
 
@@ -45,12 +54,23 @@ def search_split(
     k: int = 100,
     batch_size: int = 128,
 ) -> ScoredRun:
-    """Encode the judged queries of ``split`` and retrieve their top-``k`` docs."""
+    """Encode the judged queries of ``split`` and retrieve their top-``k`` docs, batch by batch."""
     dataset = QueryDataset(collection, split)
-    query_ids, vectors = encode_texts(
+    run: ScoredRun = {}
+    for query_ids, vectors in iter_encoded(
         module, dataset.items_as_samples(), "query", batch_size=batch_size, progress=False
-    )
-    return index.search(vectors, query_ids, k)
+    ):
+        run.update(index.search(vectors, query_ids, k))
+    return run
 
 
-__all__ = ["ExactDenseIndex", "Index", "encode_texts", "index_corpus", "search_split"]
+__all__ = [
+    "ExactDenseIndex",
+    "Index",
+    "IndexWithStats",
+    "SparseIndex",
+    "encode_texts",
+    "index_corpus",
+    "iter_encoded",
+    "search_split",
+]

@@ -38,6 +38,15 @@ class ExactDenseIndex:
         self.embeddings.append(embeddings.detach())
         self.doc_ids.extend(doc_ids)
 
+    def stats(self) -> dict[str, float]:
+        """Size of the index, for logging as ``index/<name>``: docs, dim and size in MiB."""
+        docs = self._matrix() if self.doc_ids else torch.empty(0, 0)
+        return {
+            "docs": float(len(self.doc_ids)),
+            "dim": float(docs.shape[1]) if docs.dim() == 2 else 0.0,
+            "size_mb": docs.numel() * docs.element_size() / 2**20,
+        }
+
     def _matrix(self) -> torch.Tensor:
         if len(self.embeddings) > 1:
             self.embeddings = [torch.cat(self.embeddings)]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -21,6 +22,45 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[obje
     return contextlib.nullcontext()
 
 
+def iter_encoded(
+    module: BiEncoderModule,
+    samples: Sequence[TextSample],
+    kind: str,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """Encode ``samples`` as queries or docs (``kind``), one batch at a time: ``(ids, (B, dim))``.
+
+    Texts are sorted by length (longest first) so each batch pads little, and tokenized by the
+    DataLoader's workers while the model encodes the previous batch. The vectors are float32 on the
+    module's device. Consumers that keep every batch (an index) can convert each one as it comes
+    (a sparse index keeps only the non-zeros of SPLADE's vocabulary-sized vectors).
+    """
+    if kind not in ("query", "doc"):
+        raise ValueError(f"kind={kind!r}; valid: query, doc")
+    max_length = module.config.query_length if kind == "query" else module.config.doc_length
+    ordered = sorted(samples, key=lambda sample: len(sample.text), reverse=True)
+    loader: DataLoader[Any] = DataLoader(
+        ordered,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        collate_fn=InferenceCollator(module.tokenizer, max_length),
+        num_workers=num_workers,
+        pin_memory=module.device.type == "cuda",
+    )
+    encode = module.encode_queries if kind == "query" else module.encode_docs
+    was_training = module.training
+    module.eval()
+    try:
+        for batch in tqdm(loader, desc=f"encoding {kind}s", disable=not progress, leave=False):
+            batch = batch.to(module.device)
+            with torch.inference_mode(), autocast_for(module.device):
+                vectors = encode(batch.encoding).float()  # (B, dim)
+            yield batch.ids, vectors
+    finally:
+        module.train(was_training)
+
+
 def encode_texts(
     module: BiEncoderModule,
     samples: Sequence[TextSample],
@@ -31,32 +71,15 @@ def encode_texts(
 ) -> tuple[list[str], torch.Tensor]:
     """Encode ``samples`` as queries or docs (``kind``); returns their ids and float32 vectors ``(N, dim)``.
 
-    Texts are sorted by length (longest first) so each batch pads little, and tokenized by the
-    DataLoader's workers while the model encodes the previous batch. The vectors stay on the
-    module's device, in the order of the returned ids.
+    The batches of :func:`iter_encoded`, concatenated (dense: for SPLADE prefer
+    :func:`iter_encoded`, which never holds every vocabulary-sized vector at once). The vectors stay
+    on the module's device, in the order of the returned ids.
     """
-    if kind not in ("query", "doc"):
-        raise ValueError(f"kind={kind!r}; valid: query, doc")
-    max_length = module.config.query_length if kind == "query" else module.config.doc_length
-    ordered = sorted(samples, key=lambda sample: len(sample.text), reverse=True)
-    loader = DataLoader(
-        ordered,  # type: ignore[arg-type]
-        batch_size=batch_size,
-        collate_fn=InferenceCollator(module.tokenizer, max_length),
-        num_workers=num_workers,
-        pin_memory=module.device.type == "cuda",
-    )
-    encode = module.encode_queries if kind == "query" else module.encode_docs
     ids: list[str] = []
     chunks: list[torch.Tensor] = []
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode(), autocast_for(module.device):
-            for batch in tqdm(loader, desc=f"encoding {kind}s", disable=not progress, leave=False):
-                batch = batch.to(module.device)
-                chunks.append(encode(batch.encoding).float())
-                ids.extend(batch.ids)
-    finally:
-        module.train(was_training)
+    for batch_ids, vectors in iter_encoded(
+        module, samples, kind, batch_size=batch_size, num_workers=num_workers, progress=progress
+    ):
+        chunks.append(vectors)
+        ids.extend(batch_ids)
     return ids, torch.cat(chunks) if chunks else torch.empty(0)

@@ -1,0 +1,297 @@
+"""What every benchmark script shares: the device, timing, synthetic inputs, tables and JSON results."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import torch  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+"""Where every script writes its JSON (gitignored)."""
+
+WORK_DIR = Path(os.environ.get("LOSSBENCH_BENCH_DIR", "/tmp/lossbench-bench"))
+"""Scratch space (temp models, MLflow stores, caches): never inside the repository."""
+
+
+# ---- the machine ---------------------------------------------------------------------------------
+def device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (how busy the machine was: timings under load are noisy)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """Everything a figure needs to be read later: date, CPU, cores, load, GPU, library versions."""
+    import transformers
+
+    info: dict[str, Any] = {
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1m": load_average(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+    try:
+        import lightning
+
+        info["lightning"] = lightning.__version__
+    except ImportError:  # pragma: no cover - a lossbench dependency
+        pass
+    return info
+
+
+# ---- timing --------------------------------------------------------------------------------------
+def synchronize(target: torch.device) -> None:
+    """Wait for the GPU's queued work (a no-op on the CPU)."""
+    if target.type == "cuda":
+        torch.cuda.synchronize(target)
+
+
+def reset_peak_memory(target: torch.device) -> None:
+    if target.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(target)
+
+
+def peak_memory_mib(target: torch.device) -> float | None:
+    """Peak GPU memory allocated by tensors since the last reset, MiB (None on the CPU)."""
+    if target.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(target) / 2**20
+
+
+def summarize(seconds: Sequence[float]) -> dict[str, float]:
+    """Mean, median, min and max of per-item times."""
+    return {
+        "mean_s": statistics.fmean(seconds),
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "count": float(len(seconds)),
+    }
+
+
+class RssSampler:
+    """Peak resident memory of this process while a block runs (CPU memory; sampled every 2 ms).
+
+    ``with RssSampler() as rss: ...`` then ``rss.peak_extra_mib``: the peak above the RSS at entry.
+    """
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.interval_s = interval_s
+        self.start_bytes = 0
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def rss_bytes() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self.rss_bytes())
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self.start_bytes = self.peak_bytes = self.rss_bytes()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self.rss_bytes())
+
+    @property
+    def peak_extra_mib(self) -> float:
+        return (self.peak_bytes - self.start_bytes) / 2**20
+
+
+@contextmanager
+def timed(into: dict[str, float], name: str) -> Iterator[None]:
+    """Add the block's wall-clock seconds to ``into[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[name] = into.get(name, 0.0) + time.perf_counter() - start
+
+
+# ---- models and inputs ---------------------------------------------------------------------------
+MODELS = ("minilm", "bert-base")
+"""``minilm``: the MiniLM-L6 shipped with lossbench (23M); ``bert-base``: a random-init BertConfig()."""
+
+
+def model_folder(name: str) -> str:
+    """A model folder lossbench can load: MiniLM as shipped, or BERT-base's config + MiniLM's tokenizer.
+
+    BERT-base has no weights on disk: load it with ``random_init=True`` (the benchmarks time shapes,
+    not quality). Its vocabulary (30,522) is MiniLM's, so MiniLM's tokenizer fits it.
+    """
+    from lossbench.models.backbone import load_tokenizer, minilm_path
+
+    if name == "minilm":
+        return minilm_path()
+    if name != "bert-base":
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
+    from transformers import BertConfig
+
+    folder = WORK_DIR / "models" / "bert-base-random"
+    if not (folder / "config.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        BertConfig().save_pretrained(folder)
+        load_tokenizer(minilm_path()).save_pretrained(folder)
+    return str(folder)
+
+
+def build_backbone(name: str) -> torch.nn.Module:
+    """The transformer alone, as lossbench builds it (SDPA attention, no pooler)."""
+    from transformers import AutoConfig, AutoModel
+
+    folder = model_folder(name)
+    config = AutoConfig.from_pretrained(folder)
+    kwargs: dict[str, Any] = {"attn_implementation": "sdpa", "add_pooling_layer": False}
+    if name == "bert-base":
+        return AutoModel.from_config(config, **kwargs)
+    return AutoModel.from_pretrained(folder, config=config, **kwargs)
+
+
+def word_pool(tokenizer: Any, size: int = 5000, seed: int = 0) -> list[str]:
+    """Lower-case alphabetic words that are each one whole token of the tokenizer's vocabulary."""
+    vocab = sorted(
+        token
+        for token in tokenizer.get_vocab()
+        if token.isalpha() and token.islower() and len(token) >= 3
+    )
+    return random.Random(seed).sample(vocab, min(size, len(vocab)))
+
+
+def make_texts(words: Sequence[str], count: int, num_words: int, seed: int = 0) -> list[str]:
+    """``count`` texts of ``num_words`` random words (one token each, so ``num_words`` + 2 tokens)."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(words, k=num_words)) for _ in range(count)]
+
+
+def random_ids(
+    batch: int, length: int, vocab_size: int, target: torch.device, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Pre-tokenized ``(batch, length)`` ids ``[CLS] w ... w [SEP]`` with a full attention mask."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, vocab_size, (batch, length), generator=generator)
+    ids[:, 0], ids[:, -1] = 101, 102
+    mask = torch.ones(batch, length, dtype=torch.long)
+    return {"input_ids": ids.to(target), "attention_mask": mask.to(target)}
+
+
+# ---- output --------------------------------------------------------------------------------------
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A Markdown table of ``rows`` (dicts) with the given columns."""
+    cells = [[fmt(row.get(column)) for column in columns] for row in rows]
+    text = [[isinstance(row.get(column), str) for column in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |",
+        "| " + " | ".join("-" * w for w in widths) + " |",
+    ]
+    for row, is_text in zip(cells, text, strict=True):
+        padded = [
+            c.ljust(w) if left else c.rjust(w)
+            for c, w, left in zip(row, widths, is_text, strict=True)
+        ]
+        lines.append("| " + " | ".join(padded) + " |")
+    return "\n".join(lines)
+
+
+def write_result(name: str, payload: dict[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
+    """Write ``payload`` (plus the machine's description) to ``out_dir/<name>.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    document = {"benchmark": name, "machine": machine_info(), **payload}
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def result_name(base: str, quick: bool, target: torch.device) -> str:
+    """``train_step_cpu``, ``train_step_cuda_quick``, ...: one file per script, device and mode."""
+    return f"{base}_{target.type}" + ("_quick" if quick else "")
+
+
+def quiet_libraries() -> None:
+    """Keep the tables readable: no transformers load reports, no Lightning tips."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers", "mlflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def repeat_timed(fn: Callable[[], None], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times

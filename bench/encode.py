@@ -1,0 +1,255 @@
+"""Indexing throughput: lossbench's corpus encoding vs a bare forward-only loop, in docs/s.
+
+    python -m bench.encode            # CPU: MiniLM, 1,024 docs of 40 tokens, batches of 128
+    python -m bench.encode --quick    # 256 docs: check that it works
+    python -m bench.encode --gpu      # H100 shapes: both models, 20,480 docs of 180 tokens, batches of 512
+
+Measured, each after a warm-up:
+
+* ``tokenizer``: the fast tokenizer alone, one process, called as ``InferenceCollator`` calls it
+  (batches of ``--batch-size`` texts, truncation, padding, tensors) -- docs/s per CPU process; with
+  ``--tokenizer-parallelism`` also with ``TOKENIZERS_PARALLELISM=true`` (Rust threads), last.
+* ``bare_forward``: pre-tokenized full-length ids already on the device, the backbone's forward in
+  ``torch.inference_mode()`` (bf16 autocast on a GPU), CLS vector out: the ceiling.
+* ``lossbench_w<N>``: ``lossbench.retrieval.encode_texts`` (what ``index_corpus`` runs: length
+  sorting, ``InferenceCollator`` tokenizing in ``N`` DataLoader workers, transfer, inference mode,
+  autocast, float32 vectors), worker start-up included, for each ``--num-workers``.
+
+Ratio: ``lossbench docs/s / bare_forward docs/s`` (goal >= 0.85). Peak GPU memory per variant shows
+that encoding memory is bounded by the batch, not the corpus (beyond the (N, dim) output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from bench.common import (
+    MODELS,
+    device,
+    make_texts,
+    model_folder,
+    peak_memory_mib,
+    quiet_libraries,
+    random_ids,
+    reset_peak_memory,
+    result_name,
+    synchronize,
+    table,
+    word_pool,
+    write_result,
+)
+
+
+def autocast(target: torch.device) -> Any:
+    from lossbench.retrieval.encode import autocast_for
+
+    return autocast_for(target)
+
+
+def time_tokenizer(tokenizer: Any, texts: list[str], batch_size: int, max_length: int) -> float:
+    """Docs/s of the tokenizer called as InferenceCollator calls it (one process)."""
+    from lossbench.data.batches import _tokenize
+
+    _tokenize(tokenizer, texts[:batch_size], max_length)  # warm-up
+    start = time.perf_counter()
+    for offset in range(0, len(texts), batch_size):
+        _tokenize(tokenizer, texts[offset : offset + batch_size], max_length)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def time_bare_forward(
+    module: Any, num_docs: int, batch_size: int, length: int, target: torch.device, repeats: int
+) -> dict[str, Any]:
+    """Docs/s of the backbone alone on pre-tokenized ids already on the device."""
+    backbone = module.backbone.eval()
+    vocab = int(backbone.config.vocab_size)
+    batches = [
+        random_ids(min(batch_size, num_docs - offset), length, vocab, target, seed=offset)
+        for offset in range(0, num_docs, batch_size)
+    ]
+
+    def run() -> None:
+        with torch.inference_mode(), autocast(target):
+            for encoding in batches:
+                backbone(**encoding).last_hidden_state[:, 0].float()
+
+    with torch.inference_mode(), autocast(target):  # warm-up
+        backbone(**batches[0]).last_hidden_state[:, 0].float()
+    synchronize(target)
+    reset_peak_memory(target)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        synchronize(target)
+        times.append(time.perf_counter() - start)
+    best = statistics.median(times)
+    return {"docs_per_s": num_docs / best, "seconds": best, "peak_mem_mib": peak_memory_mib(target)}
+
+
+def time_lossbench(
+    module: Any,
+    texts: list[str],
+    batch_size: int,
+    num_workers: int,
+    target: torch.device,
+    repeats: int,
+) -> dict[str, Any]:
+    """Docs/s of ``encode_texts`` (tokenization in ``num_workers`` workers included)."""
+    from lossbench.data.datasets import TextSample
+    from lossbench.retrieval.encode import encode_texts
+
+    samples = [TextSample(f"d{i}", text) for i, text in enumerate(texts)]
+    encode_texts(module, samples[:batch_size], "doc", batch_size, 0, progress=False)  # warm-up
+    synchronize(target)
+    reset_peak_memory(target)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _, vectors = encode_texts(module, samples, "doc", batch_size, num_workers, progress=False)
+        synchronize(target)
+        times.append(time.perf_counter() - start)
+        del vectors
+    best = statistics.median(times)
+    return {
+        "docs_per_s": len(texts) / best,
+        "seconds": best,
+        "peak_mem_mib": peak_memory_mib(target),
+        "num_workers": num_workers,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few docs: check that it works")
+    parser.add_argument(
+        "--gpu", action="store_true", help="the H100 shapes (both models, 180 tokens)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", choices=MODELS, help="default: minilm (CPU), both (--gpu)"
+    )
+    parser.add_argument("--num-docs", type=int, help="docs encoded per pass (1,024; 20,480 --gpu)")
+    parser.add_argument("--doc-length", type=int, help="tokens per doc (40; 180 with --gpu)")
+    parser.add_argument("--batch-size", type=int, help="docs per batch (128; 512 with --gpu)")
+    parser.add_argument(
+        "--num-workers", type=int, nargs="+", help="worker counts to time (0 1; 0 1 8 with --gpu)"
+    )
+    parser.add_argument("--repeats", type=int, help="timed passes per variant, median (2; 1 quick)")
+    parser.add_argument(
+        "--tokenizer-parallelism",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the tokenizer with TOKENIZERS_PARALLELISM=true (last)",
+    )
+    args = parser.parse_args(argv)
+    gpu = args.gpu
+    defaults = {
+        "models": list(MODELS) if gpu else ["minilm"],
+        "num_docs": 256 if args.quick else (20_480 if gpu else 1024),
+        "doc_length": 180 if gpu else 40,
+        "batch_size": 512 if gpu else 128,
+        "num_workers": [0, 1, 8] if gpu else [0, 1],
+        "repeats": 1 if args.quick else (3 if gpu else 2),
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_libraries()
+    target = device()
+    if args.gpu and target.type != "cuda":
+        raise SystemExit("--gpu: no CUDA device here; run the CPU benchmark without --gpu")
+    from lossbench.models import BiEncoderModule
+    from lossbench.models.config import DprConfig
+
+    print(
+        f"encoding on {target.type}: {args.num_docs} docs x {args.doc_length} tokens, "
+        f"batches of {args.batch_size}"
+    )
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    tokenizer_rows: dict[str, float] = {}
+    texts: list[str] = []
+    tokenizer: Any = None
+    for model in args.models:
+        config = DprConfig(
+            doc_length=args.doc_length, pooling="first", random_init=model == "bert-base"
+        )
+        module = BiEncoderModule(model_folder(model), config=config).to(target)
+        tokenizer = module.tokenizer
+        texts = make_texts(word_pool(tokenizer), args.num_docs, args.doc_length, seed=5)
+        runs: dict[str, Any] = {}
+        if "tokenizer" not in tokenizer_rows:
+            print("tokenizer ...", flush=True)
+            tokenizer_rows["tokenizer"] = time_tokenizer(
+                tokenizer, texts, args.batch_size, args.doc_length
+            )
+        print(f"[{model}] bare forward ...", flush=True)
+        runs["bare_forward"] = time_bare_forward(
+            module, args.num_docs, args.batch_size, args.doc_length, target, args.repeats
+        )
+        for workers in args.num_workers:
+            print(f"[{model}] lossbench encode_texts, {workers} worker(s) ...", flush=True)
+            runs[f"lossbench_w{workers}"] = time_lossbench(
+                module, texts, args.batch_size, workers, target, args.repeats
+            )
+        bare = runs["bare_forward"]["docs_per_s"]
+        for name, run in runs.items():
+            run["ratio_to_bare"] = run["docs_per_s"] / bare
+            rows.append({"model": model, "variant": name, **run})
+        results[model] = runs
+        del module
+        if target.type == "cuda":
+            torch.cuda.empty_cache()
+    if args.tokenizer_parallelism and tokenizer is not None:
+        print("tokenizer, TOKENIZERS_PARALLELISM=true ...", flush=True)
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"
+        tokenizer_rows["tokenizer_parallel"] = time_tokenizer(
+            tokenizer, texts, args.batch_size, args.doc_length
+        )
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    for name, rate in tokenizer_rows.items():
+        rows.append({"model": "-", "variant": name, "docs_per_s": rate})
+    print()
+    print(
+        table(
+            rows,
+            [
+                "model",
+                "variant",
+                "docs_per_s",
+                "ratio_to_bare",
+                "seconds",
+                "peak_mem_mib",
+                "num_workers",
+            ],
+        )
+    )
+    print("goal: lossbench docs/s >= 0.85 x bare_forward docs/s")
+    path = write_result(
+        result_name("encode", args.quick, target),
+        {
+            "shape": {
+                k: getattr(args, k) for k in ("num_docs", "doc_length", "batch_size", "repeats")
+            },
+            "precision": "bf16 autocast" if target.type == "cuda" else "fp32",
+            "results": results,
+            "tokenizer_docs_per_s": tokenizer_rows,
+            "goal": {"min_ratio_to_bare": 0.85},
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

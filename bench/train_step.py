@@ -1,0 +1,474 @@
+"""Training step: a minimal hand-written step vs lossbench's full Trainer step, in the same process.
+
+    python -m bench.train_step            # CPU: MiniLM, 16 queries x 4 docs, 12 / 40 tokens
+    python -m bench.train_step --quick    # a few steps, to check it works
+    python -m bench.train_step --gpu      # H100 shapes: both models, 32 x 8, 32 / 180 tokens, bf16
+
+Variants (each warmed up, then timed over ``--steps`` steps):
+
+* ``minimal``: pre-tokenized ids already on the device, CLS pooling, dot product, cross-entropy over
+  each query's candidates, AdamW (fused on a GPU), bf16 autocast on a GPU. Timed before and after
+  the lossbench variants; the ratio uses the mean of the two (the load of the machine drifts).
+* ``minimal_compiled`` (``--compile``, default on a GPU): the same step with ``torch.compile``.
+* ``lossbench_pipeline``: ``LightningIRTrainer.fit`` of a ``BiEncoderModule`` (same backbone,
+  CLS pooling, InfoNCE = the same cross-entropy) on a ``TupleDataset`` through
+  ``LightningIRDataModule`` (tokenizing in its workers), with everything ``pipeline.run`` adds: the
+  trainer settings of ``conf/trainer/default.yaml`` (progress bar, gradient clipping, logging every
+  step), an MLflow logger on a sqlite store, the linear warmup/decay LR schedule, and
+  ``data.num_workers`` of ``conf/config.yaml``.
+* ``lossbench_lean``: the same module and data module with no logger, no progress bar, no gradient
+  clipping, ``--num-workers`` workers: what the step costs without the pipeline's extras.
+* ``data_path``: the DataLoader alone (TupleDataset + TrainCollator), ``--num-workers`` workers, and
+  the collate (tokenization) of one batch in the main process: can the workers keep up?
+
+A lossbench step's time is read by a Callback at ``on_train_batch_start`` (``time.perf_counter``):
+``(end of the last step - start of the first timed step) / steps``, nothing subtracted (data waits,
+logging, callbacks, optimizer and scheduler included). GPU work is synchronized at the two ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from bench.common import (
+    MODELS,
+    WORK_DIR,
+    build_backbone,
+    device,
+    make_texts,
+    model_folder,
+    peak_memory_mib,
+    quiet_libraries,
+    random_ids,
+    reset_peak_memory,
+    result_name,
+    synchronize,
+    table,
+    word_pool,
+    write_result,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---- the minimal step ----------------------------------------------------------------------------
+def minimal_step(
+    backbone: torch.nn.Module,
+    shape: argparse.Namespace,
+    target: torch.device,
+    compiled: bool = False,
+) -> Callable[[], torch.Tensor]:
+    """One optimizer step of the smallest bi-encoder training loop (returns the loss, not synced)."""
+    vocab = int(backbone.config.vocab_size)
+    num_q, num_d = shape.queries, shape.docs
+    query = random_ids(num_q, shape.query_length, vocab, target, seed=1)
+    docs = random_ids(num_q * num_d, shape.doc_length, vocab, target, seed=2)
+    labels = torch.zeros(num_q, dtype=torch.long, device=target)
+    kwargs: dict[str, Any] = {"lr": 1e-5}
+    if target.type == "cuda":
+        kwargs["fused"] = True
+    optimizer = torch.optim.AdamW(backbone.parameters(), **kwargs)
+
+    def loss_of_batch() -> torch.Tensor:
+        q = backbone(**query).last_hidden_state[:, 0]  # (Q, H)
+        d = backbone(**docs).last_hidden_state[:, 0].view(num_q, num_d, -1)  # (Q, D, H)
+        scores = torch.einsum("qh,qdh->qd", q, d)  # (Q, D)
+        return F.cross_entropy(scores.float(), labels)
+
+    forward = torch.compile(loss_of_batch) if compiled else loss_of_batch
+
+    def step() -> torch.Tensor:
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if target.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            loss = forward()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    return step
+
+
+def time_minimal(
+    model: str, shape: argparse.Namespace, target: torch.device, compiled: bool = False
+) -> dict[str, Any]:
+    """Warm up, then time ``shape.steps`` minimal steps (synchronized at both ends only)."""
+    backbone = build_backbone(model).to(target).train()
+    step = minimal_step(backbone, shape, target, compiled)
+    for _ in range(shape.warmup):
+        step()
+    synchronize(target)
+    reset_peak_memory(target)
+    per_step = []
+    start = time.perf_counter()
+    for _ in range(shape.steps):
+        begin = time.perf_counter()
+        step()
+        if target.type == "cpu":
+            per_step.append(time.perf_counter() - begin)
+    synchronize(target)
+    total = time.perf_counter() - start
+    result = {
+        "step_s": total / shape.steps,
+        **({"median_s": statistics.median(per_step)} if per_step else {}),
+        "peak_mem_mib": peak_memory_mib(target),
+    }
+    del step, backbone
+    gc.collect()
+    if target.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+# ---- lossbench's step ----------------------------------------------------------------------------
+class StepTimer(L.Callback):
+    """Records ``time.perf_counter()`` at every ``on_train_batch_start`` and at the last batch's end.
+
+    The GPU is synchronized only where timing starts (after ``warmup`` steps) and ends, so the
+    asynchronous queue of a normal run is left alone.
+    """
+
+    def __init__(self, warmup: int, steps: int, target: torch.device) -> None:
+        self.warmup, self.steps, self.target = warmup, steps, target
+        self.starts: list[float] = []
+        self.end: float | None = None
+        self.peak_mem_mib: float | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if len(self.starts) == self.warmup:
+            synchronize(self.target)
+            reset_peak_memory(self.target)
+        self.starts.append(time.perf_counter())
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if len(self.starts) == self.warmup + self.steps:
+            synchronize(self.target)
+            self.end = time.perf_counter()
+            self.peak_mem_mib = peak_memory_mib(self.target)
+
+    def result(self) -> dict[str, Any]:
+        if self.end is None or len(self.starts) < self.warmup + self.steps:
+            raise RuntimeError(
+                f"only {len(self.starts)} steps ran; expected {self.warmup + self.steps}"
+            )
+        timed = self.starts[self.warmup :] + [self.end]
+        gaps = [b - a for a, b in zip(timed, timed[1:], strict=False)]
+        return {
+            "step_s": (self.end - self.starts[self.warmup]) / self.steps,
+            "median_s": statistics.median(gaps),
+            "peak_mem_mib": self.peak_mem_mib,
+        }
+
+
+def training_data(
+    tokenizer: Any, shape: argparse.Namespace, num_batches: int
+) -> tuple[list[tuple[str, ...]], dict[str, str], dict[str, str]]:
+    """Tuples ``(qid, pos, neg, ...)`` for ``num_batches`` batches, and the texts they name.
+
+    Queries have ``query_length`` one-token words and docs ``doc_length`` (each is truncated to its
+    token limit, so every batch is full-length, like the minimal step's ids).
+    """
+    words = word_pool(tokenizer)
+    num_queries = shape.queries * num_batches
+    num_docs = max(2000, shape.docs * 50)
+    queries = dict(
+        zip(
+            (f"q{i}" for i in range(num_queries)),
+            make_texts(words, num_queries, shape.query_length, seed=3),
+            strict=True,
+        )
+    )
+    docs = dict(
+        zip(
+            (f"d{i}" for i in range(num_docs)),
+            make_texts(words, num_docs, shape.doc_length, seed=4),
+            strict=True,
+        )
+    )
+    tuples = [
+        (f"q{i}", *(f"d{(i * shape.docs + j) % num_docs}" for j in range(shape.docs)))
+        for i in range(num_queries)
+    ]
+    return tuples, docs, queries
+
+
+def pipeline_settings() -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The Trainer arguments, optimizer/schedule config and ``data.num_workers`` pipeline.run uses."""
+    from omegaconf import OmegaConf
+
+    trainer = OmegaConf.to_container(OmegaConf.load(REPO / "conf/trainer/default.yaml"))
+    schedule = OmegaConf.load(REPO / "conf/schedule/linear_warmup.yaml")
+    config = OmegaConf.load(REPO / "conf/config.yaml")
+    assert isinstance(trainer, dict)
+    optimizer = {k: v for k, v in schedule.optimizer.items() if not str(k).startswith("_")}
+    schedule_args = {
+        "warmup_steps": int(schedule.lr_schedule.warmup_steps),
+        "final_factor": float(schedule.lr_schedule.final_factor),
+        "optimizer": optimizer,
+    }
+    return trainer, schedule_args, int(config.data.num_workers)
+
+
+def time_lossbench(
+    model: str, shape: argparse.Namespace, target: torch.device, variant: str, num_workers: int
+) -> dict[str, Any]:
+    """Time ``LightningIRTrainer.fit`` over ``warmup + steps`` steps with the real data path."""
+    from lossbench.data import LightningIRDataModule, TupleDataset
+    from lossbench.loss import InfoNCE
+    from lossbench.models import BiEncoderModule
+    from lossbench.models.config import DprConfig
+    from lossbench.schedulers import LinearWarmupDecay
+    from lossbench.trainer import LightningIRTrainer
+
+    total_steps = shape.warmup + shape.steps
+    config = DprConfig(
+        query_length=shape.query_length,
+        doc_length=shape.doc_length,
+        pooling="first",
+        random_init=model == "bert-base",
+    )
+    L.seed_everything(0, verbose=False)
+    module = BiEncoderModule(model_folder(model), config=config, loss_functions=[InfoNCE()])
+    tuples, docs, queries = training_data(module.tokenizer, shape, total_steps + 2)
+    dataset = TupleDataset(tuples, docs=docs, queries=queries)
+    trainer_args, schedule, pipeline_workers = pipeline_settings()
+    timer = StepTimer(shape.warmup, shape.steps, target)
+    scratch = Path(tempfile.mkdtemp(prefix="train-", dir=WORK_DIR))
+    stack = contextlib.ExitStack()
+    try:
+        if variant == "lossbench_pipeline":
+            from lossbench.tracking import MlflowRunLogger, tracked_run
+
+            num_workers = pipeline_workers
+            module.set_optimizer(torch.optim.AdamW, **schedule["optimizer"])
+            module.set_lr_schedule(
+                LinearWarmupDecay(schedule["warmup_steps"], total_steps, schedule["final_factor"])
+            )
+            tracked = stack.enter_context(
+                tracked_run(
+                    f"sqlite:///{scratch}/mlflow.db", "bench", "train_step", str(scratch / "art")
+                )
+            )
+            trainer_args = {**trainer_args, "logger": MlflowRunLogger(tracked)}
+        else:
+            module.set_optimizer(torch.optim.AdamW, lr=1e-5)
+            trainer_args = {
+                "accelerator": "auto",
+                "devices": 1,
+                "logger": False,
+                "enable_progress_bar": False,
+            }
+        trainer_args.update(max_steps=total_steps, callbacks=[timer], default_root_dir=str(scratch))
+        data = LightningIRDataModule(
+            train_dataset=dataset, train_batch_size=shape.queries, num_workers=num_workers
+        )
+        trainer = LightningIRTrainer(**trainer_args)
+        trainer.fit(module, data)
+        result = timer.result()
+        result["num_workers"] = num_workers
+    finally:
+        stack.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    del module
+    gc.collect()
+    if target.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def time_data_path(model: str, shape: argparse.Namespace, num_workers: int) -> dict[str, Any]:
+    """The DataLoader alone (batches/s it delivers) and one batch's collate in this process."""
+    from torch.utils.data import DataLoader
+
+    from lossbench.data import TupleDataset
+    from lossbench.data.batches import TrainCollator
+    from lossbench.data.streams import as_train_tuple
+    from lossbench.models.backbone import load_tokenizer
+
+    tokenizer = load_tokenizer(model_folder(model))
+    batches = shape.warmup + shape.steps
+    tuples, docs, queries = training_data(tokenizer, shape, batches + 2)
+    dataset = TupleDataset(tuples, docs=docs, queries=queries)
+    collate = TrainCollator(tokenizer, shape.query_length, shape.doc_length)
+    samples = [dataset.sample(as_train_tuple(item)) for item in tuples[: shape.queries]]
+    collate_times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        collate(samples)
+        collate_times.append(time.perf_counter() - start)
+    loader = DataLoader(
+        dataset, batch_size=shape.queries, collate_fn=collate, num_workers=num_workers
+    )
+    iterator = iter(loader)
+    next(iterator)  # workers started, first batch made
+    start = time.perf_counter()
+    count = 0
+    for _ in range(batches - 1):
+        next(iterator)
+        count += 1
+    loader_s = (time.perf_counter() - start) / max(count, 1)
+    del iterator
+    return {
+        "collate_s": statistics.median(collate_times),
+        "loader_batch_s": loader_s,
+        "num_workers": num_workers,
+    }
+
+
+# ---- the benchmark -------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few steps: check that it works")
+    parser.add_argument(
+        "--gpu", action="store_true", help="the H100 shapes (both models, 32x8, 32/180)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", choices=MODELS, help="default: minilm (CPU), both (--gpu)"
+    )
+    parser.add_argument("--queries", type=int, help="queries per step (16; 32 with --gpu)")
+    parser.add_argument("--docs", type=int, help="docs per query (4; 8 with --gpu)")
+    parser.add_argument("--query-length", type=int, help="query tokens (12; 32 with --gpu)")
+    parser.add_argument("--doc-length", type=int, help="doc tokens (40; 180 with --gpu)")
+    parser.add_argument(
+        "--warmup", type=int, help="untimed steps first (3; 10 with --gpu; 1 quick)"
+    )
+    parser.add_argument("--steps", type=int, help="timed steps (10; 50 with --gpu; 2 quick)")
+    parser.add_argument(
+        "--num-workers", type=int, help="workers of lossbench_lean and data_path (1; 4 with --gpu)"
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the torch.compile'd minimal step (default: on a GPU)",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["lossbench_pipeline", "lossbench_lean", "data_path"],
+        choices=["lossbench_pipeline", "lossbench_lean", "data_path"],
+        help="lossbench variants to time (minimal always runs)",
+    )
+    args = parser.parse_args(argv)
+    gpu = args.gpu
+    defaults = {
+        "models": list(MODELS) if gpu else ["minilm"],
+        "queries": 32 if gpu else 16,
+        "docs": 8 if gpu else 4,
+        "query_length": 32 if gpu else 12,
+        "doc_length": 180 if gpu else 40,
+        "warmup": 1 if args.quick else (10 if gpu else 3),
+        "steps": 2 if args.quick else (50 if gpu else 10),
+        "num_workers": 4 if gpu else 1,
+        "compile": gpu,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_libraries()
+    target = device()
+    if args.gpu and target.type != "cuda":
+        raise SystemExit("--gpu: no CUDA device here; run the CPU benchmark without --gpu")
+    if target.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    shape = f"{args.queries}q x {args.docs}d, {args.query_length}/{args.doc_length} tok"
+    print(
+        f"training step on {target.type}: {shape}, warmup {args.warmup}, {args.steps} timed steps"
+    )
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    for model in args.models:
+        runs: dict[str, Any] = {}
+        print(f"[{model}] minimal step ...", flush=True)
+        before = time_minimal(model, args, target)
+        if args.compile:
+            print(f"[{model}] minimal step, torch.compile ...", flush=True)
+            runs["minimal_compiled"] = time_minimal(model, args, target, compiled=True)
+        for variant in ("lossbench_pipeline", "lossbench_lean"):
+            if variant in args.variants:
+                print(f"[{model}] {variant} ...", flush=True)
+                runs[variant] = time_lossbench(model, args, target, variant, args.num_workers)
+        print(f"[{model}] minimal step again ...", flush=True)
+        after = time_minimal(model, args, target)
+        minimal = {
+            "step_s": (before["step_s"] + after["step_s"]) / 2,
+            "before_s": before["step_s"],
+            "after_s": after["step_s"],
+            "peak_mem_mib": before["peak_mem_mib"],
+        }
+        runs = {"minimal": minimal, **runs}
+        for name, run in runs.items():
+            run["ratio_to_minimal"] = run["step_s"] / minimal["step_s"]
+            if "minimal_compiled" in runs:
+                run["ratio_to_compiled"] = run["step_s"] / runs["minimal_compiled"]["step_s"]
+            rows.append({"model": model, "variant": name, **run})
+        if "data_path" in args.variants:
+            print(f"[{model}] data path ...", flush=True)
+            data = time_data_path(model, args, args.num_workers)
+            runs["data_path"] = data
+            rows.append(
+                {
+                    "model": model,
+                    "variant": f"data_path ({data['num_workers']} worker(s))",
+                    "step_s": data["loader_batch_s"],
+                    "collate_s": data["collate_s"],
+                    "num_workers": data["num_workers"],
+                }
+            )
+        results[model] = runs
+    columns = [
+        "model",
+        "variant",
+        "step_s",
+        "median_s",
+        "ratio_to_minimal",
+        "ratio_to_compiled",
+        "peak_mem_mib",
+        "num_workers",
+        "collate_s",
+    ]
+    print()
+    print(table(rows, columns))
+    print(
+        "goal: lossbench step <= 1.15 x minimal step (and <= 1.15 x the compiled one with compile)"
+    )
+    path = write_result(
+        result_name("train_step", args.quick, target),
+        {
+            "shape": {
+                k: getattr(args, k)
+                for k in ("queries", "docs", "query_length", "doc_length", "warmup", "steps")
+            },
+            "precision": "bf16-mixed" if target.type == "cuda" else "fp32",
+            "results": results,
+            "goal": {"max_ratio_to_minimal": 1.15},
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Training triples from qrels, with hard negatives mined by BM25 (for collections without triples)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+from lossbench.data.bm25 import BM25
+from lossbench.data.collection import Qrels
+
+
+def mine_triples(
+    queries: Mapping[str, str],
+    qrels: Qrels,
+    bm25: BM25,
+    negatives_per_positive: int = 1,
+    depth: int = 100,
+    seed: int = 0,
+) -> list[tuple[str, str, str]]:
+    """``(query, positive, negative)`` triples for the judged ``queries``.
+
+    Positives are the docs graded > 0. Negatives are drawn (without replacement per positive) from
+    the query's BM25 top ``depth`` minus its positives, so they share words with the query but are
+    not judged relevant (judged non-relevant docs stay candidates). A query whose BM25 list holds
+    no candidate draws its negatives from the whole corpus. Deterministic given ``seed``: queries
+    and positives are visited in sorted order with one ``random.Random(seed)``.
+    """
+    if negatives_per_positive < 1:
+        raise ValueError(f"negatives_per_positive={negatives_per_positive}: need at least 1")
+    rng = random.Random(seed)
+    triples: list[tuple[str, str, str]] = []
+    for qid in sorted(queries):
+        judged = qrels.get(qid, {})
+        positives = sorted(d for d, grade in judged.items() if grade > 0)
+        if not positives:
+            continue
+        relevant = set(positives)
+        candidates = [d for d, _ in bm25.search(queries[qid], depth) if d not in relevant]
+        if not candidates:
+            candidates = [d for d in bm25.doc_ids if d not in relevant]
+        if not candidates:
+            continue
+        for positive in positives:
+            count = min(negatives_per_positive, len(candidates))
+            for negative in rng.sample(candidates, count):
+                triples.append((qid, positive, negative))
+    return triples

@@ -1,0 +1,141 @@
+"""Exact sparse retrieval for SPLADE vectors: an inverted index held as a sparse CSR matrix.
+
+The docs' vectors form a ``(N, V)`` compressed-sparse-row matrix (``V`` the vocabulary): row ``d``
+lists the terms of doc ``d`` and their weights; a term's column is its posting list. A query batch
+``(B, V)`` is scored against every doc with one sparse-dense product, ``S = D · Q^T`` of shape
+``(N, B)``, which only touches the docs' non-zeros (``nnz * B`` multiply-adds, no Python loop per
+query); ``topk`` then picks each query's best docs. Scores are exact: the same dot products as a
+dense brute-force search of the same vectors, up to float summation order.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from lossbench.data.collection import ScoredRun
+
+
+class SparseIndex:
+    """An exact inverted index over non-negative sparse vectors (same contract as ExactDenseIndex).
+
+    :meth:`add` turns each batch into sparse form at once, so a corpus is never held as dense
+    ``(N, V)`` vectors: memory is that of the non-zeros (value + column index per non-zero).
+
+    Args:
+        query_batch_size: queries scored together; the dense score block is
+            ``num_docs x query_batch_size`` floats.
+    """
+
+    def __init__(self, query_batch_size: int = 256) -> None:
+        if query_batch_size < 1:
+            raise ValueError("query_batch_size must be positive")
+        self.query_batch_size = query_batch_size
+        self.doc_ids: list[str] = []
+        self.dim: int | None = None
+        self._blocks: list[torch.Tensor] = []  # sparse CSR (n_i, V) each
+        self._matrix: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+    def add(self, embeddings: torch.Tensor, doc_ids: list[str]) -> None:
+        """Add docs' vectors ``(N, V)`` (dense, or any torch sparse layout) with their ids."""
+        if embeddings.dim() != 2 or embeddings.shape[0] != len(doc_ids):
+            raise ValueError(
+                f"embeddings {tuple(embeddings.shape)} do not match {len(doc_ids)} doc ids"
+            )
+        if self.dim is not None and embeddings.shape[1] != self.dim:
+            raise ValueError(
+                f"embeddings have {embeddings.shape[1]} dimensions; the index has {self.dim}"
+            )
+        self.dim = int(embeddings.shape[1])
+        block = embeddings.detach().float()
+        if block.layout != torch.sparse_csr:
+            with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+                warnings.filterwarnings("ignore", message="Sparse CSR", category=UserWarning)
+                block = block.to_sparse_csr()  # (n, V) CSR: only the non-zeros are kept
+        self._blocks.append(block)
+        self._matrix = None
+        self.doc_ids.extend(doc_ids)
+
+    def matrix(self) -> torch.Tensor:
+        """All docs as one sparse CSR matrix ``(N, V)``."""
+        if not self.doc_ids or self.dim is None:
+            raise ValueError("the index is empty: add docs before searching")
+        if self._matrix is None:
+            crows, cols, values, offset = [], [], [], 0
+            for i, block in enumerate(self._blocks):
+                crow = block.crow_indices()  # (n_i + 1,)
+                crows.append((crow if i == 0 else crow[1:]) + offset)
+                cols.append(block.col_indices())
+                values.append(block.values())
+                offset += int(crow[-1])
+            self._matrix = torch.sparse_csr_tensor(
+                torch.cat(crows),
+                torch.cat(cols),
+                torch.cat(values),
+                size=(len(self.doc_ids), self.dim),
+                check_invariants=False,  # built from valid CSR blocks
+            )
+            self._blocks = [self._matrix]
+        return self._matrix
+
+    def search_tensors(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` scores and doc positions ``(Q, k')`` with ``k' = min(k, corpus size)``."""
+        docs = self.matrix()  # (N, V) CSR
+        if queries.layout != torch.strided:
+            queries = queries.to_dense()
+        queries = queries.to(device=docs.device, dtype=docs.dtype)  # (Q, V)
+        if queries.dim() != 2 or queries.shape[1] != self.dim:
+            raise ValueError(
+                f"queries {tuple(queries.shape)} do not match the index's {self.dim} dims"
+            )
+        k = min(k, docs.shape[0])
+        all_scores, all_positions = [], []
+        for start in range(0, queries.shape[0], self.query_batch_size):
+            batch = queries[start : start + self.query_batch_size]  # (B, V)
+            scores = (docs @ batch.T).T  # (B, N)
+            top = scores.topk(k, dim=1)
+            all_scores.append(top.values)
+            all_positions.append(top.indices)
+        if not all_scores:
+            empty = torch.empty((0, k), device=docs.device)
+            return empty, empty.long()
+        return torch.cat(all_scores), torch.cat(all_positions)
+
+    def search(self, queries: torch.Tensor, query_ids: list[str], k: int = 100) -> ScoredRun:
+        """Top-``k`` docs of each query as ``{query id: {doc id: score}}``."""
+        scores, positions = self.search_tensors(queries, k)
+        scores_list, positions_list = scores.cpu().tolist(), positions.cpu().tolist()
+        return {
+            qid: {self.doc_ids[p]: s for p, s in zip(row_positions, row_scores, strict=True)}
+            for qid, row_positions, row_scores in zip(
+                query_ids, positions_list, scores_list, strict=True
+            )
+        }
+
+    def stats(self) -> dict[str, float]:
+        """Size of the index, for logging as ``index/<name>``.
+
+        ``docs``; ``dim`` (vocabulary size); ``nnz`` (postings); ``avg_doc_nnz`` (terms per doc);
+        ``terms`` (terms with a posting list); ``avg_posting_length`` (docs per such term);
+        ``size_mb`` (values, column indices and row offsets).
+        """
+        docs = self.matrix()
+        nnz = int(docs.values().numel())
+        terms = int(torch.unique(docs.col_indices()).numel()) if nnz else 0
+        size = sum(
+            t.numel() * t.element_size()
+            for t in (docs.values(), docs.col_indices(), docs.crow_indices())
+        )
+        return {
+            "docs": float(len(self.doc_ids)),
+            "dim": float(self.dim or 0),
+            "nnz": float(nnz),
+            "avg_doc_nnz": nnz / max(len(self.doc_ids), 1),
+            "terms": float(terms),
+            "avg_posting_length": nnz / max(terms, 1),
+            "size_mb": size / 2**20,
+        }

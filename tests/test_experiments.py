@@ -1,0 +1,150 @@
+"""The SPLADE and distillation presets end to end on the tiny models: sparse index, the FLOPS weight
+following its delay/warmup curve step by step in MLflow, non-zeros logged, distillation logged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import compose_config
+
+SPLADE_RUN = [
+    "experiment=splade",
+    "model=tiny_splade",
+    "trainer.max_steps=5",
+    "regularizer_schedule.callback.num_delay_steps=1",
+    "regularizer_schedule.callback.num_warmup_steps=2",
+    "data.train_batch_size=4",
+    "data.num_workers=0",
+    "eval.base=false",
+    "eval.val_every_n_steps=null",
+]
+
+
+def only_run(cfg) -> tuple[MlflowClient, object]:  # noqa: ANN001
+    client = MlflowClient(tracking_uri=str(cfg.tracking.uri))
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (run,) = client.search_runs(experiments)
+    return client, run
+
+
+@pytest.fixture(scope="module")
+def splade_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
+    from pipeline.run import run
+
+    root = tmp_path_factory.mktemp("splade")
+    cfg = compose_config(root, data_cache, *SPLADE_RUN)
+    run(cfg)
+    return (cfg, *only_run(cfg))
+
+
+def test_splade_models_pick_the_sparse_index_unless_told_otherwise(compose) -> None:
+    assert compose("model=tiny_splade").index._target_ == "lossbench.retrieval.SparseIndex"
+    assert compose("model=splade_minilm").index._target_ == "lossbench.retrieval.SparseIndex"
+    assert compose("model=tiny").index._target_ == "lossbench.retrieval.ExactDenseIndex"
+    overridden = compose("model=tiny_splade", "index=exact")
+    assert overridden.index._target_ == "lossbench.retrieval.ExactDenseIndex"
+
+
+def test_the_splade_preset_is_the_guides_recipe(compose) -> None:
+    cfg = compose("experiment=splade")
+    assert cfg.model.config._target_ == "lossbench.models.SpladeConfig"
+    assert cfg.loss.function._target_ == "lossbench.loss.InBatchCrossEntropy"
+    assert cfg.regularizer.function.query_weight == 8e-4
+    assert cfg.regularizer.function.doc_weight == 6e-4
+    callback = cfg.regularizer_schedule.callback
+    assert list(callback["keys"]) == [
+        "loss_functions.1.query_weight",
+        "loss_functions.1.doc_weight",
+    ]
+    # the guide's proportions: delay half of training, warm up over a fifth
+    assert (callback.num_delay_steps, callback.num_warmup_steps) == (50, 20)
+    assert cfg.trainer.max_steps == 100
+    assert cfg.schedule.name == "constant" and cfg.schedule.optimizer.lr == 1e-4
+    tiny = compose("experiment=splade", "model=tiny_splade")
+    assert tiny.model.name == "tiny_splade"
+    assert tiny.schedule.optimizer.lr == 3e-3  # the model's own rate for short runs
+
+
+def test_a_regularizer_schedule_without_a_regularizer_fails_before_any_run(
+    compose, mlflow_uri: str
+) -> None:
+    from lossbench.checks import ConfigurationError
+    from pipeline.run import run
+
+    with pytest.raises(ConfigurationError, match="regularizer=flops"):
+        run(compose("model=tiny", "regularizer_schedule=constant_warmup"))
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_index_warnings() -> None:
+    from lossbench.checks import index_warnings
+
+    splade = {"_target_": "lossbench.models.SpladeConfig"}
+    dpr = {"_target_": "lossbench.models.DprConfig"}
+    sparse = {"_target_": "lossbench.retrieval.SparseIndex"}
+    exact = {"_target_": "lossbench.retrieval.ExactDenseIndex"}
+    assert index_warnings(splade, sparse) == [] and index_warnings(dpr, exact) == []
+    assert "index=sparse" in index_warnings(splade, exact)[0]
+    assert "index=exact" in index_warnings(dpr, sparse)[0]
+
+
+def test_splade_run_logs_the_flops_weight_along_its_curve(splade_run) -> None:
+    cfg, client, mlflow_run = splade_run
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.tags["regularizer_schedule"] == "constant_warmup"
+    # delay 1, warmup 2: lambda(n) = 0, 0, 0.5, 1, 1 for steps 0..4
+    expected = {0: 0.0, 1: 0.0, 2: 0.5, 3: 1.0, 4: 1.0}
+    for key, weight in (("query_weight", 8e-4), ("doc_weight", 6e-4)):
+        history = client.get_metric_history(
+            mlflow_run.info.run_id, f"schedule/loss_functions.1.{key}"
+        )
+        logged = {m.step: m.value for m in history}
+        # exact up to float32, in which Lightning logs
+        assert logged == pytest.approx({n: weight * f for n, f in expected.items()}, rel=1e-6)
+
+
+def test_splade_run_logs_non_zeros_and_the_sparse_index(splade_run) -> None:
+    _, client, mlflow_run = splade_run
+    metrics = mlflow_run.data.metrics
+    vocab = 30522
+    for name in ("train/query_nnz", "train/doc_nnz"):
+        history = client.get_metric_history(mlflow_run.info.run_id, name)
+        assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
+        assert all(0 < m.value <= vocab for m in history)
+    assert metrics["index/docs"] == 150 and metrics["index/dim"] == vocab
+    assert 0 < metrics["index/avg_doc_nnz"] <= vocab
+    assert metrics["index/avg_posting_length"] == pytest.approx(
+        metrics["index/nnz"] / metrics["index/terms"]
+    )
+    assert 0.0 <= metrics["test/ndcg_at_10"] <= 1.0
+
+
+def test_distillation_preset_trains_on_the_teacher_run_and_logs_to_mlflow(
+    tmp_path: Path, data_cache: Path
+) -> None:
+    from pipeline.run import run
+
+    cfg = compose_config(
+        tmp_path,
+        data_cache,
+        "experiment=distillation",
+        "model=tiny",
+        "trainer.max_steps=3",
+        "data.num_workers=0",
+        "eval.base=false",
+        "eval.val_every_n_steps=null",
+    )
+    assert cfg.loss.train_source == "run"
+    objective = run(cfg)
+    client, mlflow_run = only_run(cfg)
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.tags["loss"] == "kl_divergence"
+    assert mlflow_run.data.params["dataset.run_sampling.sample_size"] == "8"
+    losses = client.get_metric_history(mlflow_run.info.run_id, "train/loss")
+    assert sorted(m.step for m in losses) == [0, 1, 2]
+    assert mlflow_run.data.metrics["test/ndcg_at_10"] == pytest.approx(objective)
+    assert mlflow_run.data.metrics["index/dim"] == 32  # the tiny dense model

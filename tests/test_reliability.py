@@ -1,0 +1,167 @@
+"""Faults lose nothing: an unreachable store, a NaN loss, SIGTERM, a real MLflow server; determinism."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO, SMALL_SYNTHETIC
+
+FAST_RUN = ["model=tiny", "trainer.max_steps=3", "eval.val_every_n_steps=null", "data.num_workers=0"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def all_runs(uri: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_an_unreachable_server_fails_at_once_before_any_work(compose) -> None:
+    from lossbench.tracking import TrackingError
+    from pipeline.run import run
+
+    start = time.perf_counter()
+    with pytest.raises(TrackingError, match="does not answer.*fallback_uri"):
+        run(compose(*FAST_RUN, f"tracking.uri=http://127.0.0.1:{free_port()}"))
+    assert time.perf_counter() - start < 20
+
+
+def test_the_fallback_store_takes_the_run(compose, tmp_path: Path) -> None:
+    from pipeline.run import run
+
+    fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
+    run(compose(*FAST_RUN, "eval.base=false", f"tracking.uri=http://127.0.0.1:{free_port()}", f"tracking.fallback_uri={fallback}"))
+    assert [r.info.status for r in all_runs(fallback)] == ["FINISHED"]
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step(compose, mlflow_uri: str, monkeypatch) -> None:
+    import torch
+
+    from lossbench.callbacks import NonFiniteLossError
+    from lossbench.loss import RankNet
+    from pipeline.run import run
+
+    real = RankNet.__call__
+    calls = {"n": 0}
+
+    def nan_on_second_step(self, scores, targets, mask=None):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        value = real(self, scores, targets, mask)
+        return value * torch.tensor(float("nan")) if calls["n"] == 2 else value
+
+    monkeypatch.setattr(RankNet, "__call__", nan_on_second_step)
+    with pytest.raises(NonFiniteLossError, match="at step 2"):
+        run(compose(*FAST_RUN))
+    (failed,) = all_runs(mlflow_uri)
+    assert failed.info.status == "FAILED"
+    assert "NonFiniteLossError" in failed.data.tags["error"]
+    history = MlflowClient(mlflow_uri).get_metric_history(failed.info.run_id, "train/loss")
+    assert [m.step for m in history][:1] == [0]  # the good step before it stays logged
+    assert "test/base_ndcg_at_10" in failed.data.metrics
+
+
+def test_same_config_and_seed_give_the_same_metrics(compose, tmp_path: Path) -> None:
+    from pipeline.run import run
+
+    first = run(compose(*FAST_RUN, "eval.base=false", "seed=7"))
+    second = run(compose(*FAST_RUN, "eval.base=false", "seed=7", "tracking.rerun=true"))
+    assert first == second
+
+
+def pipeline_command(root: Path, cache: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.run",
+        *FAST_RUN,
+        "trainer.enable_progress_bar=false",
+        f"paths.root={root}",
+        f"paths.cache={cache}",
+        f"hydra.run.dir={root / 'out'}",
+        *SMALL_SYNTHETIC,
+        *overrides,
+    ]
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_run_killed_not_running(tmp_path: Path, data_cache: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = pipeline_command(tmp_path, data_cache, "trainer.max_steps=100000", "eval.base=false")
+    process = subprocess.Popen(command, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(1)
+            if not Path(uri.removeprefix("sqlite:///")).exists():
+                continue
+            try:  # the job may still be creating the store's tables
+                if any("train/loss" in r.data.metrics for r in all_runs(uri)):
+                    break
+            except Exception:  # noqa: BLE001
+                continue
+        else:
+            pytest.fail("the run never started training")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    (run,) = all_runs(uri)
+    assert run.info.status == "KILLED"
+    assert process.returncode != 0
+
+
+@pytest.mark.slow
+def test_a_real_mlflow_server_over_http(tmp_path: Path, data_cache: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination", str(tmp_path / "server-artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        from lossbench.tracking import TrackingError, check_server
+
+        deadline = time.time() + 90
+        while True:
+            try:
+                check_server(uri, timeout=2)
+                break
+            except TrackingError:
+                if time.time() > deadline:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(1)
+        command = pipeline_command(tmp_path, data_cache, f"tracking.uri={uri}", "eval.base=false")
+        subprocess.run(command, cwd=REPO, env=subprocess_env(), check=True, capture_output=True, timeout=300)
+        (run,) = all_runs(uri)
+        assert run.info.status == "FINISHED"
+        assert "test/ndcg_at_10" in run.data.metrics
+        artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id)}
+        assert {"test.run", "per_query.csv", "config.yaml"} <= artifacts
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
