@@ -4,7 +4,8 @@
     python -m bench.encode --quick    # 256 docs: check that it works
     python -m bench.encode --gpu      # H100 shapes: both models, 20,480 docs of 180 tokens, batches of 512
 
-Measured, each after a warm-up:
+Measured after a warm-up, in ``--repeats`` interleaved rounds (a drifting load hits every variant
+alike); the best round is kept, the median round reported beside it:
 
 * ``tokenizer``: the fast tokenizer alone, one process, called as ``InferenceCollator`` calls it
   (batches of ``--batch-size`` texts, truncation, padding, tensors) -- docs/s per CPU process; with
@@ -25,6 +26,7 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -63,10 +65,10 @@ def time_tokenizer(tokenizer: Any, texts: list[str], batch_size: int, max_length
     return len(texts) / (time.perf_counter() - start)
 
 
-def time_bare_forward(
-    module: Any, num_docs: int, batch_size: int, length: int, target: torch.device, repeats: int
-) -> dict[str, Any]:
-    """Docs/s of the backbone alone on pre-tokenized ids already on the device."""
+def bare_forward_pass(
+    module: Any, num_docs: int, batch_size: int, length: int, target: torch.device
+) -> Callable[[], None]:
+    """One pass of the backbone alone over pre-tokenized ids already on the device (warmed up)."""
     backbone = module.backbone.eval()
     vocab = int(backbone.config.vocab_size)
     batches = [
@@ -81,47 +83,51 @@ def time_bare_forward(
 
     with torch.inference_mode(), autocast(target):  # warm-up
         backbone(**batches[0]).last_hidden_state[:, 0].float()
-    synchronize(target)
-    reset_peak_memory(target)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronize(target)
-        times.append(time.perf_counter() - start)
-    best = statistics.median(times)
-    return {"docs_per_s": num_docs / best, "seconds": best, "peak_mem_mib": peak_memory_mib(target)}
+    return run
 
 
-def time_lossbench(
-    module: Any,
-    texts: list[str],
-    batch_size: int,
-    num_workers: int,
-    target: torch.device,
-    repeats: int,
-) -> dict[str, Any]:
-    """Docs/s of ``encode_texts`` (tokenization in ``num_workers`` workers included)."""
+def lossbench_pass(
+    module: Any, texts: list[str], batch_size: int, num_workers: int
+) -> Callable[[], None]:
+    """One pass of ``encode_texts`` over ``texts`` (tokenization in ``num_workers`` workers)."""
     from lossbench.data.datasets import TextSample
     from lossbench.retrieval.encode import encode_texts
 
     samples = [TextSample(f"d{i}", text) for i, text in enumerate(texts)]
     encode_texts(module, samples[:batch_size], "doc", batch_size, 0, progress=False)  # warm-up
-    synchronize(target)
-    reset_peak_memory(target)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _, vectors = encode_texts(module, samples, "doc", batch_size, num_workers, progress=False)
-        synchronize(target)
-        times.append(time.perf_counter() - start)
-        del vectors
-    best = statistics.median(times)
+
+    def run() -> None:
+        encode_texts(module, samples, "doc", batch_size, num_workers, progress=False)
+
+    return run
+
+
+def time_rounds(
+    passes: dict[str, Callable[[], None]], rounds: int, num_docs: int, target: torch.device
+) -> dict[str, dict[str, Any]]:
+    """Run every pass once per round, interleaved (load drifts hit all variants alike).
+
+    Reports the best round (the least disturbed: ``docs_per_s``) and the median round.
+    """
+    times: dict[str, list[float]] = {name: [] for name in passes}
+    peaks: dict[str, float | None] = {}
+    for _ in range(rounds):
+        for name, run in passes.items():
+            synchronize(target)
+            reset_peak_memory(target)
+            start = time.perf_counter()
+            run()
+            synchronize(target)
+            times[name].append(time.perf_counter() - start)
+            peaks[name] = peak_memory_mib(target)
     return {
-        "docs_per_s": len(texts) / best,
-        "seconds": best,
-        "peak_mem_mib": peak_memory_mib(target),
-        "num_workers": num_workers,
+        name: {
+            "docs_per_s": num_docs / min(seconds),
+            "median_docs_per_s": num_docs / statistics.median(seconds),
+            "seconds": min(seconds),
+            "peak_mem_mib": peaks[name],
+        }
+        for name, seconds in times.items()
     }
 
 
@@ -140,7 +146,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--num-workers", type=int, nargs="+", help="worker counts to time (0 1; 0 1 8 with --gpu)"
     )
-    parser.add_argument("--repeats", type=int, help="timed passes per variant, median (2; 1 quick)")
+    parser.add_argument(
+        "--repeats", type=int, help="rounds of every variant, interleaved; best kept (3; 1 quick)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)",
+    )
     parser.add_argument(
         "--tokenizer-parallelism",
         action=argparse.BooleanOptionalAction,
@@ -155,7 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "doc_length": 180 if gpu else 40,
         "batch_size": 512 if gpu else 128,
         "num_workers": [0, 1, 8] if gpu else [0, 1],
-        "repeats": 1 if args.quick else (3 if gpu else 2),
+        "repeats": 1 if args.quick else 3,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -169,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     target = device()
     if args.gpu and target.type != "cuda":
         raise SystemExit("--gpu: no CUDA device here; run the CPU benchmark without --gpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from lossbench.models import BiEncoderModule
     from lossbench.models.config import DprConfig
 
@@ -188,21 +203,27 @@ def main(argv: list[str] | None = None) -> None:
         module = BiEncoderModule(model_folder(model), config=config).to(target)
         tokenizer = module.tokenizer
         texts = make_texts(word_pool(tokenizer), args.num_docs, args.doc_length, seed=5)
-        runs: dict[str, Any] = {}
         if "tokenizer" not in tokenizer_rows:
             print("tokenizer ...", flush=True)
             tokenizer_rows["tokenizer"] = time_tokenizer(
                 tokenizer, texts, args.batch_size, args.doc_length
             )
-        print(f"[{model}] bare forward ...", flush=True)
-        runs["bare_forward"] = time_bare_forward(
-            module, args.num_docs, args.batch_size, args.doc_length, target, args.repeats
+        print(
+            f"[{model}] bare forward, encode_texts with {args.num_workers} worker(s) ...",
+            flush=True,
         )
-        for workers in args.num_workers:
-            print(f"[{model}] lossbench encode_texts, {workers} worker(s) ...", flush=True)
-            runs[f"lossbench_w{workers}"] = time_lossbench(
-                module, texts, args.batch_size, workers, target, args.repeats
+        passes = {
+            "bare_forward": bare_forward_pass(
+                module, args.num_docs, args.batch_size, args.doc_length, target
             )
+        }
+        for workers in args.num_workers:
+            passes[f"lossbench_w{workers}"] = lossbench_pass(
+                module, texts, args.batch_size, workers
+            )
+        runs = time_rounds(passes, args.repeats, args.num_docs, target)
+        for workers in args.num_workers:
+            runs[f"lossbench_w{workers}"]["num_workers"] = workers
         bare = runs["bare_forward"]["docs_per_s"]
         for name, run in runs.items():
             run["ratio_to_bare"] = run["docs_per_s"] / bare

@@ -44,11 +44,19 @@ class Stopwatch:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def plain_dict(node: DictConfig) -> dict[str, Any]:
+    """A resolved config node as plain Python containers."""
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)
+    return {str(key): value for key, value in container.items()}
+
+
 def datasets_with_teacher_scores() -> list[str]:
     """The dataset choices whose config says they carry teacher scores."""
     names = []
     for path in sorted((CONF_DIR / "dataset").glob("*.yaml")):
-        if OmegaConf.load(path).get("teacher_scores", False):
+        option = OmegaConf.load(path)
+        if isinstance(option, DictConfig) and option.get("teacher_scores", False):
             names.append(path.stem)
     return names
 
@@ -61,7 +69,9 @@ def job_name(cfg: DictConfig) -> str:
 
     if HydraConfig.initialized():
         hidden = ("tracking.", "paths.", "hydra.")
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(hidden)]
+        overrides = [
+            o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(hidden)
+        ]
         if overrides:
             return " ".join(overrides)[:250]
     return "default"
@@ -120,7 +130,9 @@ def objective_value(
     if split != cfg.eval.val_split:
         raise ValueError(f"eval.objective_split={split!r}; valid: test, {cfg.eval.val_split}")
     if not history or metric not in history[-1][1]:
-        raise ValueError(f"eval.objective={metric!r} must be in eval.val_metrics to be read on {split!r}")
+        raise ValueError(
+            f"eval.objective={metric!r} must be in eval.val_metrics to be read on {split!r}"
+        )
     return float(history[-1][1][metric])
 
 
@@ -204,7 +216,9 @@ def run(cfg: DictConfig) -> float:
         bool(cfg.dataset.get("teacher_scores", False)),
         datasets_with_teacher_scores(),
     )
-    uri = reachable_uri(cfg.tracking.uri, cfg.tracking.get("fallback_uri"))  # fails now, not after training
+    uri = reachable_uri(
+        cfg.tracking.uri, cfg.tracking.get("fallback_uri")
+    )  # fails now, not after training
     digest = config_hash(cfg)
     done = previous_objective(cfg, uri, digest)
     if done is not None:
@@ -236,8 +250,7 @@ def run(cfg: DictConfig) -> float:
         tags,
         parent_run_id=sweep_parent_run_id(),
     ) as tracked:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(resolved, dict)
+        resolved = plain_dict(cfg)
         tracked.log_params(flatten(resolved))
         config_path = folder / "config.yaml"
         config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
@@ -289,8 +302,7 @@ def run(cfg: DictConfig) -> float:
             batch_size=batch_size,
             num_workers=cfg.data.num_workers,
         )
-        trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
-        assert isinstance(trainer_args, dict)
+        trainer_args = plain_dict(cfg.trainer)
         trainer = LightningIRTrainer(
             **trainer_args,
             logger=MlflowRunLogger(tracked),

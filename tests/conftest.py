@@ -92,7 +92,12 @@ def compose(tmp_path: Path, data_cache: Path) -> Callable[..., object]:
     return _compose
 
 
-TINY_BACKBONE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+TINY_BACKBONE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 
 
 @pytest.fixture
@@ -105,6 +110,10 @@ def tiny_module():  # noqa: ANN201
 
     torch.manual_seed(0)
     config = DprConfig(
-        query_length=16, doc_length=32, pooling="mean", random_init=True, backbone_overrides=TINY_BACKBONE
+        query_length=16,
+        doc_length=32,
+        pooling="mean",
+        random_init=True,
+        backbone_overrides=TINY_BACKBONE,
     )
     return BiEncoderModule(model_name_or_path=minilm_path(), config=config)

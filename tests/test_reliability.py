@@ -15,7 +15,12 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, SMALL_SYNTHETIC
 
-FAST_RUN = ["model=tiny", "trainer.max_steps=3", "eval.val_every_n_steps=null", "data.num_workers=0"]
+FAST_RUN = [
+    "model=tiny",
+    "trainer.max_steps=3",
+    "eval.val_every_n_steps=null",
+    "data.num_workers=0",
+]
 
 
 def free_port() -> int:
@@ -43,7 +48,14 @@ def test_the_fallback_store_takes_the_run(compose, tmp_path: Path) -> None:
     from pipeline.run import run
 
     fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
-    run(compose(*FAST_RUN, "eval.base=false", f"tracking.uri=http://127.0.0.1:{free_port()}", f"tracking.fallback_uri={fallback}"))
+    run(
+        compose(
+            *FAST_RUN,
+            "eval.base=false",
+            f"tracking.uri=http://127.0.0.1:{free_port()}",
+            f"tracking.fallback_uri={fallback}",
+        )
+    )
     assert [r.info.status for r in all_runs(fallback)] == ["FINISHED"]
 
 
@@ -106,7 +118,9 @@ def subprocess_env() -> dict[str, str]:
 def test_sigterm_ends_the_run_killed_not_running(tmp_path: Path, data_cache: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = pipeline_command(tmp_path, data_cache, "trainer.max_steps=100000", "eval.base=false")
-    process = subprocess.Popen(command, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -156,7 +170,9 @@ def test_a_real_mlflow_server_over_http(tmp_path: Path, data_cache: Path) -> Non
                     pytest.fail("mlflow server did not start")
                 time.sleep(1)
         command = pipeline_command(tmp_path, data_cache, f"tracking.uri={uri}", "eval.base=false")
-        subprocess.run(command, cwd=REPO, env=subprocess_env(), check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            command, cwd=REPO, env=subprocess_env(), check=True, capture_output=True, timeout=300
+        )
         (run,) = all_runs(uri)
         assert run.info.status == "FINISHED"
         assert "test/ndcg_at_10" in run.data.metrics

@@ -51,7 +51,10 @@ def swept(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
 
         patch.setattr(ApproxNDCG, "__call__", broken)
         sweep(root, data_cache, patch)
-    first = {r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("lossbench").experiment_id])}
+    first = {
+        r.info.run_id: r
+        for r in client.search_runs([client.get_experiment_by_name("lossbench").experiment_id])
+    }
     with pytest.MonkeyPatch.context() as patch:
         sweep(root, data_cache, patch)  # the same command again: resumes
     return root, client, first
@@ -61,7 +64,11 @@ def runs_by_role(client: MlflowClient) -> tuple[list, list]:
     experiment = client.get_experiment_by_name("lossbench")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("lossbench_role") == "sweep"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags and r.data.tags.get("lossbench_role") is None]
+    children = [
+        r
+        for r in runs
+        if "mlflow.parentRunId" in r.data.tags and r.data.tags.get("lossbench_role") is None
+    ]
     return parents, children
 
 
@@ -71,7 +78,9 @@ def test_one_parent_run_with_a_child_per_job(swept) -> None:
     assert len(first_parents) == 1
     first_children = [r for r in first.values() if "mlflow.parentRunId" in r.data.tags]
     assert len(first_children) == 6
-    assert {r.data.tags["mlflow.parentRunId"] for r in first_children} == {first_parents[0].info.run_id}
+    assert {r.data.tags["mlflow.parentRunId"] for r in first_children} == {
+        first_parents[0].info.run_id
+    }
     assert {(r.data.tags["loss"], r.data.tags["seed"]) for r in first_children} == {
         (loss, seed) for loss in LOSSES for seed in ("0", "1")
     }
@@ -83,7 +92,9 @@ def test_a_failing_job_is_failed_with_its_error_and_the_others_finish(swept) -> 
     failed = [r for r in children if r.info.status == "FAILED"]
     assert {r.data.tags["loss"] for r in failed} == {"approx_ndcg"} and len(failed) == 2
     assert all("made to fail" in r.data.tags["error"] for r in failed)
-    assert all(r.info.status == "FINISHED" for r in children if r.data.tags["loss"] != "approx_ndcg")
+    assert all(
+        r.info.status == "FINISHED" for r in children if r.data.tags["loss"] != "approx_ndcg"
+    )
 
 
 def test_rerunning_the_sweep_skips_finished_jobs_and_resumes_under_the_same_parent(swept) -> None:
@@ -91,9 +102,14 @@ def test_rerunning_the_sweep_skips_finished_jobs_and_resumes_under_the_same_pare
     parents, children = runs_by_role(client)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     new = [r for r in children if r.info.run_id not in first]
-    assert sorted(r.data.tags["loss"] for r in new) == ["approx_ndcg", "approx_ndcg"]  # only the failed ones
+    assert sorted(r.data.tags["loss"] for r in new) == [
+        "approx_ndcg",
+        "approx_ndcg",
+    ]  # only the failed ones
     assert all(r.info.status == "FINISHED" for r in new)
-    assert parents[0].data.tags["failed_jobs"] == "2"  # the two failures of the first attempt stay on record
+    assert (
+        parents[0].data.tags["failed_jobs"] == "2"
+    )  # the two failures of the first attempt stay on record
 
 
 def test_the_comparison_report_matches_ranx_on_the_logged_run_files(swept, tmp_path: Path) -> None:
@@ -105,19 +121,35 @@ def test_the_comparison_report_matches_ranx_on_the_logged_run_files(swept, tmp_p
     _, client, _ = swept
     (parent,) = runs_by_role(client)[0]
     comparison, files, parent_id, _ = run_comparison(
-        client, parent.info.run_id, ["ndcg@10", "recall@100"], tmp_path / "report", baseline="ranknet"
+        client,
+        parent.info.run_id,
+        ["ndcg@10", "recall@100"],
+        tmp_path / "report",
+        baseline="ranknet",
     )
     assert parent_id == parent.info.run_id
     assert set(comparison.means) == set(LOSSES) and comparison.seeds == [0, 1]
-    assert {p.name for p in files} >= {"report.md", "report.html", "metrics.png", "val_ndcg.png", "train_loss.png"}
+    assert {p.name for p in files} >= {
+        "report.md",
+        "report.html",
+        "metrics.png",
+        "val_ndcg.png",
+        "train_loss.png",
+    }
     _, children = runs_by_role(client)
     for loss in LOSSES:
         values = []
-        for run in [r for r in children if r.data.tags["loss"] == loss and r.info.status == "FINISHED"]:
+        for run in [
+            r for r in children if r.data.tags["loss"] == loss and r.info.status == "FINISHED"
+        ]:
             folder = tmp_path / run.info.run_id
             folder.mkdir()
-            run_file = read_trec_run(Path(client.download_artifacts(run.info.run_id, "test.run", str(folder))))
-            qrels = read_qrels(Path(client.download_artifacts(run.info.run_id, "test.qrels", str(folder))))
+            run_file = read_trec_run(
+                Path(client.download_artifacts(run.info.run_id, "test.run", str(folder)))
+            )
+            qrels = read_qrels(
+                Path(client.download_artifacts(run.info.run_id, "test.qrels", str(folder)))
+            )
             values.append(evaluate(Qrels(qrels), Run(run_file), "ndcg@10", make_comparable=True))
         assert len(values) == 2
         assert comparison.means[loss]["ndcg@10"] == pytest.approx(sum(values) / 2, abs=1e-6)

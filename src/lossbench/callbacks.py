@@ -91,7 +91,9 @@ class FiniteLossGuard(L.Callback):
     hold the last good weights; nothing logged so far is lost.
     """
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None or bool(torch.isfinite(loss.detach()).all()):
             return

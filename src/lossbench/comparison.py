@@ -46,7 +46,9 @@ class Comparison:
     stds: dict[str, dict[str, float]]  # system -> metric -> std over seeds
     per_seed: dict[str, dict[str, list[float]]]  # system -> metric -> value per seed
     p_values: dict[str, dict[str, float]]  # system -> metric -> corrected p vs baseline
-    win_tie_loss: dict[str, dict[str, tuple[int, int, int]]]  # system -> metric -> (W, T, L) vs baseline
+    win_tie_loss: dict[
+        str, dict[str, tuple[int, int, int]]
+    ]  # system -> metric -> (W, T, L) vs baseline
     excluded: list[str]  # runs left out, and why
     stat_test: str = "student"
     correction: str = "holm"
@@ -64,15 +66,23 @@ def resolve_runs(client: Any, sweep: str) -> tuple[list[Any], str, str | None]:
     if RUN_ID.match(sweep):
         parent = client.get_run(sweep)
         experiment_id = parent.info.experiment_id
-        runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep}'")
+        runs = client.search_runs(
+            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep}'"
+        )
         return runs, experiment_id, sweep
     experiment = client.get_experiment_by_name(sweep)
     if experiment is None:
         names = ", ".join(sorted(e.name for e in client.search_experiments()))
-        raise ValueError(f"sweep={sweep!r} is neither a run id nor an experiment; experiments: {names}")
+        raise ValueError(
+            f"sweep={sweep!r} is neither a run id nor an experiment; experiments: {names}"
+        )
     runs = client.search_runs([experiment.experiment_id])
     roles = ("sweep", "comparison")
-    return [r for r in runs if r.data.tags.get("lossbench_role") not in roles], experiment.experiment_id, None
+    return (
+        [r for r in runs if r.data.tags.get("lossbench_role") not in roles],
+        experiment.experiment_id,
+        None,
+    )
 
 
 def system_label(run: Any) -> str:
@@ -89,7 +99,9 @@ def group_systems(runs: Sequence[Any]) -> tuple[dict[str, SystemRuns], list[str]
     for run in sorted(runs, key=lambda r: r.info.start_time or 0):
         name = run.info.run_name or run.info.run_id
         if run.info.status != "FINISHED":
-            excluded.append(f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})")
+            excluded.append(
+                f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})"
+            )
             continue
         key = run.data.tags.get("system_hash") or system_label(run)
         system = by_hash.setdefault(key, SystemRuns(system_label(run)))
@@ -104,7 +116,9 @@ def group_systems(runs: Sequence[Any]) -> tuple[dict[str, SystemRuns], list[str]
     return systems, excluded
 
 
-def pool_seeds(runs: dict[int, ScoredRun], qrels: Qrels, seeds: Sequence[int]) -> tuple[ScoredRun, Qrels]:
+def pool_seeds(
+    runs: dict[int, ScoredRun], qrels: Qrels, seeds: Sequence[int]
+) -> tuple[ScoredRun, Qrels]:
     """One run and qrels over (seed, query) pairs: query ids become ``seed:qid``."""
     pooled_run = {f"{s}:{q}": docs for s in seeds for q, docs in runs[s].items() if q in qrels}
     pooled_qrels = {f"{s}:{q}": docs for s in seeds for q, docs in qrels.items()}
@@ -143,7 +157,9 @@ def compare_systems(
     from ranx import compare
 
     if baseline not in runs:
-        raise ValueError(f"baseline={baseline!r} is not among the systems: {', '.join(sorted(runs))}")
+        raise ValueError(
+            f"baseline={baseline!r} is not among the systems: {', '.join(sorted(runs))}"
+        )
     if stat_test not in STAT_TESTS:
         raise ValueError(f"stat_test={stat_test!r}; valid: {', '.join(STAT_TESTS)}")
     seeds = sorted(set.intersection(*(set(by_seed) for by_seed in runs.values())))
@@ -151,7 +167,9 @@ def compare_systems(
         raise ValueError("the systems share no seed, so no paired comparison is possible")
     means, stds, per_seed = {}, {}, {}
     for system, by_seed in runs.items():
-        values = {m: [evaluate_run(qrels, by_seed[s], [m]).means[m] for s in seeds] for m in metrics}
+        values = {
+            m: [evaluate_run(qrels, by_seed[s], [m]).means[m] for s in seeds] for m in metrics
+        }
         per_seed[system] = values
         means[system] = {m: sum(v) / len(v) for m, v in values.items()}
         stds[system] = {m: _std(v) for m, v in values.items()}
@@ -163,7 +181,9 @@ def compare_systems(
         ranx_run = RanxRun(pooled[name][0])
         ranx_run.name = name
         ranx_runs.append(ranx_run)
-    report = compare(ranx_qrels, ranx_runs, list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True)
+    report = compare(
+        ranx_qrels, ranx_runs, list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True
+    )
     raw: dict[str, dict[str, float]] = defaultdict(dict)
     win_tie_loss: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
     for name in names[1:]:
@@ -221,18 +241,24 @@ def download_runs(
             target = folder / mlflow_run.info.run_id
             target.mkdir(parents=True, exist_ok=True)
             run_id = mlflow_run.info.run_id
-            runs[label][seed] = read_trec_run(Path(client.download_artifacts(run_id, "test.run", str(target))))
+            runs[label][seed] = read_trec_run(
+                Path(client.download_artifacts(run_id, "test.run", str(target)))
+            )
             these = read_qrels(Path(client.download_artifacts(run_id, "test.qrels", str(target))))
             if qrels is None:
                 qrels = these
             elif these != qrels:
-                raise ValueError(f"run {run_id} was evaluated on other qrels: compare runs of one dataset")
+                raise ValueError(
+                    f"run {run_id} was evaluated on other qrels: compare runs of one dataset"
+                )
     if qrels is None:
         raise ValueError("no finished run to compare")
     return runs, qrels
 
 
-def metric_curves(client: Any, systems: dict[str, SystemRuns], key: str) -> dict[str, dict[int, float]]:
+def metric_curves(
+    client: Any, systems: dict[str, SystemRuns], key: str
+) -> dict[str, dict[int, float]]:
     """Per system: step -> mean over seeds of the metric ``key`` (e.g. ``val/ndcg_at_10``)."""
     curves: dict[str, dict[int, float]] = {}
     for label, system in systems.items():
@@ -270,7 +296,10 @@ def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 
 def format_text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -302,9 +331,13 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
 
     header, rows = table_rows(comparison)
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
     excluded = "".join(f"<li>{escape(item)}</li>" for item in comparison.excluded)
-    images = "".join(f'<p><img src="{escape(p.name)}" alt="{escape(p.stem)}" width="720"></p>' for p in plots)
+    images = "".join(
+        f'<p><img src="{escape(p.name)}" alt="{escape(p.stem)}" width="720"></p>' for p in plots
+    )
     html = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>Loss comparison: {escape(source)}</title>"
@@ -328,7 +361,9 @@ def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     systems = sorted(comparison.means, key=lambda s: -comparison.means[s][comparison.metrics[0]])
-    fig, axes = plt.subplots(1, len(comparison.metrics), figsize=(3.2 * len(comparison.metrics), 3.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(comparison.metrics), figsize=(3.2 * len(comparison.metrics), 3.6), squeeze=False
+    )
     for axis, metric in zip(axes[0], comparison.metrics, strict=True):
         means = [comparison.means[s][metric] for s in systems]
         errors = [confidence_halfwidth(comparison.per_seed[s][metric]) for s in systems]
@@ -352,7 +387,12 @@ def plot_curves(curves: dict[str, dict[int, float]], title: str, ylabel: str, pa
     fig, axis = plt.subplots(figsize=(6.4, 3.8))
     for label, curve in sorted(curves.items()):
         if curve:
-            axis.plot(list(curve), list(curve.values()), marker="." if len(curve) < 20 else None, label=label)
+            axis.plot(
+                list(curve),
+                list(curve.values()),
+                marker="." if len(curve) < 20 else None,
+                label=label,
+            )
     axis.set_xlabel("training step")
     axis.set_ylabel(ylabel)
     axis.set_title(title)
@@ -383,17 +423,31 @@ def run_comparison(
     runs, experiment_id, parent = resolve_runs(client, sweep)
     systems, excluded = group_systems(runs)
     if not systems:
-        raise ValueError(f"sweep={sweep!r} has no FINISHED run to compare" + (f"; {excluded}" if excluded else ""))
+        raise ValueError(
+            f"sweep={sweep!r} has no FINISHED run to compare"
+            + (f"; {excluded}" if excluded else "")
+        )
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         run_files, qrels = download_runs(client, systems, Path(scratch))
     chosen = baseline or default_baseline(list(systems))
-    comparison = compare_systems(run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded)
+    comparison = compare_systems(
+        run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded
+    )
     plots = [plot_metric_bars(comparison, output / "metrics.png")]
     validation = metric_curves(client, systems, mlflow_metric_name("ndcg@10", "val"))
-    plots.append(plot_curves(validation, "validation nDCG@10 (dev), mean over seeds", "nDCG@10", output / "val_ndcg.png"))
+    plots.append(
+        plot_curves(
+            validation,
+            "validation nDCG@10 (dev), mean over seeds",
+            "nDCG@10",
+            output / "val_ndcg.png",
+        )
+    )
     training = metric_curves(client, systems, "train/loss")
-    plots.append(plot_curves(training, "training loss, mean over seeds", "loss", output / "train_loss.png"))
+    plots.append(
+        plot_curves(training, "training loss, mean over seeds", "loss", output / "train_loss.png")
+    )
     files = [
         write_markdown(comparison, plots, output / "report.md", sweep),
         write_html(comparison, plots, output / "report.html", sweep),

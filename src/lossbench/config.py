@@ -6,7 +6,6 @@ import os
 
 from omegaconf import OmegaConf
 
-
 # MLflow draws a progress bar for every artifact it copies; runs log a handful of small files.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

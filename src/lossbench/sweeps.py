@@ -82,7 +82,9 @@ class MlflowSweepCallback(Callback):
 
         tracking = config.tracking
         client = connect(tracking.uri)
-        experiment_id = get_or_create_experiment(client, tracking.experiment, tracking.get("artifact_root"))
+        experiment_id = get_or_create_experiment(
+            client, tracking.experiment, tracking.get("artifact_root")
+        )
         digest = sweep_hash(config)
         existing = client.search_runs(
             [experiment_id],
@@ -100,7 +102,11 @@ class MlflowSweepCallback(Callback):
             run = client.create_run(
                 experiment_id,
                 run_name=name,
-                tags={"sweep_hash": digest, "lossbench_role": "sweep", "command": " ".join(map(str, overrides))},
+                tags={
+                    "sweep_hash": digest,
+                    "lossbench_role": "sweep",
+                    "command": " ".join(map(str, overrides)),
+                },
             )
             run_id = run.info.run_id
             log.info("sweep parent run %s in experiment %r", run_id, tracking.experiment)

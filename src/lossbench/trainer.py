@@ -42,4 +42,4 @@ class LightningIRTrainer(L.Trainer):
         kwargs.setdefault("enable_checkpointing", False)
         kwargs.setdefault("enable_model_summary", False)
         kwargs.setdefault("num_sanity_val_steps", 0)
-        super().__init__(*args, precision=precision or default_precision(), **kwargs)
+        super().__init__(*args, precision=precision or default_precision(), **kwargs)  # type: ignore[arg-type]

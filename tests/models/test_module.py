@@ -13,7 +13,9 @@ from lossbench.models.module import loss_log_names, normalize_losses
 
 
 def test_pooling_ignores_padding() -> None:
-    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, -100.0]]])  # (1, 3, 2), last token padding
+    hidden = torch.tensor(
+        [[[1.0, 2.0], [3.0, 4.0], [100.0, -100.0]]]
+    )  # (1, 3, 2), last token padding
     mask = torch.tensor([[1, 1, 0]])
     assert pool(hidden, mask, "first").tolist() == [[1.0, 2.0]]
     assert pool(hidden, mask, "mean").tolist() == [[2.0, 3.0]]
@@ -21,8 +23,15 @@ def test_pooling_ignores_padding() -> None:
 
 
 def test_losses_given_as_instance_class_path_or_weighted_pair() -> None:
-    losses, weights = normalize_losses([RankNet(), "lossbench.InfoNCE", (L2Regularization(), 0.5), RankNet])
-    assert [type(loss).__name__ for loss in losses] == ["RankNet", "InfoNCE", "L2Regularization", "RankNet"]
+    losses, weights = normalize_losses(
+        [RankNet(), "lossbench.InfoNCE", (L2Regularization(), 0.5), RankNet]
+    )
+    assert [type(loss).__name__ for loss in losses] == [
+        "RankNet",
+        "InfoNCE",
+        "L2Regularization",
+        "RankNet",
+    ]
     assert weights == [1.0, 1.0, 0.5, 1.0]
     assert loss_log_names(losses) == ["ranknet_0", "infonce", "l2", "ranknet_3"]
     with pytest.raises(TypeError, match="not a lossbench loss"):
@@ -48,7 +57,13 @@ def test_ragged_lists_are_padded_masked_and_scored_per_query(tiny_module) -> Non
     tiny_module.loss_names = ["recorder"]
     tiny_module.eval()
     samples = [
-        TrainSample("q1", "alpha beta", ["a", "b", "c"], ["doc one", "doc two", "doc three"], [2.0, 1.0, 0.0]),
+        TrainSample(
+            "q1",
+            "alpha beta",
+            ["a", "b", "c"],
+            ["doc one", "doc two", "doc three"],
+            [2.0, 1.0, 0.0],
+        ),
         TrainSample("q2", "gamma", ["d"], ["doc four"], [1.0]),
     ]
     batch = make_batch(tiny_module, samples)

@@ -15,7 +15,9 @@ def test_constant_with_warmup() -> None:
 
 def test_linear_warmup_then_decay() -> None:
     schedule = LinearWarmupDecay(warmup_steps=2, total_steps=6, final_factor=0.0)
-    assert [schedule(s) for s in range(7)] == pytest.approx([1 / 3, 2 / 3, 1.0, 0.75, 0.5, 0.25, 0.0])
+    assert [schedule(s) for s in range(7)] == pytest.approx(
+        [1 / 3, 2 / 3, 1.0, 0.75, 0.5, 0.25, 0.0]
+    )
     assert LinearWarmupDecay(0, 10, final_factor=0.1)(10) == pytest.approx(0.1)
     assert LinearWarmupDecay(10, 5)(7) == pytest.approx(8 / 11)  # the warmup takes the whole run
 

@@ -12,7 +12,9 @@ def brute_force(queries: torch.Tensor, docs: torch.Tensor, k: int) -> list[list[
     return (queries @ docs.T).topk(k, dim=1).indices.tolist()
 
 
-@pytest.mark.parametrize(("chunk_size", "query_batch_size"), [(7, 3), (1000, 1000), (1, 2), (64, 5)])
+@pytest.mark.parametrize(
+    ("chunk_size", "query_batch_size"), [(7, 3), (1000, 1000), (1, 2), (64, 5)]
+)
 def test_chunked_search_equals_brute_force(chunk_size: int, query_batch_size: int) -> None:
     generator = torch.Generator().manual_seed(0)
     docs = torch.randn(230, 16, generator=generator)

@@ -7,6 +7,19 @@ import torch
 from lossbench.data.collection import ScoredRun
 
 
+def top_k_to_run(
+    query_ids: list[str], doc_ids: list[str], scores: torch.Tensor, positions: torch.Tensor
+) -> ScoredRun:
+    """``(Q, k)`` scores and doc positions as ``{query id: {doc id: score}}``."""
+    scores_list, positions_list = scores.cpu().tolist(), positions.cpu().tolist()
+    return {
+        qid: {doc_ids[p]: s for p, s in zip(row_positions, row_scores, strict=True)}
+        for qid, row_positions, row_scores in zip(
+            query_ids, positions_list, scores_list, strict=True
+        )
+    }
+
+
 class ExactDenseIndex:
     """Brute-force maximum inner product search.
 
@@ -80,10 +93,4 @@ class ExactDenseIndex:
     def search(self, queries: torch.Tensor, query_ids: list[str], k: int = 100) -> ScoredRun:
         """Top-``k`` docs of each query as ``{query id: {doc id: score}}``."""
         scores, positions = self.search_tensors(queries, k)
-        scores_list, positions_list = scores.cpu().tolist(), positions.cpu().tolist()
-        return {
-            qid: {self.doc_ids[p]: s for p, s in zip(row_positions, row_scores, strict=True)}
-            for qid, row_positions, row_scores in zip(
-                query_ids, positions_list, scores_list, strict=True
-            )
-        }
+        return top_k_to_run(query_ids, self.doc_ids, scores, positions)

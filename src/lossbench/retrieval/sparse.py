@@ -15,6 +15,7 @@ import warnings
 import torch
 
 from lossbench.data.collection import ScoredRun
+from lossbench.retrieval.dense import top_k_to_run
 
 
 class SparseIndex:
@@ -108,13 +109,7 @@ class SparseIndex:
     def search(self, queries: torch.Tensor, query_ids: list[str], k: int = 100) -> ScoredRun:
         """Top-``k`` docs of each query as ``{query id: {doc id: score}}``."""
         scores, positions = self.search_tensors(queries, k)
-        scores_list, positions_list = scores.cpu().tolist(), positions.cpu().tolist()
-        return {
-            qid: {self.doc_ids[p]: s for p, s in zip(row_positions, row_scores, strict=True)}
-            for qid, row_positions, row_scores in zip(
-                query_ids, positions_list, scores_list, strict=True
-            )
-        }
+        return top_k_to_run(query_ids, self.doc_ids, scores, positions)
 
     def stats(self) -> dict[str, float]:
         """Size of the index, for logging as ``index/<name>``.
