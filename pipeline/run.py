@@ -282,7 +282,7 @@ def run(cfg: DictConfig) -> float:
                 base = evaluate_run(collection.qrels["test"], base_run, cfg.eval.metrics).means
             tracked.log_metrics({f"test/base_{mlflow_metric_name(m)}": v for m, v in base.items()})
 
-        # 3. train, validating on the dev split
+        # 3. train, validating on the dev split (step 0 reuses the untrained model's index)
         if cfg.loss.train_source == "run":
             train_dataset: Any = RunDataset(collection, **cfg.dataset.run_sampling)
         else:
@@ -302,6 +302,10 @@ def run(cfg: DictConfig) -> float:
             batch_size=batch_size,
             num_workers=cfg.data.num_workers,
         )
+        if base:
+            with watch.stage("base_eval"):
+                start = validation.evaluate_index(module, index, step=0)
+            tracked.log_metrics({mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0)
         trainer_args = plain_dict(cfg.trainer)
         trainer = LightningIRTrainer(
             **trainer_args,

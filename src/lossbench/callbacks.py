@@ -52,6 +52,14 @@ class RetrievalValidation(L.Callback):
         self.last_step: int | None = None
         self.history: list[tuple[int, dict[str, float]]] = []
 
+    def evaluate_index(self, module: Any, index: Index, step: int) -> dict[str, float]:
+        """Search the split in ``index`` (built with the weights of ``step``) and record its metrics."""
+        run = search_split(module, self.collection, index, self.split, self.k, self.batch_size)
+        means = evaluate_run(self.collection.qrels[self.split], run, self.metrics).means
+        self.last_index, self.last_step = index, step
+        self.history.append((step, means))
+        return means
+
     def validate(self, trainer: L.Trainer, module: Any) -> None:
         step = trainer.global_step
         if step == self.last_step or not trainer.is_global_zero:
@@ -59,11 +67,7 @@ class RetrievalValidation(L.Callback):
         index = index_corpus(
             module, self.collection, self.make_index(), self.batch_size, self.num_workers
         )
-        run = search_split(module, self.collection, index, self.split, self.k, self.batch_size)
-        qrels = self.collection.qrels[self.split]
-        means = evaluate_run(qrels, run, self.metrics).means
-        self.last_index, self.last_step = index, step
-        self.history.append((step, means))
+        means = self.evaluate_index(module, index, step)
         if trainer.logger is not None:
             trainer.logger.log_metrics(
                 {mlflow_metric_name(m, "val"): v for m, v in means.items()}, step
