@@ -71,7 +71,9 @@ def train_section(doc: dict[str, Any]) -> list[str]:
             if variant.startswith("lossbench") and ratio is not None:
                 row["<= 1.15?"] = verdict(ratio <= 1.15)
             if variant == "minimal":
-                row["note"] = f"before {fmt(run['before_s'])} s, after {fmt(run['after_s'])} s"
+                row["note"] = "each timing: " + ", ".join(fmt(t) for t in run["runs_s"]) + " s"
+            elif run.get("round_ratios"):
+                row["note"] = "each round: " + ", ".join(fmt(r) for r in run["round_ratios"])
             rows.append(row)
     columns = [
         "model",

@@ -7,8 +7,10 @@
 Variants (each warmed up, then timed over ``--steps`` steps):
 
 * ``minimal``: pre-tokenized ids already on the device, CLS pooling, dot product, cross-entropy over
-  each query's candidates, AdamW (fused on a GPU), bf16 autocast on a GPU. Timed before and after
-  the lossbench variants; the ratio uses the mean of the two (the load of the machine drifts).
+  each query's candidates, AdamW (fused on a GPU), bf16 autocast on a GPU. Timed first and again
+  after each round of lossbench variants (``--rounds``); a round's ratio uses the mean of the
+  minimal steps just before and after it (the load of the machine drifts), and the reported ratio
+  is the median over rounds.
 * ``minimal_compiled`` (``--compile``, default on a GPU): the same step with ``torch.compile``.
 * ``lossbench_pipeline``: ``LightningIRTrainer.fit`` of a ``BiEncoderModule`` (same backbone,
   CLS pooling, InfoNCE = the same cross-entropy) on a ``TupleDataset`` through
@@ -379,6 +381,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also time the torch.compile'd minimal step (default: on a GPU)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="rounds of (lossbench variants, minimal): medians over rounds (2 on the CPU, 1 --gpu/quick)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)",
@@ -402,6 +409,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "steps": 2 if args.quick else (50 if gpu else 10),
         "num_workers": 4 if gpu else 1,
         "compile": gpu,
+        "rounds": 1 if (gpu or args.quick) else 2,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -429,29 +437,54 @@ def main(argv: list[str] | None = None) -> None:
     for model in args.models:
         runs: dict[str, Any] = {}
         print(f"[{model}] minimal step ...", flush=True)
-        before = time_minimal(model, args, target)
+        minimal_runs = [time_minimal(model, args, target)]
         if args.compile:
             print(f"[{model}] minimal step, torch.compile ...", flush=True)
             runs["minimal_compiled"] = time_minimal(model, args, target, compiled=True)
-        for variant in ("lossbench_pipeline", "lossbench_lean"):
-            if variant in args.variants:
-                print(f"[{model}] {variant} ...", flush=True)
-                runs[variant] = time_lossbench(model, args, target, variant, args.num_workers)
-        print(f"[{model}] minimal step again ...", flush=True)
-        after = time_minimal(model, args, target)
-        per_step = before.pop("per_step_s") + after.pop("per_step_s")
+        variants = [v for v in ("lossbench_pipeline", "lossbench_lean") if v in args.variants]
+        rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+        for number in range(1, args.rounds + 1):
+            for variant in variants:
+                print(f"[{model}] {variant}, round {number} of {args.rounds} ...", flush=True)
+                rounds[variant].append(
+                    time_lossbench(model, args, target, variant, args.num_workers)
+                )
+            print(f"[{model}] minimal step again ...", flush=True)
+            minimal_runs.append(time_minimal(model, args, target))
+            # this round's ratio: against the minimal steps timed just before and just after it
+            around = (minimal_runs[-2]["step_s"] + minimal_runs[-1]["step_s"]) / 2
+            for variant in variants:
+                rounds[variant][-1]["ratio_to_minimal"] = rounds[variant][-1]["step_s"] / around
+        per_step = [t for run in minimal_runs for t in run.pop("per_step_s")]
         minimal = {
-            "step_s": (before["step_s"] + after["step_s"]) / 2,
+            "step_s": statistics.median(run["step_s"] for run in minimal_runs),
             "median_s": statistics.median(per_step) if per_step else None,
             "min_s": min(per_step) if per_step else None,
-            "before_s": before["step_s"],
-            "after_s": after["step_s"],
-            "peak_mem_mib": before["peak_mem_mib"],
+            "runs_s": [run["step_s"] for run in minimal_runs],
+            "peak_mem_mib": minimal_runs[0]["peak_mem_mib"],
+            "ratio_to_minimal": 1.0,
         }
+        if "minimal_compiled" in runs:
+            runs["minimal_compiled"].pop("per_step_s", None)
+        for variant, results_of_rounds in rounds.items():
+            mins = [run["min_s"] for run in results_of_rounds if run.get("min_s") is not None]
+            runs[variant] = {
+                "step_s": statistics.median(run["step_s"] for run in results_of_rounds),
+                "median_s": results_of_rounds[-1]["median_s"],
+                "min_s": min(mins) if mins else None,
+                "ratio_to_minimal": statistics.median(
+                    run["ratio_to_minimal"] for run in results_of_rounds
+                ),
+                "round_ratios": [run["ratio_to_minimal"] for run in results_of_rounds],
+                "peak_mem_mib": max(
+                    (run["peak_mem_mib"] for run in results_of_rounds if run["peak_mem_mib"]),
+                    default=None,
+                ),
+                "num_workers": results_of_rounds[0]["num_workers"],
+            }
         runs = {"minimal": minimal, **runs}
         for name, run in runs.items():
-            run.pop("per_step_s", None)
-            run["ratio_to_minimal"] = run["step_s"] / minimal["step_s"]
+            run.setdefault("ratio_to_minimal", run["step_s"] / minimal["step_s"])
             if run.get("min_s") and minimal["min_s"]:  # CPU: fastest step vs fastest step
                 run["ratio_of_min"] = run["min_s"] / minimal["min_s"]
             if "minimal_compiled" in runs:

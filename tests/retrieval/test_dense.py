@@ -49,3 +49,14 @@ def test_errors_name_the_problem() -> None:
         index.search(torch.ones(1, 2), ["q"], k=1)
     with pytest.raises(ValueError, match="do not match"):
         index.add(torch.ones(2, 2), ["only-one"])
+
+
+def test_indexing_reads_the_corpus_in_chunks_and_keeps_every_doc(tiny_module) -> None:
+    from lossbench.data.collection import Collection
+    from lossbench.retrieval import index_corpus
+
+    docs = {f"d{i}": f"text number {i}" for i in range(23)}
+    collection = Collection(name="c", docs=docs, queries={}, qrels={})
+    index = index_corpus(tiny_module, collection, ExactDenseIndex(), batch_size=4, texts_per_chunk=5)
+    assert sorted(index.doc_ids) == sorted(docs)
+    assert index._matrix().shape[0] == 23

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Protocol, runtime_checkable
 
 import torch
 
 from lossbench.data.collection import Collection, ScoredRun
-from lossbench.data.datasets import DocDataset, QueryDataset
+from lossbench.data.datasets import QueryDataset, TextSample
 from lossbench.models.module import BiEncoderModule
 from lossbench.retrieval.dense import ExactDenseIndex
 from lossbench.retrieval.encode import encode_texts, iter_encoded
@@ -35,14 +36,20 @@ def index_corpus(
     index: Index,
     batch_size: int = 128,
     num_workers: int = 0,
+    texts_per_chunk: int = 100_000,
 ) -> Index:
     """Encode every doc of ``collection`` and add it to ``index``, batch by batch (a sparse index
-    converts each batch at once, so a corpus of vocabulary-sized vectors is never held dense)."""
-    dataset = DocDataset(collection)
-    for doc_ids, vectors in iter_encoded(
-        module, dataset.items_as_samples(), "doc", batch_size=batch_size, num_workers=num_workers
-    ):
-        index.add(vectors, doc_ids)
+    converts each batch at once, so a corpus of vocabulary-sized vectors is never held dense).
+
+    The corpus is read ``texts_per_chunk`` docs at a time (each chunk length-sorted for encoding),
+    so a lazy corpus (an ir_datasets docstore, an 8.8M-passage file) is never held in memory whole.
+    """
+    docs = iter(collection.docs.items())
+    while chunk := [TextSample(doc_id, text) for doc_id, text in islice(docs, texts_per_chunk)]:
+        for doc_ids, vectors in iter_encoded(
+            module, chunk, "doc", batch_size=batch_size, num_workers=num_workers
+        ):
+            index.add(vectors, doc_ids)
     return index
 
 
