@@ -356,12 +356,15 @@ def run_child(overrides: list[str], out: Path) -> None:
     clock = handles["clock"]
     for kind, durations in handles["encode_passes"]:
         # a pass: first batch (starts the DataLoader's workers), batches, final next() (stops them).
-        # The typical batch (median) counts as work; the first batch's excess as start-up.
+        # The typical batch (median) counts as work; the first batch's excess as start-up. A
+        # one-batch pass (the queries) cannot be split: all of it counts as work.
         batches = durations[:-1]
-        typical = statistics.median(batches[1:]) if len(batches) > 1 else 0.0
         seconds = timers.seconds
-        work = sum(batches[1:]) + (typical if batches else 0.0)
-        startup = (batches[0] - typical) if batches else 0.0
+        if len(batches) > 1:
+            typical = statistics.median(batches[1:])
+            work, startup = sum(batches[1:]) + typical, batches[0] - typical
+        else:
+            work, startup = sum(batches), 0.0
         for name, value in (
             (f"encode_{kind}s", work),
             (f"encode_{kind}s_startup", startup),
@@ -370,6 +373,7 @@ def run_child(overrides: list[str], out: Path) -> None:
             seconds[name] = seconds.get(name, 0.0) + value
     steps = [end - start for start, end in zip(clock.starts, clock.ends, strict=False)]
     payload = {
+        "encode_passes": handles["encode_passes"],
         "process_s": time.perf_counter() - T0,
         "seconds": timers.seconds,
         "calls": timers.calls,

@@ -74,7 +74,7 @@ def minimal_step(
     compiled: bool = False,
 ) -> Callable[[], torch.Tensor]:
     """One optimizer step of the smallest bi-encoder training loop (returns the loss, not synced)."""
-    vocab = int(backbone.config.vocab_size)
+    vocab = int(getattr(backbone, "config").vocab_size)  # noqa: B009  (a transformers model)
     num_q, num_d = shape.queries, shape.docs
     query = random_ids(num_q, shape.query_length, vocab, target, seed=1)
     docs = random_ids(num_q * num_d, shape.doc_length, vocab, target, seed=2)
@@ -221,13 +221,13 @@ def pipeline_settings() -> tuple[dict[str, Any], dict[str, Any], int]:
     schedule = OmegaConf.load(REPO / "conf/schedule/linear_warmup.yaml")
     config = OmegaConf.load(REPO / "conf/config.yaml")
     assert isinstance(trainer, dict)
-    optimizer = {k: v for k, v in schedule.optimizer.items() if not str(k).startswith("_")}
-    schedule_args = {
+    optimizer = {str(k): v for k, v in schedule.optimizer.items() if not str(k).startswith("_")}
+    schedule_args: dict[str, Any] = {
         "warmup_steps": int(schedule.lr_schedule.warmup_steps),
         "final_factor": float(schedule.lr_schedule.final_factor),
         "optimizer": optimizer,
     }
-    return trainer, schedule_args, int(config.data.num_workers)
+    return {str(k): v for k, v in trainer.items()}, schedule_args, int(config.data.num_workers)
 
 
 def time_lossbench(
