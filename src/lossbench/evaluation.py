@@ -1,4 +1,8 @@
-"""Evaluation with ranx: mean and per-query metrics, and the one place metric names meet MLflow.
+"""Evaluation: mean and per-query metrics, and the one place metric names meet MLflow.
+
+Metrics follow ranx's definitions. :mod:`lossbench.metrics` computes the common ones directly
+(no numba start-up: a run's first evaluation costs milliseconds, not ~5 s); any other metric name
+goes to ranx, which ``pipeline.compare`` also uses for its significance tests.
 
 ranx's names (``ndcg@10``) are canonical everywhere; only :func:`mlflow_metric_name` turns them into
 names MLflow accepts (``test/ndcg_at_10``: MLflow forbids ``@``).
@@ -10,7 +14,9 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from lossbench import metrics as native
 from lossbench.data.collection import Qrels, ScoredRun
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map@100")
@@ -42,23 +48,42 @@ class Evaluation:
         return path
 
 
+Engine = Literal["auto", "native", "ranx"]
+
+
 def evaluate_run(
-    qrels: Qrels, run: ScoredRun, metrics: Sequence[str] = DEFAULT_METRICS
+    qrels: Qrels,
+    run: ScoredRun,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    engine: Engine = "auto",
 ) -> Evaluation:
-    """Evaluate ``run`` against ``qrels`` with ranx.
+    """Evaluate ``run`` against ``qrels``.
 
     Every judged query counts: a judged query missing from the run scores 0 (ranx's
-    ``make_comparable``). Judgements of grade <= 0 are kept in the qrels; ranx treats them as non-relevant.
+    ``make_comparable``). Judgements of grade <= 0 are kept in the qrels and count as non-relevant.
+    ``engine``: ``native`` (:mod:`lossbench.metrics`), ``ranx``, or ``auto``: native when it knows
+    every metric asked for, else ranx.
     """
-    from ranx import Qrels as RanxQrels
-    from ranx import Run as RanxRun
-    from ranx import evaluate
-
     if not qrels:
         raise ValueError("no judged queries to evaluate against")
     judged_run = {qid: dict(docs) for qid, docs in run.items() if qid in qrels and docs}
     if not judged_run:
         raise ValueError("the run retrieved nothing for any judged query")
+    if engine not in ("auto", "native", "ranx"):
+        raise ValueError(f"engine={engine!r}; valid: auto, native, ranx")
+    if engine == "native" or (engine == "auto" and all(map(native.is_supported, metrics))):
+        per_query = native.per_query_scores(qrels, judged_run, metrics)
+        return Evaluation(
+            means={m: native.mean(per_query[m]) for m in metrics}, per_query=per_query
+        )
+    return _evaluate_with_ranx(qrels, judged_run, metrics)
+
+
+def _evaluate_with_ranx(qrels: Qrels, judged_run: ScoredRun, metrics: Sequence[str]) -> Evaluation:
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate
+
     ranx_qrels = RanxQrels({qid: dict(docs) for qid, docs in qrels.items()})
     ranx_run = RanxRun(judged_run)
     means = evaluate(ranx_qrels, ranx_run, list(metrics), make_comparable=True)

@@ -16,7 +16,7 @@ def main() -> None:
     print("compiling ranx's metric kernels (once per environment)...", flush=True)
     qrels = {"q1": {"d1": 2, "d2": 1}, "q2": {"d3": 1}}
     run = {"q1": {"d1": 0.9, "d2": 0.5, "d4": 0.1}, "q2": {"d3": 0.2, "d1": 0.7}}
-    evaluate_run(qrels, run, DEFAULT_METRICS)
+    evaluate_run(qrels, run, DEFAULT_METRICS, engine="ranx")  # pipeline.compare's engine
     print(f"done in {time.perf_counter() - start:.0f} s", flush=True)
 
 

@@ -57,6 +57,8 @@ def test_indexing_reads_the_corpus_in_chunks_and_keeps_every_doc(tiny_module) ->
 
     docs = {f"d{i}": f"text number {i}" for i in range(23)}
     collection = Collection(name="c", docs=docs, queries={}, qrels={})
-    index = index_corpus(tiny_module, collection, ExactDenseIndex(), batch_size=4, texts_per_chunk=5)
+    index = index_corpus(
+        tiny_module, collection, ExactDenseIndex(), batch_size=4, texts_per_chunk=5
+    )
     assert sorted(index.doc_ids) == sorted(docs)
     assert index._matrix().shape[0] == 23

@@ -117,6 +117,7 @@ class BiEncoderModule(L.LightningModule):
             {"lr": 1e-5},
         )
         self._lr_lambda: Callable[[int], float] | None = None
+        self.last_losses: dict[str, torch.Tensor] = {}  # each loss of the last step, on its device
 
     def _build_encoders(self, from_saved: bool) -> tuple[TextEncoder, TextEncoder | None]:
         """The query encoder (shared with docs) and, with ``shared_encoder=False``, the doc encoder."""
@@ -218,6 +219,17 @@ class BiEncoderModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
 
+    def compile_encoders(self, **kwargs: Any) -> None:
+        """``torch.compile`` each encoder's transformer in place (``kwargs`` go to ``torch.compile``).
+
+        In place, so parameter names, checkpoints and :meth:`save_pretrained` are unchanged. The
+        first steps pay the compilation (tens of seconds); a varying padded length may recompile
+        once before torch switches to dynamic shapes.
+        """
+        for encoder in (self.encoder, self.separate_doc_encoder):
+            if encoder is not None:
+                encoder.backbone.compile(**kwargs)
+
     # ---- encoding -----------------------------------------------------------------------------
     def encode(self, encoding: dict[str, torch.Tensor], kind: str = "query") -> torch.Tensor:
         """Texts' token ids ``(B, L)`` to vectors ``(B, dim)`` (``dim`` = vocabulary for SPLADE)."""
@@ -241,9 +253,12 @@ class BiEncoderModule(L.LightningModule):
         real_docs = self.encode_docs(batch.doc_encoding)  # (N, H)
         mask = batch.doc_mask  # (Q, D)
         num_queries, num_docs = mask.shape
-        positions = mask.flatten().nonzero().squeeze(1)  # (N,)
-        docs = real_docs.new_zeros(num_queries * num_docs, real_docs.shape[-1])
-        docs = docs.index_copy(0, positions, real_docs)  # (Q*D, H)
+        if real_docs.shape[0] == num_queries * num_docs:  # every query has D docs: no padding
+            docs = real_docs  # (Q*D, H)
+        else:  # scatter the real docs into their (query, slot) places; padding slots stay 0
+            positions = mask.flatten().nonzero().squeeze(1)  # (N,)
+            docs = real_docs.new_zeros(num_queries * num_docs, real_docs.shape[-1])
+            docs = docs.index_copy(0, positions, real_docs)  # (Q*D, H)
         scores = torch.einsum("qh,qdh->qd", queries, docs.view(num_queries, num_docs, -1))  # (Q, D)
         in_batch_scores: torch.Tensor | None = None
         values: dict[str, torch.Tensor] = {}
@@ -271,8 +286,11 @@ class BiEncoderModule(L.LightningModule):
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
         values = self.compute_losses(batch)
+        self.last_losses = {name: values[name].detach() for name in self.loss_names}
         size = len(batch.query_ids)
-        self.log("train/loss", values["loss"], prog_bar=True, batch_size=size)
+        # on a GPU the progress bar would read the loss (and wait for the GPU) every step
+        on_cpu = values["loss"].device.type == "cpu"
+        self.log("train/loss", values["loss"], prog_bar=on_cpu, batch_size=size)
         if len(self.loss_functions) > 1:
             for name in self.loss_names:
                 self.log(f"train/{name}", values[name], batch_size=size)

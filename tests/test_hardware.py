@@ -1,0 +1,109 @@
+"""Machine-dependent defaults, the sync-free loss guard, buffered MLflow logging, compile_encoders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lossbench import hardware
+from lossbench.callbacks import FiniteLossGuard, NonFiniteLossError
+from lossbench.trainer import LightningIRTrainer
+
+
+def test_null_settings_pick_cpu_defaults_and_explicit_ones_win() -> None:
+    cpu = torch.device("cpu")
+    assert hardware.training_workers(None, cpu) == 1
+    assert hardware.encoding_workers(None, cpu) == 0
+    assert hardware.inference_batch_size(None, cpu) == 128
+    assert hardware.training_workers(3, cpu) == 3
+    assert hardware.encoding_workers(2, "cuda") == 2
+    assert hardware.inference_batch_size(64, "cuda") == 64
+
+
+def test_gpu_defaults_leave_two_cores_and_cap_at_twelve(monkeypatch) -> None:
+    monkeypatch.setattr(hardware, "available_cpus", lambda: 16)
+    assert hardware.training_workers(None, "cuda") == 12
+    assert hardware.encoding_workers(None, "cuda") == 12
+    assert hardware.inference_batch_size(None, "cuda") == 512
+    monkeypatch.setattr(hardware, "available_cpus", lambda: 2)
+    assert hardware.encoding_workers(None, "cuda") == 1
+
+
+def test_inference_device_follows_the_accelerator(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert hardware.inference_device("auto").type == "cuda"
+    assert hardware.inference_device("cpu").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.inference_device("gpu").type == "cpu"
+
+
+def test_trainer_logs_every_step_on_the_cpu_unless_told() -> None:
+    assert LightningIRTrainer(accelerator="cpu", max_steps=1).log_every_n_steps == 1
+    assert LightningIRTrainer(accelerator="cpu", log_every_n_steps=5).log_every_n_steps == 5
+
+
+class _Trainer:
+    def __init__(self, log_every_n_steps: int = 1) -> None:
+        self.global_step = 0
+        self.log_every_n_steps = log_every_n_steps
+
+
+class _Module:
+    last_losses: dict[str, torch.Tensor] = {}
+
+
+def test_guard_names_the_first_bad_step_even_when_it_checks_later() -> None:
+    guard, trainer, module = FiniteLossGuard(check_every_n_steps=5), _Trainer(), _Module()
+    for step, value in enumerate([1.0, 2.0, float("nan"), float("inf")], start=1):
+        trainer.global_step = step
+        module.last_losses = {"ranknet": torch.tensor(value)}
+        guard.on_train_batch_end(trainer, module, torch.tensor(value), None, step)  # type: ignore[arg-type]
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 3 \(ranknet=nan\)"):
+        guard.check()
+
+
+def test_guard_checks_on_its_interval() -> None:
+    guard, trainer, module = FiniteLossGuard(check_every_n_steps=2), _Trainer(), _Module()
+    trainer.global_step = 1
+    guard.on_train_batch_end(trainer, module, torch.tensor(float("nan")), None, 1)  # type: ignore[arg-type]
+    trainer.global_step = 2
+    with pytest.raises(NonFiniteLossError, match="at step 1"):
+        guard.on_train_batch_end(trainer, module, torch.tensor(1.0), None, 2)  # type: ignore[arg-type]
+
+
+def test_guard_checks_before_a_checkpoint_and_at_the_end() -> None:
+    guard, trainer, module = FiniteLossGuard(check_every_n_steps=100), _Trainer(), _Module()
+    trainer.global_step = 1
+    guard.on_train_batch_end(trainer, module, torch.tensor(float("nan")), None, 1)  # type: ignore[arg-type]
+    with pytest.raises(NonFiniteLossError, match="at step 1"):
+        guard.on_save_checkpoint(trainer, module, {})  # type: ignore[arg-type]
+    with pytest.raises(NonFiniteLossError):
+        guard.on_train_end(trainer, module)  # type: ignore[arg-type]
+    FiniteLossGuard().on_train_end(trainer, module)  # type: ignore[arg-type]  # nothing seen: fine
+
+
+class _RecordingRun:
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[dict[str, float], int | None]]] = []
+
+    def log_metric_steps(self, entries) -> None:  # noqa: ANN001
+        self.batches.append(list(entries))
+
+
+def test_mlflow_logger_buffers_steps_and_flushes_on_finalize() -> None:
+    from lossbench.tracking import MlflowRunLogger
+
+    run = _RecordingRun()
+    logger = MlflowRunLogger(run, flush_every_steps=3, flush_every_s=3600)  # type: ignore[arg-type]
+    for step in range(4):
+        logger.log_metrics({"train/loss": float(step), "epoch": 0.0}, step)
+    assert [len(batch) for batch in run.batches] == [3]  # one write for three steps
+    assert run.batches[0][0] == ({"train/loss": 0.0}, 0)  # Lightning's epoch counter dropped
+    logger.finalize("failed")  # an error or Ctrl-C: what is buffered is still written
+    assert [len(batch) for batch in run.batches] == [3, 1]
+
+
+def test_compile_encoders_keeps_parameter_names(tiny_module) -> None:  # noqa: ANN001
+    names = list(tiny_module.state_dict())
+    tiny_module.compile_encoders()
+    assert list(tiny_module.state_dict()) == names
