@@ -537,6 +537,8 @@ def main(argv: list[str] | None = None) -> None:
                 }
             )
         results[model] = runs
+        print(table([r for r in rows if r["model"] == model], SHORT_COLUMNS), flush=True)
+        save(args, target, results, None)  # after each model: a cut-off run keeps what it measured
     columns = [
         "model",
         "variant",
@@ -563,7 +565,23 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "goal: lossbench step <= 1.15 x minimal step (and <= 1.15 x the compiled one with compile)"
     )
-    path = write_result(
+    print(f"wrote {save(args, target, results, mlflow_ms)}")
+
+
+SHORT_COLUMNS = [
+    "model",
+    "variant",
+    "step_s",
+    "ratio_to_minimal",
+    "ratio_to_compiled",
+    "peak_mem_mib",
+]
+
+
+def save(
+    args: argparse.Namespace, target: torch.device, results: dict[str, Any], mlflow_ms: float | None
+) -> Path:
+    return write_result(
         result_name("train_step", args.quick, target),
         {
             "shape": {
@@ -576,7 +594,6 @@ def main(argv: list[str] | None = None) -> None:
             "goal": {"max_ratio_to_minimal": 1.15},
         },
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
