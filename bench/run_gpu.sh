@@ -21,8 +21,8 @@ part() {  # part SECONDS NAME ARGS...
   grep -E '^\|' "$OUT_DIR/$name.log" | tail -20
   grep -E 'goal|PASS|FAIL|Error|error' "$OUT_DIR/$name.log" | tail -5
 }
-part ${TRAIN_LIMIT:-300} train_step bench.train_step --gpu --warmup 8 --steps 30
-part ${ENCODE_LIMIT:-100} encode bench.encode --gpu --repeats 2
+part ${TRAIN_LIMIT:-280} train_step bench.train_step --gpu --warmup 8 --steps 30
+part ${ENCODE_LIMIT:-100} encode bench.encode --gpu --repeats 2 --num-docs 8192
 part ${SEARCH_LIMIT:-60} search bench.search --gpu
-part ${SMOKE_LIMIT:-90} gpu_smoke bench.gpu_smoke
+part ${SMOKE_LIMIT:-60} gpu_smoke bench.gpu_smoke
 tar czf "$OUT_DIR/results_json.tgz" -C bench/results . 2>/dev/null || true

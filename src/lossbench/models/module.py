@@ -209,7 +209,8 @@ class BiEncoderModule(L.LightningModule):
         optimizer_class, kwargs = self._optimizer
         kwargs = dict(kwargs)
         if optimizer_class is torch.optim.AdamW and self.device.type == "cuda":
-            kwargs.setdefault("fused", True)
+            # fused AdamW unscales gradients itself, so Lightning refuses to clip them for it
+            kwargs.setdefault("fused", not self._clips_gradients())
         optimizer = optimizer_class(self.parameters(), **kwargs)
         if self._lr_lambda is None:
             return optimizer
@@ -229,6 +230,10 @@ class BiEncoderModule(L.LightningModule):
         for encoder in (self.encoder, self.separate_doc_encoder):
             if encoder is not None:
                 encoder.backbone.compile(**kwargs)
+
+    def _clips_gradients(self) -> bool:
+        trainer = self._trainer  # None outside Trainer.fit
+        return trainer is not None and bool(trainer.gradient_clip_val)
 
     # ---- encoding -----------------------------------------------------------------------------
     def encode(self, encoding: dict[str, torch.Tensor], kind: str = "query") -> torch.Tensor:
