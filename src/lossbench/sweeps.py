@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("lossbench")
 
 PARENT_FILE = "mlflow_parent_run_id"
-IGNORED_FOR_HASH = ("tracking", "paths", "hydra")
+IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint")
+"""Top-level keys that say where a run is logged, stored or resumed from, never what it computes."""
 
 
 def _digest(payload: Any) -> str:
