@@ -21,7 +21,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lossbench.config import register_resolvers
+from lossbench.config import instantiate_unwrapped, register_resolvers
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -174,6 +174,7 @@ def run(cfg: DictConfig) -> float:
     from lossbench.callbacks import FiniteLossGuard, RetrievalValidation
     from lossbench.checks import (
         check_collection,
+        check_config,
         check_training_source,
         check_weight_schedule,
         compatibility_warnings,
@@ -196,6 +197,7 @@ def run(cfg: DictConfig) -> float:
 
     watch = Stopwatch()
     # 1. check what can be checked from the config alone, before anything is logged
+    check_config(cfg)
     losses = [instantiate(cfg.loss.function)]
     weights = [1.0]
     if cfg.regularizer.get("function"):
@@ -231,7 +233,7 @@ def run(cfg: DictConfig) -> float:
         return done
     splits = [cfg.eval.val_split, "test"]
     with watch.stage("data"):
-        collection = instantiate(cfg.dataset.collection)
+        collection = instantiate_unwrapped(cfg.dataset.collection)  # names a bad file and line
         check_collection(collection, cfg.loss.train_source, splits)
 
     tags = {

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -23,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("lossbench")
 
 PARENT_FILE = "mlflow_parent_run_id"
-IGNORED_FOR_HASH = ("tracking", "paths", "hydra")
+IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint")
+"""Top-level keys that say where a run is logged, stored or resumed from, never what it computes."""
 
 
 def _digest(payload: Any) -> str:
@@ -71,6 +73,22 @@ def find_finished_run(client: Any, experiment_id: str, digest: str) -> Any | Non
     return runs[0] if runs else None
 
 
+def fail_if_running(uri: str, run_id: str) -> None:
+    """End a sweep's parent run FAILED if it is still RUNNING (the sweep stopped before its end)."""
+    from lossbench.tracking import connect
+
+    try:
+        client = connect(uri)
+        if client.get_run(run_id).info.status != "RUNNING":
+            return
+        client.set_tag(
+            run_id, "error", "the sweep stopped before its last job; see its console output"
+        )
+        client.set_terminated(run_id, "FAILED")
+    except Exception as error:  # noqa: BLE001 -- at exit: report, never raise
+        log.warning("could not end the sweep's parent run %s: %s", run_id, error)
+
+
 class MlflowSweepCallback(Callback):
     """Hydra callback: the MLflow parent run of a multirun (created with the client, ended at the end).
 
@@ -113,10 +131,14 @@ class MlflowSweepCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(run_id)
+        # A job whose overrides do not compose (loss=ranknett in a list) stops Hydra before
+        # on_multirun_end; the parent must not stay RUNNING then.
+        atexit.register(fail_if_running, str(tracking.uri), run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from lossbench.tracking import connect
 
+        atexit.unregister(fail_if_running)
         run_id = parent_run_id(str(config.hydra.sweep.dir))
         if run_id is None:
             return

@@ -6,6 +6,7 @@ so sweeps, tests and Lightning all write to the run they mean.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import traceback
@@ -35,7 +36,13 @@ def normalize_uri(uri: str) -> str:
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.is_absolute():
             path = Path.cwd() / path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingError(
+                f"tracking.uri={uri!r}: cannot create the folder {path.parent} ({error}); "
+                "point tracking.uri at a writable place: sqlite:////absolute/path/mlflow.db"
+            ) from error
         return f"sqlite:///{path.resolve()}"
     if uri.startswith(("http://", "https://", "postgresql", "mysql", "databricks")):
         return uri
@@ -174,6 +181,30 @@ def reachable_uri(uri: str, fallback_uri: str | None = None) -> str:
         return normalize_uri(fallback_uri)
 
 
+def check_sqlite(uri: str) -> None:
+    """Fail in milliseconds when a sqlite store cannot be opened for writing.
+
+    MLflow retries opening a sqlite file for about 100 s before it gives up with a bare SQLAlchemy
+    error; sqlite3 itself answers at once.
+    """
+    import sqlite3
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    fix = "point tracking.uri at a writable file: sqlite:////absolute/path/mlflow.db"
+    if path.is_dir():
+        raise TrackingError(f"tracking.uri={uri!r} names a folder, not a database file; {fix}")
+    # sqlite opens a read-only file read-only, and fails only at the first write
+    for needed in (path.parent, path) if path.exists() else (path.parent,):
+        if not os.access(needed, os.W_OK):
+            raise TrackingError(f"tracking.uri={uri!r}: {needed} is not writable; {fix}")
+    try:
+        with sqlite3.connect(f"{path.as_uri()}?mode=rwc", uri=True, timeout=5) as connection:
+            connection.execute("PRAGMA schema_version").fetchone()  # reads the header: a database?
+        connection.close()
+    except sqlite3.Error as error:
+        raise TrackingError(f"tracking.uri={uri!r}: cannot open {path} ({error}); {fix}") from error
+
+
 def connect(uri: str) -> Any:
     """A client for ``uri``, after checking that the store answers (fails now, not after training)."""
     from mlflow.tracking import MlflowClient
@@ -181,8 +212,10 @@ def connect(uri: str) -> Any:
     uri = normalize_uri(uri)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
-    client = MlflowClient(tracking_uri=uri)
+    if uri.startswith("sqlite:///"):
+        check_sqlite(uri)
     try:
+        client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as error:
         raise TrackingError(f"cannot reach the MLflow store at {uri}: {error}") from error

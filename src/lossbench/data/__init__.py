@@ -24,7 +24,7 @@ def synthetic_collection(cache_dir: str | Path, **spec: Any) -> Collection:
 
 
 def local_collection(
-    path: str | Path,
+    path: str | Path | None,
     name: str = "local",
     relevance_map: Mapping[int, int] | None = None,
     **options: Any,
@@ -33,6 +33,8 @@ def local_collection(
 
     ``options`` are :func:`~lossbench.data.local.load_local`'s (file names, ``dev_percent``, mining).
     """
+    if path is None:
+        raise ValueError("dataset=local needs the collection's folder: add dataset.path=DIR")
     grades = None if relevance_map is None else {int(k): int(v) for k, v in relevance_map.items()}
     return load_local(path, name=name, relevance_map=grades, **options)
 

@@ -1,0 +1,443 @@
+"""Bad input gets a clear error before work starts: one test per message, and no run left RUNNING.
+
+Three kinds of error, by when they are raised:
+
+* at composition (Hydra + :mod:`lossbench.schema`): wrong types, unknown keys, unknown choices;
+* in ``pipeline.run.run`` before the MLflow run is opened: impossible combinations, settings that
+  composition lets through, missing or malformed data files, an unusable tracking store;
+* during the run (a malformed line deep in a streamed triples file): the run ends FAILED.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from mlflow.tracking import MlflowClient
+
+from lossbench.checks import ConfigurationError
+from lossbench.data.formats import DataFormatError
+from lossbench.tracking import TrackingError
+from tests.conftest import REPO
+from tests.data.test_local import write_trec
+
+FAST_RUN = [
+    "model=tiny",
+    "trainer.max_steps=3",
+    "eval.base=false",
+    "eval.val_every_n_steps=null",
+    "data.num_workers=0",
+]
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow sqlite store with its tables created (MLflow's migrations take seconds)."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def store_with_tables(empty_store: Path, tmp_path: Path) -> None:
+    """Each test's store (``mlflow_uri``, where ``compose`` points runs) starts as a copy of it."""
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def all_runs(uri: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def cause_chain(error: BaseException) -> str:
+    """The messages of an error and of every error it was raised from (Hydra wraps OmegaConf's)."""
+    messages = []
+    current: BaseException | None = error
+    while current is not None:
+        messages.append(str(current))
+        current = current.__cause__ or current.__context__
+    return "\n".join(messages)
+
+
+# --- at composition: the schema and Hydra's groups --------------------------------------------
+
+
+def test_a_wrong_type_names_the_key_and_the_expected_type(compose) -> None:
+    with pytest.raises(ConfigCompositionException, match=r"data\.train_batch_size=abc") as info:
+        compose("data.train_batch_size=abc")
+    details = cause_chain(info.value)
+    assert "'abc' of type 'str' could not be converted to Integer" in details
+    assert "full_key: data.train_batch_size" in details
+
+
+def test_a_wrong_type_in_a_group_node_is_refused_too(compose) -> None:
+    with pytest.raises(ConfigCompositionException, match=r"dataset\.teacher_scores=maybe") as info:
+        compose("dataset.teacher_scores=maybe")
+    assert "Value 'maybe' is not a valid bool" in cause_chain(info.value)
+
+
+def test_an_unknown_key_names_the_key(compose) -> None:
+    with pytest.raises(
+        ConfigCompositionException, match=r"Could not override 'data\.batchsize'"
+    ) as info:
+        compose("data.batchsize=8")
+    assert "Key 'batchsize' not in 'DataConf'" in cause_chain(info.value)
+
+
+def test_an_unknown_key_in_a_yaml_file_names_the_file_and_key(compose, tmp_path: Path) -> None:
+    """A typo in a preset used to add a key nobody reads; the schema refuses it."""
+    presets = tmp_path / "extra" / "experiment"
+    presets.mkdir(parents=True)
+    (presets / "typo.yaml").write_text("# @package _global_\ndata:\n  batchsize: 8\n")
+    with pytest.raises(
+        ConfigCompositionException,
+        match=r"(?s)In 'experiment/typo'.*Key 'batchsize' not in 'DataConf'.*full_key: data\.batchsize",
+    ):
+        compose(f"hydra.searchpath=[file://{tmp_path / 'extra'}]", "experiment=typo")
+
+
+def test_an_unknown_choice_lists_the_valid_ones(compose) -> None:
+    with pytest.raises(
+        MissingConfigException,
+        match=r"(?s)Could not find 'loss/ranknett'.*Available options in 'loss'.*infonce.*ranknet",
+    ):
+        compose("loss=ranknett")
+
+
+@pytest.mark.parametrize(
+    ("override", "valid"),
+    [
+        ("loss.train_source=pairs", "[triples, run]"),
+        (
+            "dataset.run_sampling.sampling_strategy=best",
+            "[top, random, log_random, top_and_random, single_relevant]",
+        ),
+        ("dataset.run_sampling.targets=grade", "[relevance, rank, score]"),
+    ],
+)
+def test_an_unknown_value_of_a_closed_setting_lists_the_valid_ones(
+    compose, override: str, valid: str
+) -> None:
+    with pytest.raises(ConfigCompositionException, match=re.escape(override)) as info:
+        compose(override)
+    assert f"expected one of {valid}" in cause_chain(info.value)
+
+
+def cli(*overrides: str, root: Path, multirun: bool = False) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
+    sweep_dir = f"hydra.sweep.dir={root / 'multirun'}"
+    flags = ["-m"] if multirun else []
+    command = [sys.executable, "-m", "pipeline.run", *flags, f"paths.root={root}", sweep_dir]
+    command += overrides
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.train_batch_size=abc", "full_key: data.train_batch_size"),
+        ("data.batchsize=8", "Key 'batchsize' not in 'DataConf'"),
+        ("loss=ranknett", "Available options in 'loss'"),
+    ],
+)
+def test_the_cli_prints_a_composition_error_without_a_traceback(
+    override: str, message: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "cli"
+    result = cli(override, root=root)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "mlflow.db").exists()  # no store was even opened
+
+
+@pytest.mark.slow
+def test_the_cli_shows_a_check_error_with_the_projects_frames_only(tmp_path: Path) -> None:
+    result = cli("loss=kl_divergence", "dataset=cranfield", "model=tiny", root=tmp_path)
+    assert result.returncode == 1
+    assert "KLDivergence needs teacher scores, but dataset=cranfield has none" in result.stderr
+    assert "site-packages" not in result.stderr  # Hydra trims its own and the libraries' frames
+    assert len(result.stderr.splitlines()) < 20
+
+
+# --- in run(), before the MLflow run is opened ---------------------------------------------------
+
+
+@dataclass
+class BadRun:
+    """Overrides (``{folder}``: a valid local collection, after ``corrupt`` edits it) and the error."""
+
+    overrides: list[str]
+    error: type[BaseException]
+    match: str
+    corrupt: Callable[[Path], None] | None = None
+    small: bool = True
+    uses_the_store: bool = True  # False: the error is about the store itself
+
+
+def replace_line(name: str, number: int, text: str) -> Callable[[Path], None]:
+    def corrupt(folder: Path) -> None:
+        path = folder / name
+        lines = path.read_text().splitlines(keepends=True)
+        lines[number - 1] = text + "\n"
+        path.write_text("".join(lines))
+
+    return corrupt
+
+
+def remove(name: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).unlink()
+
+
+def local(*overrides: str) -> list[str]:
+    return ["dataset=local", "dataset.path={folder}", *overrides]
+
+
+BAD_RUNS = {
+    "teacher loss, dataset without teacher scores": BadRun(
+        ["loss=kl_divergence", "dataset=cranfield"],
+        ConfigurationError,
+        r"KLDivergence needs teacher scores, but dataset=cranfield has none; "
+        r"choose dataset=msmarco_distill, dataset=synthetic, or a loss that trains on triples",
+        small=False,
+    ),
+    "teacher run on a dataset without one": BadRun(
+        ["loss.train_source=run", "dataset=cranfield"],
+        ConfigurationError,
+        r"loss\.train_source=run needs a teacher run, but dataset=cranfield has none",
+        small=False,
+    ),
+    "regularizer schedule without a regularizer": BadRun(
+        ["regularizer_schedule=constant_warmup"],
+        ConfigurationError,
+        r"regularizer_schedule=constant_warmup schedules .* add a regularizer",
+    ),
+    "key added with +": BadRun(
+        ["+data.batchsize=8"],
+        ConfigurationError,
+        r"data\.batchsize is not a setting: data takes train_batch_size, inference_batch_size, "
+        r"num_workers",
+    ),
+    "unknown trainer argument": BadRun(
+        ["+trainer.max_step=5"],
+        ConfigurationError,
+        r"trainer\.max_step is not a lightning\.Trainer argument; did you mean trainer\.max_steps\?",
+    ),
+    "trainer argument the pipeline sets": BadRun(
+        ["+trainer.default_root_dir=/tmp"],
+        ConfigurationError,
+        r"trainer\.default_root_dir is set by pipeline\.run",
+    ),
+    "unknown metric": BadRun(
+        ["eval.metrics=[ndcg@10,ndgc@5]"],
+        ConfigurationError,
+        r"eval\.metrics: 'ndgc@5' is not a ranx metric",
+    ),
+    "objective not computed": BadRun(
+        ["eval.objective=precision@5"],
+        ConfigurationError,
+        r"eval\.objective='precision@5' is not computed on the test split: eval\.metrics is "
+        r"\[ndcg@10, mrr@10, recall@100, map@100\]",
+    ),
+    "objective on an unknown split": BadRun(
+        ["eval.objective_split=train"],
+        ConfigurationError,
+        r"eval\.objective_split='train'; valid: test, dev",
+    ),
+    "local dataset without a path": BadRun(
+        ["dataset=local"],
+        ValueError,
+        r"dataset=local needs the collection's folder: add dataset\.path=DIR",
+        small=False,
+    ),
+    "local folder that does not exist": BadRun(
+        ["dataset=local", "dataset.path={folder}/nope"],
+        FileNotFoundError,
+        r"nope: not a folder; dataset\.path must name a collection folder",
+        small=False,
+    ),
+    "local folder without a corpus": BadRun(
+        local(),
+        FileNotFoundError,
+        r"no corpus file; expected one of corpus\.jsonl, corpus\.tsv",
+        corrupt=remove("corpus.tsv"),
+        small=False,
+    ),
+    "malformed corpus line": BadRun(
+        local(),
+        DataFormatError,
+        r"corpus\.tsv:7: expected 'id<TAB>text', got 'd6 no tab'",
+        corrupt=replace_line("corpus.tsv", 7, "d6 no tab"),
+        small=False,
+    ),
+    "malformed qrels line": BadRun(
+        local(),
+        DataFormatError,
+        r"qrels/test\.txt:5: expected 'qid iteration docid grade' \(TREC\) or 'qid<TAB>docid<TAB>grade' \(BEIR\)",
+        corrupt=replace_line("qrels/test.txt", 5, "q21 d5"),
+        small=False,
+    ),
+    "malformed TREC run line": BadRun(
+        local(),
+        DataFormatError,
+        r"teacher\.run:9: expected an integer rank and a numeric score, got 'q1 Q0 d5 1 high teacher'",
+        corrupt=replace_line("teacher.run", 9, "q1 Q0 d5 1 high teacher"),
+        small=False,
+    ),
+    "malformed triples line near the top": BadRun(
+        local(),
+        DataFormatError,
+        r"triples\.tsv:3: expected 'qid<TAB>pos_docid<TAB>neg_docid'",
+        corrupt=replace_line("triples.tsv", 3, "q0\td1"),
+        small=False,
+    ),
+    "unreachable tracking server": BadRun(
+        ["tracking.uri=http://127.0.0.1:{port}"],
+        TrackingError,
+        r"the MLflow tracking server at http://127\.0\.0\.1:\d+ does not answer .* "
+        r"set tracking\.fallback_uri=",
+        uses_the_store=False,
+    ),
+    "sqlite store under a file": BadRun(
+        ["tracking.uri=sqlite:///{folder}/corpus.tsv/mlflow.db"],
+        TrackingError,
+        r"corpus\.tsv/mlflow\.db': cannot create the folder .*corpus\.tsv",
+        uses_the_store=False,
+    ),
+    "sqlite store that is a folder": BadRun(
+        ["tracking.uri=sqlite:///{folder}"],
+        TrackingError,
+        r"names a folder, not a database file; point tracking\.uri at a writable file",
+        uses_the_store=False,
+    ),
+    "sqlite store that is not a database": BadRun(
+        ["tracking.uri=sqlite:///{folder}/corpus.tsv"],
+        TrackingError,
+        r"corpus\.tsv \(file is not a database\); point tracking\.uri at a writable file",
+        uses_the_store=False,
+    ),
+}
+
+
+def bad_config(case: BadRun, compose, tmp_path: Path):  # noqa: ANN201
+    folder = write_trec(tmp_path / "collection")
+    if case.corrupt:
+        case.corrupt(folder)
+    port = closed_port()
+    overrides = [o.format(folder=folder, port=port) for o in case.overrides]
+    return compose(*FAST_RUN, *overrides, small=case.small)
+
+
+@pytest.mark.parametrize("case", list(BAD_RUNS.values()), ids=list(BAD_RUNS))
+def test_each_bad_run_fails_with_its_message(case: BadRun, compose, tmp_path: Path) -> None:
+    from pipeline.run import run
+
+    cfg = bad_config(case, compose, tmp_path)
+    with pytest.raises(case.error, match=case.match):
+        run(cfg)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [case for case in BAD_RUNS.values() if case.uses_the_store],
+    ids=[name for name, case in BAD_RUNS.items() if case.uses_the_store],
+)
+def test_an_error_before_the_run_opens_leaves_no_run(
+    case: BadRun, compose, tmp_path: Path, mlflow_uri: str
+) -> None:
+    from pipeline.run import run
+
+    with pytest.raises(case.error):
+        run(bad_config(case, compose, tmp_path))
+    assert all_runs(mlflow_uri) == []
+
+
+def test_an_unwritable_sqlite_store_fails_at_once(tmp_path: Path, monkeypatch) -> None:
+    """Root may write anywhere, so the permission is simulated; sqlite would open the file read-only."""
+    from lossbench.tracking import connect
+
+    real_access = os.access
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: Path(path) != store and real_access(path, mode)
+    )
+    with pytest.raises(TrackingError, match=r"store is not writable; point tracking\.uri at"):
+        connect(f"sqlite:///{store / 'mlflow.db'}")
+
+
+# --- combinations that run, with a warning -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [
+        (["model=tiny_splade", "index=exact"], "a SPLADE model on a dense index"),
+        (["model=tiny", "index=sparse"], "index=sparse with a dense model"),
+        (["model=tiny", "regularizer=flops"], "FLOPSRegularization is meant for sparse (SPLADE)"),
+    ],
+)
+def test_a_sparse_dense_mismatch_is_warned_about_before_tracking(
+    compose, caplog, overrides: list[str], warning: str
+) -> None:
+    """These run (a user may mean them), so they warn rather than fail; the warning comes first."""
+    from pipeline.run import run
+
+    cfg = compose(*FAST_RUN, *overrides, f"tracking.uri=http://127.0.0.1:{closed_port()}")
+    with caplog.at_level("WARNING", logger="lossbench"), pytest.raises(TrackingError):
+        run(cfg)  # stopped by the unreachable store, after the checks
+    assert warning in caplog.text
+
+
+# --- during the run ------------------------------------------------------------------------------
+
+
+def test_a_malformed_line_deep_in_a_streamed_file_ends_the_run_failed(
+    compose, tmp_path: Path, mlflow_uri: str, monkeypatch
+) -> None:
+    """Only the head of a streamed triples file is parsed up front; a bad line further down fails
+    when training reaches it, naming the file and line, and the run ends FAILED, not RUNNING."""
+    monkeypatch.setattr("lossbench.checks.PEEKED_TUPLES", 10)
+    folder = write_trec(tmp_path / "collection")
+    replace_line("triples.tsv", 40, "q13\td1")(folder)
+    from pipeline.run import run
+
+    cfg = compose(*FAST_RUN, "dataset=local", f"dataset.path={folder}", small=False)
+    with pytest.raises(DataFormatError, match=r"triples\.tsv:40: expected"):
+        run(cfg)
+    (failed,) = all_runs(mlflow_uri)
+    assert failed.info.status == "FAILED"
+    assert "triples.tsv:40" in failed.data.tags["error"]
+
+
+@pytest.mark.slow  # a subprocess that imports Hydra and MLflow: ~6-10 s
+def test_a_sweep_whose_job_does_not_compose_leaves_no_run_running(tmp_path: Path) -> None:
+    """Hydra composes each job's config after the sweep's parent run exists; a bad value in the
+    sweep list stops it there, and the parent ends FAILED (it used to stay RUNNING)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = cli("loss=ranknett,ranknet", "model=tiny", root=tmp_path, multirun=True)
+    assert result.returncode == 1
+    assert "Could not find 'loss/ranknett'" in result.stderr
+    runs = all_runs(uri)
+    assert [run.info.status for run in runs] == ["FAILED"]
+    assert runs[0].data.tags["lossbench_role"] == "sweep"
