@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import compose_config
-
-pytest.importorskip("faiss")
 
 # 150 synthetic docs: 8 lists of ~19 docs (min_points_per_list lowered so nlist stays 8), 1 probed
 FAISS_RUN = [

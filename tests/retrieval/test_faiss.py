@@ -9,10 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-pytest.importorskip("faiss")
-
-from lossbench.retrieval import ExactDenseIndex, FaissFlatIndex, FaissIVFIndex  # noqa: E402
-from lossbench.retrieval.recall import overlap_at_k  # noqa: E402
+from lossbench.retrieval import ExactDenseIndex, FaissFlatIndex, FaissIVFIndex
+from lossbench.retrieval.recall import overlap_at_k
 
 
 def clustered(
