@@ -20,6 +20,7 @@ keep their vectors on the CPU either way.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ FAISS_MISSING = (
 
 def import_faiss() -> ModuleType:
     """The ``faiss`` module, or an ImportError that says how to install it."""
+    # faiss's loader logs at INFO which CPU build it tried ("Could not load library with AVX2 ...")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         import faiss
     except ImportError as error:
