@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "recall_vs_exact": recall,
             }
         )
-        print(f"  {variant} {extra or ''}: recall {recall:.4f}, {search_s:.2f} s", flush=True)
+        settings = "".join(f" {key}={value}" for key, value in extra.items())
+        print(f"  {variant}{settings}: recall {recall:.4f}, {search_s:.2f} s", flush=True)
 
     def build_and_search(index: Any) -> tuple[float, float, torch.Tensor]:
         """Seconds to add every doc, seconds to search every query, and the top-k positions."""
