@@ -191,6 +191,7 @@ def run(cfg: DictConfig) -> float:
     )
     from lossbench.models import BiEncoderModule
     from lossbench.retrieval import index_corpus, search_split
+    from lossbench.retrieval.recall import recall_vs_exact
     from lossbench.sweeps import config_hash, system_hash
     from lossbench.tracking import MlflowRunLogger, flatten, git_commit, reachable_uri, tracked_run
     from lossbench.trainer import LightningIRTrainer
@@ -338,6 +339,10 @@ def run(cfg: DictConfig) -> float:
             tracked.log_metrics({f"index/{name}": v for name, v in index.stats().items()})
         with watch.stage("search"):
             test_run = search_split(module, collection, index, "test", cfg.eval.k, batch_size)
+        if getattr(index, "report_recall_vs_exact", False):  # an approximate index: what it misses
+            with watch.stage("recall_vs_exact"):
+                recall = recall_vs_exact(module, collection, index, "test", 100, batch_size)
+            tracked.log_metrics({"index/recall_at_100_vs_exact": recall})
         with watch.stage("evaluate"):
             evaluation = evaluate_run(collection.qrels["test"], test_run, cfg.eval.metrics)
         run_path = write_trec_run(test_run, folder / "test.run", tag=f"lossbench-{cfg.loss.name}")

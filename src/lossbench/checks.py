@@ -128,6 +128,13 @@ def index_warnings(model_config: Any, index_config: Any) -> list[str]:
     index_target = str(index_config.get("_target_", "")).lower()
     is_sparse_model = "splade" in model_target
     is_sparse_index = "sparse" in index_target
+    if is_sparse_model and "faiss" in index_target:
+        return [
+            "a SPLADE model on a faiss index: faiss stores every doc as a dense vocabulary-sized "
+            "vector (30522 floats each for BERT's vocabulary) and faiss_ivf clusters them with "
+            "k-means in that many dimensions; use index=sparse (the SPLADE model configs pick it "
+            "unless the command line says otherwise)"
+        ]
     if is_sparse_model and not is_sparse_index:
         return [
             "a SPLADE model on a dense index holds every doc as a dense vocabulary-sized vector "
@@ -137,7 +144,7 @@ def index_warnings(model_config: Any, index_config: Any) -> list[str]:
     if is_sparse_index and not is_sparse_model:
         return [
             "index=sparse with a dense model stores every dimension of every doc as a posting; "
-            "use index=exact"
+            "use index=exact (or index=faiss_flat, index=faiss_ivf)"
         ]
     return []
 

@@ -12,6 +12,8 @@ from lossbench.data.datasets import QueryDataset, TextSample
 from lossbench.models.module import BiEncoderModule
 from lossbench.retrieval.dense import ExactDenseIndex
 from lossbench.retrieval.encode import encode_texts, iter_encoded
+from lossbench.retrieval.faiss_index import FaissFlatIndex, FaissIVFIndex
+from lossbench.retrieval.recall import recall_vs_exact
 from lossbench.retrieval.sparse import SparseIndex
 
 
@@ -73,11 +75,14 @@ def search_split(
 
 __all__ = [
     "ExactDenseIndex",
+    "FaissFlatIndex",
+    "FaissIVFIndex",
     "Index",
     "IndexWithStats",
     "SparseIndex",
     "encode_texts",
     "index_corpus",
     "iter_encoded",
+    "recall_vs_exact",
     "search_split",
 ]
