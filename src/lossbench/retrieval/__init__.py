@@ -12,6 +12,7 @@ from lossbench.data.datasets import QueryDataset, TextSample
 from lossbench.models.module import BiEncoderModule
 from lossbench.retrieval.dense import ExactDenseIndex
 from lossbench.retrieval.encode import encode_texts, iter_encoded
+from lossbench.retrieval.sharded import index_corpus_sharded
 from lossbench.retrieval.sparse import SparseIndex
 
 
@@ -78,6 +79,7 @@ __all__ = [
     "SparseIndex",
     "encode_texts",
     "index_corpus",
+    "index_corpus_sharded",
     "iter_encoded",
     "search_split",
 ]
