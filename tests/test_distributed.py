@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lossbench.distributed import in_batch_inputs, is_launch_primary
+from lossbench.distributed import in_batch_inputs
 from lossbench.loss import InBatchCrossEntropy, InBatchLossFunction, ScoreBasedInBatchCrossEntropy
 from tests.gloo import run_gloo
 
@@ -152,24 +152,3 @@ def test_gathered_layout_needs_the_mask_of_every_block() -> None:
         loss(scores, None, torch.ones(4, 3, dtype=torch.bool), query_offset=3)
     with pytest.raises(ValueError, match="true or false"):
         InBatchCrossEntropy(gather_across_devices="false")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("environment", "primary"),
-    [
-        ({}, True),
-        ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True),
-        ({"LOCAL_RANK": "1"}, False),
-        ({"RANK": "3"}, False),
-        ({"SLURM_PROCID": "1"}, False),
-        ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, False),
-    ],
-)
-def test_launch_primary_is_read_from_the_launchers_variables(
-    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], primary: bool
-) -> None:
-    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    assert is_launch_primary() is primary

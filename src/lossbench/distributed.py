@@ -15,7 +15,6 @@ concatenated (global) batch::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,31 +24,12 @@ import torch.nn.functional as F
 
 from lossbench.loss.base import InBatchLossFunction
 
-LAUNCH_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
-"""Environment variables set by the launchers of DDP processes: Lightning's re-launch
-(``LOCAL_RANK``, ``NODE_RANK``), torchrun (``RANK``) and SLURM tasks (``SLURM_PROCID``)."""
-
 
 def distributed_position() -> tuple[int, int]:
     """``(rank, world size)`` of this process: torch.distributed's when initialized, else ``(0, 1)``."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def is_launch_primary() -> bool:
-    """True unless this process was started as a DDP rank other than global rank 0.
-
-    Read from the environment, so it is known before ``torch.distributed`` is initialized: the
-    processes that Lightning's DDP launcher re-launches (``LOCAL_RANK>0``), torchrun's (``RANK>0``),
-    another node's (``NODE_RANK>0``) and SLURM's other tasks (``SLURM_PROCID>0``) are not primary.
-    The pipeline lets only the primary process open the MLflow run and write files.
-    """
-    for name in LAUNCH_RANK_VARIABLES:
-        value = os.environ.get(name, "0").strip() or "0"
-        if value.isdigit() and int(value) != 0:
-            return False
-    return True
 
 
 class _AllGatherWithGrad(torch.autograd.Function):
