@@ -22,7 +22,7 @@ import torch
 from tests.conftest import TINY_BACKBONE
 from tests.gloo import run_gloo
 
-pytestmark = pytest.mark.slow  # two processes each load the tiny model: ~20-30 s on 2 cores
+pytestmark = pytest.mark.slow  # two processes each load the tiny model: about a minute on 2 cores
 
 NUM_TRIPLES = 24  # 12 per rank, 6 per DataLoader worker, batches of 3: equal shares, 4 steps
 NUM_DOCS = 19  # not a multiple of 2: the index shards differ in size

@@ -277,11 +277,13 @@ class BiEncoderModule(L.LightningModule):
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
         values = self.compute_losses(batch)
         size = len(batch.query_ids)
-        self.log("train/loss", values["loss"], prog_bar=True, batch_size=size)
+        # under DDP the mean over the ranks: with gathered in-batch losses, the global batch's loss
+        sync = self.trainer.world_size > 1
+        self.log("train/loss", values["loss"], prog_bar=True, batch_size=size, sync_dist=sync)
         if len(self.loss_functions) > 1:
             for name in self.loss_names:
-                self.log(f"train/{name}", values[name], batch_size=size)
+                self.log(f"train/{name}", values[name], batch_size=size, sync_dist=sync)
         for name in ("query_nnz", "doc_nnz"):
             if name in values:
-                self.log(f"train/{name}", values[name], batch_size=size)
+                self.log(f"train/{name}", values[name], batch_size=size, sync_dist=sync)
         return values["loss"]
