@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ def objective_value(
     return float(history[-1][1][metric])
 
 
-def output_folder(cfg: DictConfig) -> Path:
+def output_folder(cfg: DictConfig, create: bool = True) -> Path:
     if cfg.paths.get("output"):
         folder = Path(cfg.paths.output)
     else:
@@ -146,7 +146,8 @@ def output_folder(cfg: DictConfig) -> Path:
             folder = Path(HydraConfig.get().runtime.output_dir)
         else:
             folder = Path(tempfile.mkdtemp(prefix="lossbench-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -189,11 +190,19 @@ def run(cfg: DictConfig) -> float:
         inference_device,
         training_workers,
     )
+    from lossbench.launch import is_launch_primary
     from lossbench.models import BiEncoderModule
     from lossbench.retrieval import index_corpus, search_split
     from lossbench.retrieval.recall import recall_vs_exact
     from lossbench.sweeps import config_hash, system_hash
-    from lossbench.tracking import MlflowRunLogger, flatten, git_commit, reachable_uri, tracked_run
+    from lossbench.tracking import (
+        MlflowRunLogger,
+        UntrackedRun,
+        flatten,
+        git_commit,
+        reachable_uri,
+        tracked_run,
+    )
     from lossbench.trainer import LightningIRTrainer
 
     watch = Stopwatch()
@@ -225,13 +234,17 @@ def run(cfg: DictConfig) -> float:
         bool(cfg.dataset.get("teacher_scores", False)),
         datasets_with_teacher_scores(),
     )
-    uri = reachable_uri(
-        cfg.tracking.uri, cfg.tracking.get("fallback_uri")
-    )  # fails now, not after training
+    # DDP: the ranks Lightning (or SLURM) starts besides rank 0 only train; rank 0 logs
+    primary = is_launch_primary()
     digest = config_hash(cfg)
-    done = previous_objective(cfg, uri, digest)
-    if done is not None:
-        return done
+    uri = ""
+    if primary:
+        uri = reachable_uri(
+            cfg.tracking.uri, cfg.tracking.get("fallback_uri")
+        )  # fails now, not after training
+        done = previous_objective(cfg, uri, digest)
+        if done is not None:
+            return done
     splits = [cfg.eval.val_split, "test"]
     with watch.stage("data"):
         collection = instantiate_unwrapped(cfg.dataset.collection)  # names a bad file and line
@@ -250,20 +263,25 @@ def run(cfg: DictConfig) -> float:
         "config_hash": digest,
         "system_hash": system_hash(cfg),
     }
-    folder = output_folder(cfg)
-    with tracked_run(
-        uri,
-        cfg.tracking.experiment,
-        job_name(cfg),
-        cfg.tracking.get("artifact_root"),
-        tags,
-        parent_run_id=sweep_parent_run_id(),
+    folder = output_folder(cfg, create=primary)
+    with (
+        tracked_run(
+            uri,
+            cfg.tracking.experiment,
+            job_name(cfg),
+            cfg.tracking.get("artifact_root"),
+            tags,
+            parent_run_id=sweep_parent_run_id(),
+        )
+        if primary
+        else nullcontext(UntrackedRun())
     ) as tracked:
         resolved = plain_dict(cfg)
         tracked.log_params(flatten(resolved))
         config_path = folder / "config.yaml"
-        config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
-        tracked.log_artifact(config_path)
+        if primary:
+            config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
+            tracked.log_artifact(config_path)
         tracked.log_metrics({f"data/{k}": v for k, v in collection.summary().items()})
 
         # 2. the model, its losses, optimizer and LR schedule
@@ -286,7 +304,7 @@ def run(cfg: DictConfig) -> float:
         batch_size = inference_batch_size(cfg.data.inference_batch_size, device)
         encode_workers = encoding_workers(cfg.data.get("encode_workers"), device)
         base: dict[str, float] = {}
-        if cfg.eval.base:  # the untrained starting point, on the same test queries
+        if cfg.eval.base and primary:  # the untrained starting point, on the same test queries
             with watch.stage("base_eval"):
                 module.to(device)
                 index = index_corpus(module, collection, make_index(), batch_size, encode_workers)
@@ -327,6 +345,8 @@ def run(cfg: DictConfig) -> float:
         )
         with watch.stage("train"):
             trainer.fit(module, data_module)
+        if not primary:  # rank 0 indexes (the last validation's index), searches and logs
+            return float("nan")
 
         # 4. index (reusing the last validation's index of the final weights), search, evaluate
         module.to(device)  # Lightning moves the model back to the CPU when fit ends
@@ -358,6 +378,10 @@ def run(cfg: DictConfig) -> float:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    from lossbench.launch import check_multi_device, processes_launched_externally
+
+    # before the sweep's per-job error handling: a sweep of re-launching DDP jobs stops here
+    check_multi_device(cfg.trainer, in_multirun(), processes_launched_externally())
     if not in_multirun():
         return run(cfg)
     try:

@@ -10,7 +10,7 @@ import torch
 
 from lossbench.data.collection import Collection
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
-from lossbench.retrieval import Index, index_corpus, search_split
+from lossbench.retrieval import Index, index_corpus, index_corpus_sharded, search_split
 
 
 class RetrievalValidation(L.Callback):
@@ -19,6 +19,11 @@ class RetrievalValidation(L.Callback):
     Runs every ``every_n_steps`` optimizer steps (if set), at the end of every epoch, and at the end of
     training, never twice for the same step. The last index is kept (:attr:`last_index`,
     :attr:`last_step`) so the pipeline can search the test split without encoding the corpus again.
+
+    Under DDP the every-n-steps and final validations shard the corpus encoding across the ranks
+    (:func:`~lossbench.retrieval.index_corpus_sharded`, all ranks reach those points at the same
+    step); rank 0 searches, evaluates, logs and keeps the index. At an epoch's end rank 0 validates
+    alone, since the ranks' shares of a stream may end one step apart (the others wait for it).
 
     Args:
         collection: the collection to index and search.
@@ -60,13 +65,25 @@ class RetrievalValidation(L.Callback):
         self.history.append((step, means))
         return means
 
-    def validate(self, trainer: L.Trainer, module: Any) -> None:
+    def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
+        """Validate at this step unless already done; ``every_rank``: every DDP rank is at this
+        point of the same step, so the corpus encoding is sharded across them."""
         step = trainer.global_step
-        if step == self.last_step or not trainer.is_global_zero:
-            return
-        index = index_corpus(
-            module, self.collection, self.make_index(), self.batch_size, self.num_workers
-        )
+        index: Index | None
+        if every_rank and trainer.world_size > 1:
+            if not trainer.strategy.broadcast(step != self.last_step, src=0):  # rank 0 decides
+                return
+            index = index_corpus_sharded(
+                module, self.collection, self.make_index(), self.batch_size, self.num_workers
+            )
+            if index is None:  # not rank 0
+                return
+        else:
+            if step == self.last_step or not trainer.is_global_zero:
+                return
+            index = index_corpus(
+                module, self.collection, self.make_index(), self.batch_size, self.num_workers
+            )
         means = self.evaluate_index(module, index, step)
         if trainer.logger is not None:
             trainer.logger.log_metrics(
@@ -78,7 +95,7 @@ class RetrievalValidation(L.Callback):
             self.validate(trainer, module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: Any) -> None:
-        self.validate(trainer, module)
+        self.validate(trainer, module, every_rank=False)
 
     def on_train_end(self, trainer: L.Trainer, module: Any) -> None:
         self.validate(trainer, module)

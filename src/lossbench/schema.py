@@ -76,9 +76,12 @@ class PathsConf:
 
 @dataclass
 class DataConf:
+    """Batch sizes and workers; null picks for the machine (:mod:`lossbench.hardware`)."""
+
     train_batch_size: int = MISSING
-    inference_batch_size: int = MISSING
-    num_workers: int = MISSING
+    inference_batch_size: int | None = None
+    num_workers: int | None = None
+    encode_workers: int | None = None
 
 
 @dataclass
@@ -170,6 +173,7 @@ class LossbenchConfig:
     """The composed config of ``python -m pipeline.run``."""
 
     seed: int = MISSING
+    compile: bool = False
     paths: PathsConf = field(default_factory=PathsConf)
     data: DataConf = field(default_factory=DataConf)
     loss: LossConf = field(default_factory=LossConf)

@@ -96,7 +96,17 @@ class MlflowSweepCallback(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from lossbench.checks import ConfigurationError
+        from lossbench.launch import check_multi_device
         from lossbench.tracking import connect, get_or_create_experiment
+
+        # a sweep of multi-device jobs works only when SLURM starts each job's ranks; otherwise
+        # open no parent run: the first job stops the sweep with the error (pipeline.run.main)
+        slurm = "SlurmLauncher" in str(config.hydra.launcher.get("_target_", ""))
+        try:
+            check_multi_device(config.get("trainer") or {}, True, launched_externally=slurm)
+        except ConfigurationError:
+            return
 
         tracking = config.tracking
         client = connect(tracking.uri)

@@ -96,6 +96,29 @@ class TrackedRun:
         self.client.log_text(self.run_id, text, name)
 
 
+class UntrackedRun(TrackedRun):
+    """A run that logs nothing: what the DDP ranks other than rank 0 get, so that only rank 0
+    creates the MLflow run and writes to it."""
+
+    def __init__(self) -> None:
+        super().__init__(client=None, run_id="", experiment_id="", uri="")
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        pass
+
+    def log_text(self, text: str, name: str) -> None:
+        pass
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": "[1, 2]"}``."""
     flat: dict[str, Any] = {}

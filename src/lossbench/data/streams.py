@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from lossbench.data.formats import TrainTuple, iter_tuples
+from lossbench.distributed import distributed_position  # noqa: F401 (re-exported)
 
 
 def as_train_tuple(item: Any) -> TrainTuple:
@@ -30,13 +31,6 @@ def as_train_tuple(item: Any) -> TrainTuple:
         return item
     query_id, *doc_ids = item
     return TrainTuple(str(query_id), tuple(str(d) for d in doc_ids))
-
-
-def distributed_position() -> tuple[int, int]:
-    """``(rank, world size)`` of this process: torch.distributed's when initialized, else ``(0, 1)``."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def shard_of(rank: int, world_size: int) -> tuple[int, int]:

@@ -9,7 +9,9 @@ on the declared needs, never on a loss's name):
   changes neither the value nor the gradient.
 * :class:`InBatchLossFunction` -- ``loss(scores, targets=None, mask=None)`` with ``scores``
   ``(Q, Q*D)``: query q against every doc of the flattened batch, query q owning columns
-  ``[q*D, (q+1)*D)``; ``targets``/``mask`` ``(Q, D)`` describe each query's own block.
+  ``[q*D, (q+1)*D)``; ``targets``/``mask`` ``(Q, D)`` describe each query's own block. With
+  ``gather_across_devices=True`` under DDP, the module passes the docs of every rank instead:
+  ``scores`` ``(Q, B*D)``, ``mask`` ``(B, D)`` and ``query_offset`` (the first own block).
 * :class:`RegularizationLossFunction` -- ``loss(query_embeddings, doc_embeddings)`` on ``(Nq, dim)`` and
   ``(Nd, dim)``; weights are plain float attributes so weight schedulers can change them.
 
@@ -67,9 +69,16 @@ class ScoringLossFunction(LossFunction):
 
 
 class InBatchLossFunction(LossFunction):
-    """A loss over every query against every doc of the batch: ``scores (Q, Q*D) -> scalar``."""
+    """A loss over every query against every doc of the batch: ``scores (Q, Q*D) -> scalar``.
+
+    ``gather_across_devices`` (False unless a subclass's constructor sets it): under DDP the module
+    then scores the local queries against the docs of every rank, ``scores`` ``(Q, B*D)`` with the
+    ``(B, D)`` mask of all ``B`` blocks and ``query_offset`` (local query q owns block
+    ``query_offset + q``), and the loss returns the local queries' share of the global mean.
+    """
 
     needs: ClassVar[Needs] = Needs.IN_BATCH
+    gather_across_devices: bool = False
 
     @abstractmethod
     def __call__(
@@ -77,6 +86,7 @@ class InBatchLossFunction(LossFunction):
         scores: torch.Tensor,
         targets: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        query_offset: int | None = None,
     ) -> torch.Tensor: ...
 
 
@@ -166,3 +176,11 @@ def check_temperature(temperature: float) -> float:
     if not temperature > 0.0 or temperature == float("inf"):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     return temperature
+
+
+def check_flag(value: bool, name: str) -> bool:
+    """Return ``value`` if it is a bool, raising a ``ValueError`` naming ``name`` otherwise (a YAML
+    string such as ``"false"`` would otherwise count as true)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value

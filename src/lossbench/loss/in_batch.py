@@ -4,6 +4,12 @@ Contract: ``scores`` is ``(Q, Q*D)``, query q against every doc of the flattened
 owning columns ``[q*D, (q+1)*D)``; ``mask`` ``(Q, D)`` marks the real docs of each block (a padded
 doc is excluded from every query's softmax, not only its owner's); ``targets`` ``(Q, D)`` (or
 ``(Q, D, T)``, reduced by max) for the losses that need them. Bi-encoders only.
+
+Across devices (``gather_across_devices=True`` under DDP) the docs are the blocks of every rank:
+``scores`` ``(Q, B*D)`` with ``B >= Q`` blocks, ``mask`` ``(B, D)`` for all of them, and local
+query q owns block ``query_offset + q``. The value is then the local queries' share of the global
+mean, ``sum_{local q} loss_q / (queries with a positive in all B blocks)``: summed over the ranks it
+is the mean over the global batch (see :mod:`lossbench.distributed`).
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ import torch
 from lossbench.loss.base import (
     InBatchLossFunction,
     Needs,
+    check_flag,
     check_temperature,
     masked_logsumexp,
-    masked_mean,
 )
 
 PosSampling = Literal["all", "first"]
@@ -35,35 +41,58 @@ def _check_max_num_neg_samples(max_num_neg_samples: int | None) -> int | None:
 
 
 def _in_batch_layout(
-    scores: torch.Tensor, mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Check the in-batch shapes; return ``(scores float32, mask (Q, D), real_columns, own)``.
+    scores: torch.Tensor, mask: torch.Tensor | None, query_offset: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Check the in-batch shapes; return ``(scores float32, local mask, mask, real_columns, own,
+    offset)``.
 
-    ``real_columns`` ``(Q, Q*D)`` is True where a column is a real doc (the same for every row);
-    ``own`` ``(Q, Q*D)`` is True on each query's own block.
+    Without ``query_offset``, ``scores`` is ``(Q, Q*D)`` and ``mask`` ``(Q, D)`` (or None: all
+    real). With it (gathered across devices), ``scores`` is ``(Q, B*D)`` against ``B`` blocks,
+    ``mask`` ``(B, D)`` covers every block, and local query q owns block ``query_offset + q``.
+    ``local mask`` ``(Q, D)`` is the queries' own blocks; ``real_columns`` ``(Q, B*D)`` is True
+    where a column is a real doc (the same for every row); ``own`` ``(Q, B*D)`` is True on each
+    query's own block.
     """
-    if scores.dim() != 2 or scores.shape[0] == 0 or scores.shape[1] % scores.shape[0] != 0:
+    if scores.dim() != 2 or scores.shape[0] == 0:
         raise ValueError(
             f"in-batch scores must have shape (Q, Q*D), got {tuple(scores.shape)}: query q against "
             "every doc of the batch, owning columns [q*D, (q+1)*D)"
         )
     num_queries, num_columns = scores.shape
-    num_docs = num_columns // num_queries
-    if mask is None:
-        mask = torch.ones(num_queries, num_docs, dtype=torch.bool, device=scores.device)
-    else:
-        mask = mask.to(dtype=torch.bool, device=scores.device)
-        if mask.shape != (num_queries, num_docs):
+    if query_offset is None:
+        if num_columns % num_queries != 0:
             raise ValueError(
-                f"in-batch mask must have shape (Q, D) = {(num_queries, num_docs)}, "
-                f"got {tuple(mask.shape)}"
+                f"in-batch scores must have shape (Q, Q*D), got {tuple(scores.shape)}: query q "
+                "against every doc of the batch, owning columns [q*D, (q+1)*D)"
             )
-    real_columns = mask.reshape(1, num_columns).expand(num_queries, num_columns)  # (Q, Q*D)
-    owner = torch.arange(num_columns, device=scores.device) // num_docs  # (Q*D,)
-    rows = torch.arange(num_queries, device=scores.device)  # (Q,)
-    own = owner.unsqueeze(0) == rows.unsqueeze(1)  # (Q, Q*D)
-    scores = scores.float().masked_fill(~real_columns, 0.0)  # (Q, Q*D)
-    return scores, mask, real_columns, own
+        shape = (num_queries, num_columns // num_queries)
+        if mask is None:
+            mask = torch.ones(shape, dtype=torch.bool, device=scores.device)
+        elif mask.shape != shape:
+            raise ValueError(
+                f"in-batch mask must have shape (Q, D) = {shape}, got {tuple(mask.shape)}"
+            )
+        query_offset = 0
+    elif (
+        mask is None
+        or mask.dim() != 2
+        or mask.numel() != num_columns
+        or not 0 <= query_offset <= mask.shape[0] - num_queries
+    ):
+        raise ValueError(
+            f"gathered in-batch scores {tuple(scores.shape)} with query_offset={query_offset} need "
+            f"a (B, D) mask of every block with B*D = {num_columns} and B >= query_offset + Q; "
+            f"got {None if mask is None else tuple(mask.shape)}"
+        )
+    mask = mask.to(dtype=torch.bool, device=scores.device)
+    num_docs = mask.shape[1]
+    real_columns = mask.reshape(1, num_columns).expand(num_queries, num_columns)  # (Q, B*D)
+    owner = torch.arange(num_columns, device=scores.device) // num_docs  # (B*D,)
+    rows = query_offset + torch.arange(num_queries, device=scores.device)  # (Q,)
+    own = owner.unsqueeze(0) == rows.unsqueeze(1)  # (Q, B*D)
+    scores = scores.float().masked_fill(~real_columns, 0.0)  # (Q, B*D)
+    local_mask = mask[query_offset : query_offset + num_queries]  # (Q, D)
+    return scores, local_mask, mask, real_columns, own, query_offset
 
 
 def _subsample(negatives: torch.Tensor, max_num: int | None) -> torch.Tensor:
@@ -82,18 +111,22 @@ def _cross_entropy(
     positive: torch.Tensor,
     has_positive: torch.Tensor,
     temperature: float,
+    num_counted: torch.Tensor,
 ) -> torch.Tensor:
-    """Mean over queries with a positive of ``logsumexp_{candidates} s/T - s_positive/T``.
+    """``sum_q (logsumexp_{candidates} s/T - s_positive/T)`` over the queries with a positive,
+    divided by ``num_counted``: their number (the mean), or across devices the number of queries
+    with a positive on every rank (the local share of the global mean).
 
     The rows of queries without a positive are zeroed first: whatever their scores (a padded
     query's embedding may be garbage), they put nothing non-finite into the graph.
     """
     skipped = ~has_positive.unsqueeze(-1)  # (Q, 1)
-    logits = scores.masked_fill(skipped, 0.0) / temperature  # (Q, Q*D)
-    candidates = candidates & ~skipped  # (Q, Q*D)
+    logits = scores.masked_fill(skipped, 0.0) / temperature  # (Q, B*D)
+    candidates = candidates & ~skipped  # (Q, B*D)
     positive_logits = logits.gather(-1, positive.unsqueeze(-1)).squeeze(-1)  # (Q,)
     losses = masked_logsumexp(logits, candidates) - positive_logits  # (Q,)
-    return masked_mean(losses, has_positive)
+    total = torch.where(has_positive, losses, torch.zeros_like(losses)).sum()
+    return total / num_counted.to(total.dtype).clamp(min=1.0)
 
 
 class InBatchCrossEntropy(InBatchLossFunction):
@@ -121,6 +154,10 @@ class InBatchCrossEntropy(InBatchLossFunction):
             keeps all.
         temperature: divides every score before the softmax (smaller means sharper; ~0.05 is
             common for cosine similarities). Default 1 equals the reference.
+        gather_across_devices: under multi-device (DDP) training, score each query against the
+            docs of every rank, not only its own rank's (more negatives for free). The training
+            module gathers the docs' embeddings with gradients; the DDP-averaged gradient then
+            equals the single-process gradient on the global batch. No effect on one device.
 
     References:
         Karpukhin, Oguz, Min, Lewis, Wu, Edunov, Chen and Yih, "Dense Passage Retrieval for
@@ -139,8 +176,8 @@ class InBatchCrossEntropy(InBatchLossFunction):
         Takes the full ``(Q, Q*D)`` score matrix and masks instead of gathering docs, so padded
         docs are excluded from every query's softmax and a query whose block is all padding is
         skipped. Random negatives are drawn per query (the reference draws one permutation of
-        negative slots for all queries). Adds ``temperature``. Invalid technique combinations
-        raise at construction.
+        negative slots for all queries). Adds ``temperature`` and ``gather_across_devices``.
+        Invalid technique combinations raise at construction.
 
     Example:
         >>> import torch
@@ -157,6 +194,7 @@ class InBatchCrossEntropy(InBatchLossFunction):
         neg_sampling_technique: NegSampling = "all",
         max_num_neg_samples: int | None = None,
         temperature: float = 1.0,
+        gather_across_devices: bool = False,
     ) -> None:
         if pos_sampling_technique not in ("all", "first"):
             raise ValueError(
@@ -176,15 +214,17 @@ class InBatchCrossEntropy(InBatchLossFunction):
         self.neg_sampling_technique: NegSampling = neg_sampling_technique
         self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
         self.temperature = check_temperature(temperature)
+        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
 
     def __call__(
         self,
         scores: torch.Tensor,
         targets: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        query_offset: int | None = None,
     ) -> torch.Tensor:
-        scores, mask, real, own = _in_batch_layout(scores, mask)  # (Q, Q*D), (Q, D), (Q, Q*D) x2
-        num_queries, num_docs = mask.shape
+        scores, local_mask, mask, real, own, offset = _in_batch_layout(scores, mask, query_offset)
+        num_queries, num_docs = local_mask.shape
         first_column = (torch.arange(scores.shape[1], device=scores.device) % num_docs) == 0
         own_first = own & first_column.unsqueeze(0)  # (Q, Q*D)
         positives = own if self.pos_sampling_technique == "all" else own_first  # (Q, Q*D)
@@ -196,8 +236,12 @@ class InBatchCrossEntropy(InBatchLossFunction):
             negatives = ~own_first  # (Q, Q*D)
         negatives = _subsample(negatives & real, self.max_num_neg_samples)  # (Q, Q*D)
         candidates = (positives & real) | negatives  # (Q, Q*D)
-        positive = torch.arange(num_queries, device=scores.device) * num_docs  # (Q,)
-        return _cross_entropy(scores, candidates, positive, mask[:, 0], self.temperature)
+        rows = offset + torch.arange(num_queries, device=scores.device)  # (Q,)
+        positive = rows * num_docs  # (Q,)
+        counted = mask[:, 0].sum()  # queries with a positive, in every block
+        return _cross_entropy(
+            scores, candidates, positive, local_mask[:, 0], self.temperature, counted
+        )
 
 
 class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
@@ -217,6 +261,8 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
         max_num_neg_samples: keep at most this many negatives per query, drawn uniformly at random,
             independently for each query, with torch's global RNG. ``None`` keeps all.
         temperature: divides every score before the softmax. Default 1 equals the reference.
+        gather_across_devices: under multi-device (DDP) training, the other ranks' docs are
+            negatives too (see :class:`InBatchCrossEntropy`). No effect on one device.
 
     References:
         Karpukhin et al., "Dense Passage Retrieval for Open-Domain Question Answering", EMNLP 2020
@@ -234,8 +280,8 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
     Differs from lightning-ir:
         When queries get different numbers of negatives, each query keeps all of its own (the
         reference drops random negatives down to the smallest count; with equal counts the values
-        agree). Padded docs are excluded everywhere; ``temperature`` is new; ``min_target_diff``
-        defaults to 1.
+        agree). Padded docs are excluded everywhere; ``temperature`` and
+        ``gather_across_devices`` are new; ``min_target_diff`` defaults to 1.
 
     Example:
         >>> import torch
@@ -252,38 +298,45 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
         min_target_diff: float = 1.0,
         max_num_neg_samples: int | None = None,
         temperature: float = 1.0,
+        gather_across_devices: bool = False,
     ) -> None:
         self.min_target_diff = float(min_target_diff)
         self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
         self.temperature = check_temperature(temperature)
+        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
 
     def __call__(
         self,
         scores: torch.Tensor,
         targets: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        query_offset: int | None = None,
     ) -> torch.Tensor:
         if targets is None:
             raise ValueError(
                 "ScoreBasedInBatchCrossEntropy needs targets (teacher scores), got None"
             )
-        scores, mask, real, own = _in_batch_layout(scores, mask)  # (Q, Q*D), (Q, D), (Q, Q*D) x2
-        num_queries, num_docs = mask.shape
+        scores, local_mask, mask, real, own, offset = _in_batch_layout(scores, mask, query_offset)
+        num_queries, num_docs = local_mask.shape
         targets = targets.to(device=scores.device, dtype=torch.float32)
         if targets.dim() == 3:
             targets = targets.amax(dim=-1)  # (Q, D)
-        if targets.shape != mask.shape:
+        if targets.shape != local_mask.shape:
             raise ValueError(
-                f"targets must have shape (Q, D) = {tuple(mask.shape)}, got {tuple(targets.shape)}"
+                f"targets must have shape (Q, D) = {tuple(local_mask.shape)}, "
+                f"got {tuple(targets.shape)}"
             )
-        masked_targets = targets.masked_fill(~mask, float("-inf"))  # (Q, D)
+        masked_targets = targets.masked_fill(~local_mask, float("-inf"))  # (Q, D)
         best = masked_targets.argmax(dim=-1)  # (Q,): first on ties
         best_target = masked_targets.amax(dim=-1, keepdim=True)  # (Q, 1)
-        far_below = (best_target - targets >= self.min_target_diff) & mask  # (Q, D)
-        offsets = torch.arange(num_queries, device=scores.device) * num_docs  # (Q,)
-        positive = offsets + best  # (Q,)
-        own_negatives = torch.zeros_like(own)  # (Q, Q*D)
+        far_below = (best_target - targets >= self.min_target_diff) & local_mask  # (Q, D)
+        rows = offset + torch.arange(num_queries, device=scores.device)  # (Q,)
+        positive = rows * num_docs + best  # (Q,)
+        own_negatives = torch.zeros_like(own)  # (Q, B*D)
         own_negatives[own] = far_below.reshape(-1)
         negatives = _subsample((~own & real) | own_negatives, self.max_num_neg_samples)
-        candidates = negatives.scatter(-1, positive.unsqueeze(-1), True)  # (Q, Q*D)
-        return _cross_entropy(scores, candidates, positive, mask.any(dim=-1), self.temperature)
+        candidates = negatives.scatter(-1, positive.unsqueeze(-1), True)  # (Q, B*D)
+        counted = mask.any(dim=-1).sum()  # queries with a real doc, in every block
+        return _cross_entropy(
+            scores, candidates, positive, local_mask.any(dim=-1), self.temperature, counted
+        )

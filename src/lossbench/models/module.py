@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lossbench.data.batches import TrainBatch
+from lossbench.distributed import InBatchScores, distributed_position, in_batch_inputs
 from lossbench.loss import LOSSES
 from lossbench.loss.base import (
     InBatchLossFunction,
@@ -264,8 +265,9 @@ class BiEncoderModule(L.LightningModule):
             positions = mask.flatten().nonzero().squeeze(1)  # (N,)
             docs = real_docs.new_zeros(num_queries * num_docs, real_docs.shape[-1])
             docs = docs.index_copy(0, positions, real_docs)  # (Q*D, H)
-        scores = torch.einsum("qh,qdh->qd", queries, docs.view(num_queries, num_docs, -1))  # (Q, D)
-        in_batch_scores: torch.Tensor | None = None
+        docs_per_query = docs.view(num_queries, num_docs, -1)  # (Q, D, H)
+        scores = torch.einsum("qh,qdh->qd", queries, docs_per_query)  # (Q, D)
+        in_batch: dict[bool, InBatchScores] = {}  # local, and gathered across devices
         values: dict[str, torch.Tensor] = {}
         total = scores.new_zeros((), dtype=torch.float32)
         for name, loss, weight in zip(
@@ -274,9 +276,12 @@ class BiEncoderModule(L.LightningModule):
             if isinstance(loss, ScoringLossFunction):
                 value = loss(scores, batch.targets, mask)
             elif isinstance(loss, InBatchLossFunction):
-                if in_batch_scores is None:
-                    in_batch_scores = queries @ docs.T  # (Q, Q*D)
-                value = loss(in_batch_scores, batch.targets, mask)
+                gather = loss.gather_across_devices and distributed_position()[1] > 1
+                if gather not in in_batch:
+                    in_batch[gather] = in_batch_inputs(
+                        queries, docs_per_query, mask, batch.targets, gather
+                    )
+                value = in_batch[gather].apply(loss)
             elif isinstance(loss, RegularizationLossFunction):
                 value = loss(queries, real_docs)
             else:  # pragma: no cover - normalize_losses admits LossFunction subclasses only
@@ -293,13 +298,15 @@ class BiEncoderModule(L.LightningModule):
         values = self.compute_losses(batch)
         self.last_losses = {name: values[name].detach() for name in self.loss_names}
         size = len(batch.query_ids)
+        # under DDP the mean over the ranks: with gathered in-batch losses, the global batch's loss;
         # on a GPU the progress bar would read the loss (and wait for the GPU) every step
+        sync = self.trainer.world_size > 1
         on_cpu = values["loss"].device.type == "cpu"
-        self.log("train/loss", values["loss"], prog_bar=on_cpu, batch_size=size)
+        self.log("train/loss", values["loss"], prog_bar=on_cpu, batch_size=size, sync_dist=sync)
         if len(self.loss_functions) > 1:
             for name in self.loss_names:
-                self.log(f"train/{name}", values[name], batch_size=size)
+                self.log(f"train/{name}", values[name], batch_size=size, sync_dist=sync)
         for name in ("query_nnz", "doc_nnz"):
             if name in values:
-                self.log(f"train/{name}", values[name], batch_size=size)
+                self.log(f"train/{name}", values[name], batch_size=size, sync_dist=sync)
         return values["loss"]

@@ -14,6 +14,7 @@ from lossbench.retrieval.dense import ExactDenseIndex
 from lossbench.retrieval.encode import encode_texts, iter_encoded
 from lossbench.retrieval.faiss_index import FaissFlatIndex, FaissIVFIndex
 from lossbench.retrieval.recall import recall_vs_exact
+from lossbench.retrieval.sharded import index_corpus_sharded
 from lossbench.retrieval.sparse import SparseIndex
 
 
@@ -82,6 +83,7 @@ __all__ = [
     "SparseIndex",
     "encode_texts",
     "index_corpus",
+    "index_corpus_sharded",
     "iter_encoded",
     "recall_vs_exact",
     "search_split",
