@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("lossbench")
 
 PARENT_FILE = "mlflow_parent_run_id"
-IGNORED_FOR_HASH = ("tracking", "paths", "hydra")
+# where a run is logged and stored, how often it checkpoints, and whether it resumes never change its result
+IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "checkpoint", "resume")
 
 
 def _digest(payload: Any) -> str:
@@ -47,8 +48,8 @@ def system_hash(cfg: DictConfig) -> str:
 
 
 def sweep_hash(cfg: DictConfig) -> str:
-    """A hash of a sweep command: its command-line overrides and sweeper parameters."""
-    overrides = [str(item) for item in cfg.hydra.overrides.task]
+    """A hash of a sweep command: its command-line overrides (but ``resume=``) and sweeper parameters."""
+    overrides = [str(o) for o in cfg.hydra.overrides.task if not str(o).startswith("resume=")]
     params = cfg.hydra.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
     return _digest({"overrides": sorted(overrides), "params": params})
