@@ -266,3 +266,16 @@ def test_bad_checkpoint_settings_fail_before_any_run(
     with pytest.raises(ValueError, match=message):
         run(compose(*FAST_RUN, override))
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists()
+
+
+def test_resume_leaves_the_sweep_hash_alone() -> None:
+    from omegaconf import OmegaConf
+
+    from lossbench.sweeps import sweep_hash
+
+    def sweep(*overrides: str):  # noqa: ANN202
+        return OmegaConf.create({"hydra": {"overrides": {"task": list(overrides)}, "sweeper": {}}})
+
+    plain = sweep_hash(sweep("loss=ranknet,listnet", "seed=0,1"))
+    assert plain == sweep_hash(sweep("loss=ranknet,listnet", "seed=0,1", "resume=true"))
+    assert plain != sweep_hash(sweep("loss=ranknet,listnet", "seed=0,1,2"))
