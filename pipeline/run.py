@@ -173,6 +173,11 @@ def run(cfg: DictConfig) -> float:
     from hydra.utils import instantiate
 
     from lossbench.callbacks import FiniteLossGuard, RetrievalValidation
+    from lossbench.checkpoints import (
+        check_checkpoint_settings,
+        checkpoint_callbacks,
+        discard_when_finished,
+    )
     from lossbench.checks import (
         check_collection,
         check_config,
@@ -192,6 +197,7 @@ def run(cfg: DictConfig) -> float:
     )
     from lossbench.launch import is_launch_primary
     from lossbench.models import BiEncoderModule
+    from lossbench.resume import resume_point
     from lossbench.retrieval import index_corpus, search_split
     from lossbench.retrieval.recall import recall_vs_exact
     from lossbench.sweeps import config_hash, system_hash
@@ -227,6 +233,7 @@ def run(cfg: DictConfig) -> float:
         check_weight_schedule(
             weight_schedules[-1].keys, losses, cfg.regularizer_schedule.name, cfg.regularizer.name
         )
+    check_checkpoint_settings(cfg.get("checkpoint"))
     check_training_source(
         losses,
         cfg.loss.train_source,
@@ -238,11 +245,15 @@ def run(cfg: DictConfig) -> float:
     primary = is_launch_primary()
     digest = config_hash(cfg)
     uri = ""
+    resume = None
     if primary:
         uri = reachable_uri(
             cfg.tracking.uri, cfg.tracking.get("fallback_uri")
         )  # fails now, not after training
-        done = previous_objective(cfg, uri, digest)
+        rerun = bool(cfg.tracking.get("rerun", False))
+        if cfg.get("resume"):
+            resume = resume_point(uri, cfg.tracking.experiment, digest, rerun)
+        done = previous_objective(cfg, uri, digest) if resume is None else None
         if done is not None:
             return done
     splits = [cfg.eval.val_split, "test"]
@@ -270,17 +281,19 @@ def run(cfg: DictConfig) -> float:
             cfg.tracking.experiment,
             job_name(cfg),
             cfg.tracking.get("artifact_root"),
-            tags,
+            resume.tags(tags["command"], tags["git_commit"]) if resume else tags,
             parent_run_id=sweep_parent_run_id(),
+            resume_run_id=resume.run_id if resume else None,
         )
         if primary
         else nullcontext(UntrackedRun())
     ) as tracked:
         resolved = plain_dict(cfg)
-        tracked.log_params(flatten(resolved))
         config_path = folder / "config.yaml"
         if primary:
             config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
+        if resume is None:  # a resumed run keeps the params and config it started with
+            tracked.log_params(flatten(resolved))
             tracked.log_artifact(config_path)
         tracked.log_metrics({f"data/{k}": v for k, v in collection.summary().items()})
 
@@ -304,7 +317,8 @@ def run(cfg: DictConfig) -> float:
         batch_size = inference_batch_size(cfg.data.inference_batch_size, device)
         encode_workers = encoding_workers(cfg.data.get("encode_workers"), device)
         base: dict[str, float] = {}
-        if cfg.eval.base and primary:  # the untrained starting point, on the same test queries
+        # the untrained starting point, on the same test queries (a resumed run has it already)
+        if cfg.eval.base and primary and resume is None:
             with watch.stage("base_eval"):
                 module.to(device)
                 index = index_corpus(module, collection, make_index(), batch_size, encode_workers)
@@ -337,14 +351,22 @@ def run(cfg: DictConfig) -> float:
                 start = validation.evaluate_index(module, index, step=0)
             tracked.log_metrics({mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0)
         trainer_args = plain_dict(cfg.trainer)
+        checkpoints = checkpoint_callbacks(
+            cfg.get("checkpoint"), folder, tracked, resume.checkpoint_dir if resume else None
+        )
+        trainer_args["enable_checkpointing"] = bool(
+            checkpoints or trainer_args.get("enable_checkpointing")
+        )
         trainer = LightningIRTrainer(
             **trainer_args,
             logger=MlflowRunLogger(tracked),
-            callbacks=[FiniteLossGuard(), validation, *weight_schedules],
+            callbacks=[FiniteLossGuard(), validation, *weight_schedules, *checkpoints],
             default_root_dir=str(folder),
         )
         with watch.stage("train"):
-            trainer.fit(module, data_module)
+            trainer.fit(module, data_module, ckpt_path=resume.checkpoint if resume else None)
+        if checkpoints:  # part of time/train_s
+            watch.seconds["checkpoint"] = sum(c.seconds_saving for c in checkpoints)
         if not primary:  # rank 0 indexes (the last validation's index), searches and logs
             return float("nan")
 
@@ -372,8 +394,12 @@ def run(cfg: DictConfig) -> float:
             tracked.log_artifact(path)
         tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in evaluation.means.items()})
         tracked.log_metrics({f"time/{name}_s": s for name, s in watch.seconds.items()})
+        if resume is not None:
+            base = resume.base_means(cfg.eval.metrics)
         print_summary(evaluation.means, base, tracked, folder)
-        return objective_value(cfg, evaluation.means, validation.history)
+        objective = objective_value(cfg, evaluation.means, validation.history)
+        discard_when_finished(checkpoints, cfg.get("checkpoint"))
+        return objective
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -381,7 +407,9 @@ def main(cfg: DictConfig) -> float:
     from lossbench.launch import check_multi_device, processes_launched_externally
 
     # before the sweep's per-job error handling: a sweep of re-launching DDP jobs stops here
-    check_multi_device(cfg.trainer, in_multirun(), processes_launched_externally())
+    check_multi_device(
+        cfg.trainer, in_multirun(), processes_launched_externally(), bool(cfg.get("resume"))
+    )
     if not in_multirun():
         return run(cfg)
     try:

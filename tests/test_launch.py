@@ -64,3 +64,12 @@ def test_a_sweep_of_relaunching_ddp_jobs_is_refused_with_the_supported_ways() ->
 def test_multi_device_training_needs_a_step_budget() -> None:
     with pytest.raises(ConfigurationError, match="trainer.max_steps"):
         check_multi_device({**DDP, "max_steps": -1}, multirun=False, launched_externally=False)
+
+
+def test_resume_under_ddp_is_refused_before_anything_runs() -> None:
+    from lossbench.launch import check_multi_device
+
+    with pytest.raises(
+        ConfigurationError, match="resume=true with trainer.strategy=ddp on 2 devices"
+    ):
+        check_multi_device({"strategy": "ddp", "devices": 2, "max_steps": 4}, False, False, True)

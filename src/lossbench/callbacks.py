@@ -100,6 +100,11 @@ class RetrievalValidation(L.Callback):
     def on_train_end(self, trainer: L.Trainer, module: Any) -> None:
         self.validate(trainer, module)
 
+    def on_fit_end(self, trainer: L.Trainer, module: Any) -> None:
+        # a run resumed from a checkpoint at max_steps trains no step, and Lightning calls no
+        # on_train_end; its final weights are validated here
+        self.validate(trainer, module)
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the step and the losses."""

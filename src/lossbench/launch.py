@@ -95,7 +95,7 @@ def relaunches_command(trainer: Mapping[str, Any]) -> bool:
 
 
 def check_multi_device(
-    trainer: Mapping[str, Any], multirun: bool, launched_externally: bool
+    trainer: Mapping[str, Any], multirun: bool, launched_externally: bool, resume: bool = False
 ) -> None:
     """Fail before anything runs when a multi-device Trainer config cannot work as launched.
 
@@ -106,6 +106,12 @@ def check_multi_device(
     """
     if not relaunches_command(trainer):
         return
+    if resume:
+        raise ConfigurationError(
+            f"resume=true with trainer.strategy={trainer.get('strategy')} on "
+            f"{requested_devices(trainer)} devices is not supported yet (only rank 0 finds the run "
+            "to resume); resume on one device (trainer=default), or rerun without resume=true"
+        )
     if multirun and not launched_externally:
         raise ConfigurationError(
             f"-m with trainer.strategy={trainer.get('strategy')} on {requested_devices(trainer)} "

@@ -49,8 +49,8 @@ def system_hash(cfg: DictConfig) -> str:
 
 
 def sweep_hash(cfg: DictConfig) -> str:
-    """A hash of a sweep command: its command-line overrides and sweeper parameters."""
-    overrides = [str(item) for item in cfg.hydra.overrides.task]
+    """A hash of a sweep command: its command-line overrides (but ``resume=``) and sweeper parameters."""
+    overrides = [str(o) for o in cfg.hydra.overrides.task if not str(o).startswith("resume=")]
     params = cfg.hydra.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
     return _digest({"overrides": sorted(overrides), "params": params})

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,17 @@ def normalize_uri(uri: str) -> str:
 
 @dataclass
 class TrackedRun:
-    """A started MLflow run: the client, its ids, and where to put its files."""
+    """A started MLflow run: the client, its ids, and where to put its files.
+
+    ``logged_through`` maps a metric to the last step it already has (a reopened run): values at
+    or before that step are not logged again, so a resumed run's curves hold each step once.
+    """
 
     client: Any
     run_id: str
     experiment_id: str
     uri: str
+    logged_through: dict[str, int] = field(default_factory=dict)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -80,6 +85,7 @@ class TrackedRun:
             Metric(k, float(v), now, step or 0)
             for metrics, step in entries
             for k, v in metrics.items()
+            if (step or 0) > self.logged_through.get(k, -1)
         ]
         for start in range(0, len(items), BATCH_LIMIT):
             self.client.log_batch(self.run_id, metrics=items[start : start + BATCH_LIMIT])
@@ -266,6 +272,25 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def last_logged_steps(client: Any, run_id: str) -> dict[str, int]:
+    """The last step each metric of a run has been logged at."""
+    metrics = client.get_run(run_id).data.metrics
+    return {key: max(m.step for m in client.get_metric_history(run_id, key)) for key in metrics}
+
+
+def reopen_run(client: Any, uri: str, run_id: str, tags: Mapping[str, Any]) -> TrackedRun:
+    """Set an ended run RUNNING again (a resume); its earlier ``error`` tag becomes ``error_before_resume``."""
+    run = client.get_run(run_id)
+    logged = last_logged_steps(client, run_id)
+    tracked = TrackedRun(client, run_id, run.info.experiment_id, normalize_uri(uri), logged)
+    tracked.set_tags(tags)
+    if "error" in run.data.tags:
+        client.set_tag(run_id, "error_before_resume", run.data.tags["error"])
+        client.delete_tag(run_id, "error")
+    client.update_run(run_id, status="RUNNING")  # last: nothing above can leave it RUNNING
+    return tracked
+
+
 @contextmanager
 def tracked_run(
     uri: str,
@@ -274,18 +299,24 @@ def tracked_run(
     artifact_root: str | None = None,
     tags: Mapping[str, Any] | None = None,
     parent_run_id: str | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[TrackedRun]:
     """Start an MLflow run and always end it: FINISHED, FAILED (error kept as a tag and a file) or KILLED.
 
     With ``parent_run_id`` the run is a child of that run (a sweep's parent), shown nested in the UI.
+    With ``resume_run_id`` that earlier run is reopened instead (:func:`reopen_run`, ``tags`` added to
+    it); metrics at steps it already has are not logged again.
     """
     client = connect(uri)
-    experiment_id = get_or_create_experiment(client, experiment, artifact_root)
-    run_tags = {k: str(v) for k, v in (tags or {}).items()}
-    if parent_run_id:
-        run_tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
-    tracked = TrackedRun(client, run.info.run_id, experiment_id, normalize_uri(uri))
+    if resume_run_id:
+        tracked = reopen_run(client, uri, resume_run_id, tags or {})
+    else:
+        experiment_id = get_or_create_experiment(client, experiment, artifact_root)
+        run_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent_run_id:
+            run_tags["mlflow.parentRunId"] = parent_run_id
+        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+        tracked = TrackedRun(client, run.info.run_id, experiment_id, normalize_uri(uri))
     try:
         with terminate_as_interrupt():
             yield tracked

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from lossbench.data.collection import Collection
 from lossbench.data.formats import TrainTuple
@@ -150,6 +150,7 @@ class TupleDataset(IterableDataset[TrainSample]):
         self.rank: int | None = None
         self.world_size: int | None = None
         self.epoch = 0
+        self._skip: list[int] | None = None
         self._check(itertools.islice(iter(source), 1000))
 
     def _check(self, first: Iterable[Any]) -> None:
@@ -177,8 +178,16 @@ class TupleDataset(IterableDataset[TrainSample]):
         """Shuffle the next pass as epoch ``epoch`` (each pass otherwise counts one up by itself)."""
         self.epoch = epoch
 
+    def skip_next_pass(self, per_worker: Sequence[int] | None) -> None:
+        """Start the next pass after the first ``per_worker[w]`` tuples of DataLoader worker ``w``'s share.
+
+        A run resumed mid-epoch uses it (with :meth:`set_epoch`) to continue where its checkpoint was.
+        """
+        self._skip = list(per_worker) if per_worker is not None else None
+
     def __iter__(self) -> Iterator[TrainSample]:
         epoch, self.epoch = self.epoch, self.epoch + 1
+        skip, self._skip = self._skip, None
         if self.world_size is None:
             rank, world_size = distributed_position()
         else:
@@ -199,6 +208,9 @@ class TupleDataset(IterableDataset[TrainSample]):
                 stream = buffer_shuffle(
                     stream, self.shuffle_buffer, random.Random(seed * 65_537 + shard)
                 )
+        if skip:
+            worker = get_worker_info()
+            stream = itertools.islice(stream, skip[worker.id if worker else 0], None)
         for item in stream:
             yield self.sample(as_train_tuple(item))
 
