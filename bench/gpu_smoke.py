@@ -51,9 +51,15 @@ class _LossRecorder:
                 loss = outputs["loss"] if isinstance(outputs, dict) else outputs
                 self.losses.append(loss.detach())
 
-            def on_before_backward(self, trainer: Any, module: Any, loss: torch.Tensor) -> None:
-                if self.autocast_dtype is None and torch.is_autocast_enabled("cuda"):
-                    self.autocast_dtype = torch.get_autocast_dtype("cuda")
+            def on_train_start(self, trainer: Any, module: Any) -> None:
+                def record(layer: Any, inputs: Any, output: Any) -> None:
+                    if self.autocast_dtype is None and layer.training:
+                        self.autocast_dtype = output.last_hidden_state.dtype
+
+                self.hook = module.backbone.register_forward_hook(record)
+
+            def on_train_end(self, trainer: Any, module: Any) -> None:
+                self.hook.remove()
 
         self.callback = Recorder()
 
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     checks["all_losses_finite"] = bool(torch.isfinite(losses).all())
     checks["loss_first_10_mean"] = float(losses[:10].mean())
     checks["loss_last_10_mean"] = float(losses[-10:].mean())
-    checks["autocast_dtype"] = str(recorder.autocast_dtype)
+    checks["autocast_dtype"] = str(recorder.autocast_dtype)  # the backbone's output in training
     checks["device_after_fit"] = str(module.device)
 
     tick = time.perf_counter()

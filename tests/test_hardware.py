@@ -107,3 +107,34 @@ def test_compile_encoders_keeps_parameter_names(tiny_module) -> None:  # noqa: A
     names = list(tiny_module.state_dict())
     tiny_module.compile_encoders()
     assert list(tiny_module.state_dict()) == names
+
+
+def test_trainer_draws_a_plain_progress_bar_unless_one_is_given() -> None:
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    trainer = LightningIRTrainer(accelerator="cpu", max_steps=1)
+    (bar,) = [c for c in trainer.callbacks if isinstance(c, TQDMProgressBar)]
+    assert bar.refresh_rate == 1
+    trainer = LightningIRTrainer(accelerator="cpu", callbacks=[RichProgressBar()])
+    assert not any(isinstance(c, TQDMProgressBar) for c in trainer.callbacks)
+
+
+def test_short_encoding_passes_start_few_workers() -> None:
+    from lossbench.retrieval.encode import workers_worth_starting
+
+    assert workers_worth_starting(12, 1200, 512) == 1  # 3 batches
+    assert workers_worth_starting(12, 100, 128) == 0  # 1 batch: tokenize in the main process
+    assert workers_worth_starting(12, 1_000_000, 512) == 12
+    assert workers_worth_starting(0, 1_000_000, 512) == 0
+
+
+def test_fused_adamw_only_when_nothing_clips(tiny_module) -> None:  # noqa: ANN001
+    class _Trainer:
+        gradient_clip_val = 1.0
+
+    assert not tiny_module._clips_gradients()  # outside fit
+    tiny_module._trainer = _Trainer()
+    assert tiny_module._clips_gradients()
+    _Trainer.gradient_clip_val = 0.0
+    assert not tiny_module._clips_gradients()
+    tiny_module._trainer = None
