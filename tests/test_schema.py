@@ -63,7 +63,7 @@ def test_resume_and_checkpoint_have_defaults_and_do_not_change_the_config_hash(c
 
     cfg = compose(small=False)
     assert cfg.resume is False
-    assert cfg.checkpoint.every_n_steps is None and cfg.checkpoint.dir is None
+    assert cfg.checkpoint.every_n_steps == 40 and cfg.checkpoint.dir is None
     resumed = compose("resume=true", "checkpoint.every_n_steps=50", "checkpoint.dir=/tmp/ckpt")
     assert resumed.resume is True and resumed.checkpoint.every_n_steps == 50
     assert config_hash(resumed) == config_hash(compose())

@@ -112,7 +112,9 @@ class CheckpointConf:
     """Periodic training checkpoints (null: none)."""
 
     every_n_steps: int | None = None
+    keep: int = 1
     dir: str | None = None
+    keep_finished: bool = False
 
 
 @dataclass

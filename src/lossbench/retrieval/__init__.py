@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from itertools import islice
 from typing import Protocol, runtime_checkable
 
 import torch
 
 from lossbench.data.collection import Collection, ScoredRun
-from lossbench.data.datasets import QueryDataset, TextSample
+from lossbench.data.datasets import QueryDataset
 from lossbench.models.module import BiEncoderModule
 from lossbench.retrieval.dense import ExactDenseIndex
-from lossbench.retrieval.encode import encode_texts, iter_encoded
+from lossbench.retrieval.encode import encode_texts, iter_encoded, iter_encoded_docs
 from lossbench.retrieval.faiss_index import FaissFlatIndex, FaissIVFIndex
 from lossbench.retrieval.recall import recall_vs_exact
 from lossbench.retrieval.sharded import index_corpus_sharded
@@ -47,12 +46,10 @@ def index_corpus(
     The corpus is read ``texts_per_chunk`` docs at a time (each chunk length-sorted for encoding),
     so a lazy corpus (an ir_datasets docstore, an 8.8M-passage file) is never held in memory whole.
     """
-    docs = iter(collection.docs.items())
-    while chunk := [TextSample(doc_id, text) for doc_id, text in islice(docs, texts_per_chunk)]:
-        for doc_ids, vectors in iter_encoded(
-            module, chunk, "doc", batch_size=batch_size, num_workers=num_workers
-        ):
-            index.add(vectors, doc_ids)
+    for doc_ids, vectors in iter_encoded_docs(
+        module, collection.docs.items(), batch_size, num_workers, texts_per_chunk
+    ):
+        index.add(vectors, doc_ids)
     return index
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lossbench.data.collection import ScoredRun
+from lossbench.retrieval.shapes import check_docs
 
 
 def top_k_to_run(
@@ -44,10 +45,8 @@ class ExactDenseIndex:
 
     def add(self, embeddings: torch.Tensor, doc_ids: list[str]) -> None:
         """Add docs' vectors ``(N, dim)`` with their ids."""
-        if embeddings.dim() != 2 or embeddings.shape[0] != len(doc_ids):
-            raise ValueError(
-                f"embeddings {tuple(embeddings.shape)} do not match {len(doc_ids)} doc ids"
-            )
+        dim = self.embeddings[0].shape[1] if self.embeddings else None
+        check_docs(embeddings, doc_ids, dim)
         self.embeddings.append(embeddings.detach())
         self.doc_ids.extend(doc_ids)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import torch
@@ -92,3 +93,19 @@ def encode_texts(
         chunks.append(vectors)
         ids.extend(batch_ids)
     return ids, torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def iter_encoded_docs(
+    module: BiEncoderModule,
+    items: Iterable[tuple[str, str]],
+    batch_size: int = 128,
+    num_workers: int = 0,
+    texts_per_chunk: int = 100_000,
+    progress: bool = True,
+) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """Encode ``(doc id, text)`` items, ``texts_per_chunk`` at a time (each chunk length-sorted)."""
+    docs = iter(items)
+    while chunk := [TextSample(doc_id, text) for doc_id, text in islice(docs, texts_per_chunk)]:
+        yield from iter_encoded(
+            module, chunk, "doc", batch_size=batch_size, num_workers=num_workers, progress=progress
+        )

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from lossbench.data.collection import ScoredRun
+from lossbench.retrieval.shapes import check_docs
 
 FAISS_MISSING = (
     "index=faiss_flat and index=faiss_ivf need faiss: pip install faiss-cpu "
@@ -90,14 +91,7 @@ class FaissIndex:
 
     def add(self, embeddings: torch.Tensor, doc_ids: list[str]) -> None:
         """Add docs' vectors ``(N, dim)`` with their ids."""
-        if embeddings.dim() != 2 or embeddings.shape[0] != len(doc_ids):
-            raise ValueError(
-                f"embeddings {tuple(embeddings.shape)} do not match {len(doc_ids)} doc ids"
-            )
-        if self.dim is not None and embeddings.shape[1] != self.dim:
-            raise ValueError(
-                f"embeddings have {embeddings.shape[1]} dimensions; the index has {self.dim}"
-            )
+        check_docs(embeddings, doc_ids, self.dim)
         if not doc_ids:
             return
         self.dim = int(embeddings.shape[1])

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-import torch
 import torch.distributed as dist
 
 from lossbench.data.collection import Collection
-from lossbench.data.datasets import TextSample
 from lossbench.distributed import distributed_position
 from lossbench.models.module import BiEncoderModule
-from lossbench.retrieval.encode import iter_encoded
+from lossbench.retrieval.encode import iter_encoded_docs
 
 if TYPE_CHECKING:
     from lossbench.retrieval import Index
@@ -29,22 +26,6 @@ def num_batches(count: int, batch_size: int, texts_per_chunk: int) -> int:
     """How many batches :func:`iter_encoded_docs` yields for ``count`` docs."""
     full, rest = divmod(count, texts_per_chunk)
     return full * math.ceil(texts_per_chunk / batch_size) + math.ceil(rest / batch_size)
-
-
-def iter_encoded_docs(
-    module: BiEncoderModule,
-    items: Iterable[tuple[str, str]],
-    batch_size: int = 128,
-    num_workers: int = 0,
-    texts_per_chunk: int = 100_000,
-    progress: bool = True,
-) -> Iterator[tuple[list[str], torch.Tensor]]:
-    """Encode ``(doc id, text)`` items, ``texts_per_chunk`` at a time (each chunk length-sorted)."""
-    docs = iter(items)
-    while chunk := [TextSample(doc_id, text) for doc_id, text in islice(docs, texts_per_chunk)]:
-        yield from iter_encoded(
-            module, chunk, "doc", batch_size=batch_size, num_workers=num_workers, progress=progress
-        )
 
 
 def index_corpus_sharded(

@@ -16,6 +16,7 @@ import torch
 
 from lossbench.data.collection import ScoredRun
 from lossbench.retrieval.dense import top_k_to_run
+from lossbench.retrieval.shapes import check_docs
 
 
 class SparseIndex:
@@ -43,14 +44,7 @@ class SparseIndex:
 
     def add(self, embeddings: torch.Tensor, doc_ids: list[str]) -> None:
         """Add docs' vectors ``(N, V)`` (dense, or any torch sparse layout) with their ids."""
-        if embeddings.dim() != 2 or embeddings.shape[0] != len(doc_ids):
-            raise ValueError(
-                f"embeddings {tuple(embeddings.shape)} do not match {len(doc_ids)} doc ids"
-            )
-        if self.dim is not None and embeddings.shape[1] != self.dim:
-            raise ValueError(
-                f"embeddings have {embeddings.shape[1]} dimensions; the index has {self.dim}"
-            )
+        check_docs(embeddings, doc_ids, self.dim)
         self.dim = int(embeddings.shape[1])
         block = embeddings.detach().float()
         if block.layout != torch.sparse_csr:
