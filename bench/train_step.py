@@ -294,6 +294,7 @@ def time_lossbench(
                 trainer_args = {**trainer_args, "logger": MlflowRunLogger(tracked)}
             else:
                 print("  (mlflow is not installed here: timed without the MLflow logger)")
+            trainer_args.update(shape.trainer_overrides)
         else:
             module.set_optimizer(torch.optim.AdamW, lr=1e-5)
             trainer_args = {
@@ -302,7 +303,14 @@ def time_lossbench(
                 "logger": False,
                 "enable_progress_bar": False,
             }
-        trainer_args.update(max_steps=total_steps, callbacks=[timer], default_root_dir=str(scratch))
+        callbacks: list[L.Callback] = [timer]
+        if variant == "lossbench_pipeline":  # pipeline.run's own callback on every step
+            from lossbench.callbacks import FiniteLossGuard
+
+            callbacks.insert(0, FiniteLossGuard())
+        trainer_args.update(
+            max_steps=total_steps, callbacks=callbacks, default_root_dir=str(scratch)
+        )
         data = LightningIRDataModule(
             train_dataset=dataset, train_batch_size=shape.queries, num_workers=num_workers
         )
@@ -383,6 +391,16 @@ def gpu_workers() -> int:
     return workers()
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """``gradient_clip_val=0`` -> ``("gradient_clip_val", 0)`` (the value read as YAML)."""
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--trainer {item!r}: expected KEY=VALUE")
+    return key, yaml.safe_load(value)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few steps: check that it works")
@@ -422,6 +440,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)",
     )
     parser.add_argument(
+        "--trainer",
+        dest="trainer_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a Trainer argument of lossbench_pipeline (ablations: gradient_clip_val=0)",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         default=["lossbench_pipeline", "lossbench_lean", "lossbench_compiled", "data_path"],
@@ -429,6 +455,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="lossbench variants to time (minimal always runs)",
     )
     args = parser.parse_args(argv)
+    args.trainer_overrides = dict(parse_override(item) for item in args.trainer_overrides)
     gpu = args.gpu
     defaults = {
         "models": list(MODELS) if gpu else ["minilm"],
