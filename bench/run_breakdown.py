@@ -94,9 +94,8 @@ def store_overrides(tag: str) -> list[str]:
         f"paths.cache={WORK_DIR}/cache",
         f"paths.output={root}/out/{tag}",
         f"hydra.run.dir={root}/hydra/{tag}",
-        # a fresh config hash: the previous-run lookup of make run runs, and finds nothing
-        f"+bench_nonce={uuid.uuid4().hex[:12]}",
-        "tracking.experiment=bench_run_breakdown",
+        # a fresh experiment: the previous-run lookup of make run runs, and finds nothing
+        f"tracking.experiment=bench_run_breakdown_{uuid.uuid4().hex[:12]}",
     ]
 
 
