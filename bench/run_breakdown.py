@@ -219,8 +219,10 @@ def instrument(timers: Timers) -> dict[str, Any]:
     import lightning as L
 
     import lossbench.callbacks
+    import lossbench.checkpoints
     import lossbench.evaluation
     import lossbench.retrieval
+    import lossbench.retrieval.encode
     import lossbench.tracking
     import lossbench.trainer
     import pipeline.run
@@ -273,13 +275,15 @@ def instrument(timers: Timers) -> dict[str, Any]:
                 durations.append(time.perf_counter() - start)
             yield item
 
-    lossbench.retrieval.iter_encoded = iter_encoded  # type: ignore[assignment]
+    lossbench.retrieval.iter_encoded = iter_encoded  # type: ignore[assignment]  # queries
+    lossbench.retrieval.encode.iter_encoded = iter_encoded  # type: ignore[assignment]  # corpus
     for cls in (ExactDenseIndex, SparseIndex):
         timers.wrap(cls, "search", "index_search")
         timers.wrap(cls, "add", "index_add")
     for owner in (lossbench.evaluation, lossbench.callbacks):
         timers.wrap(owner, "evaluate_run", "ranx_evaluate", first="ranx_evaluate_first")
     timers.wrap(lossbench.callbacks.RetrievalValidation, "validate", "validation_total")
+    timers.wrap(lossbench.checkpoints.StepCheckpoint, "save", "checkpoint_save")
 
     # training steps vs what Lightning does between them
     class StepClock(L.Callback):
@@ -444,22 +448,23 @@ def breakdown_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("encoding: end of each pass (workers stop)", get(*encode_stop)),
         ("encoding: other batches (tokenize + forward)", get(*encode)),
         ("search: index add + top-k", get("index_search", "index_add")),
-        ("ranx: 1st evaluate (import, numba cache)", get("ranx_evaluate_first")),
-        ("ranx: other evaluates", get("ranx_evaluate")),
-        # fit minus steps minus validation: set-up, data waits, hooks, logging, progress bar
+        ("metrics: 1st evaluate_run", get("ranx_evaluate_first")),
+        ("metrics: other evaluate_run calls", get("ranx_evaluate")),
+        ("checkpoints: saving (every checkpoint.every_n_steps)", get("checkpoint_save")),
+        # fit minus steps, validation and checkpoints: set-up, data waits, hooks, logging, bar
         (
             "Lightning: rest of fit (setup, data waits, hooks)",
-            get("trainer_fit_total") - steps - get("validation_total"),
+            get("trainer_fit_total") - steps - get("validation_total") - get("checkpoint_save"),
         ),
     ]
     accounted = sum(value for _, value in rows)
     rows.append(("other (hashing, files, rest of run())", total - accounted))
     out = [{"category": name, "seconds": value, "share": value / total} for name, value in rows]
-    work = steps + get(*encode) + get("index_search", "index_add")
+    work = steps + get(*encode) + get("index_search", "index_add") + get("checkpoint_save")
     out.append({"category": "TOTAL (wall of the process)", "seconds": total, "share": 1.0})
     out.append(
         {
-            "category": "overhead = total - steps - encoding - search",
+            "category": "overhead = total - steps - encoding - search - checkpoints",
             "seconds": total - work,
             "share": (total - work) / total,
         }
