@@ -181,3 +181,33 @@ def test_a_real_mlflow_server_over_http(tmp_path: Path, data_cache: Path) -> Non
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_parallel_joblib_jobs_share_one_store_and_none_is_lost(
+    tmp_path: Path, data_cache: Path
+) -> None:
+    """Four jobs, two at a time in separate processes, all writing to one sqlite store."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [
+        *pipeline_command(tmp_path, data_cache, "eval.base=false"),
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "loss=ranknet,infonce",
+        "seed=0,1",
+    ]
+    done = subprocess.run(
+        command, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = all_runs(uri)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert {(r.data.tags["loss"], r.data.tags["seed"]) for r in children} == {
+        (loss, seed) for loss in ("ranknet", "infonce") for seed in ("0", "1")
+    }
+    assert all("test/ndcg_at_10" in r.data.metrics for r in children)
+    assert len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
