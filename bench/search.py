@@ -84,7 +84,7 @@ def dense_benchmarks(args: argparse.Namespace, target: torch.device) -> list[dic
             {"variant": "dense_gemm_floor", **shape, "seconds": seconds, "extra_mib": memory}
         )
         seconds, memory, _ = measure(
-            lambda index=index: index.search_tensors(queries, args.k), target
+            lambda index=index, queries=queries: index.search_tensors(queries, args.k), target
         )
         rows.append(
             {"variant": "dense_search_tensors", **shape, "seconds": seconds, "extra_mib": memory}
@@ -127,20 +127,26 @@ def sparse_benchmarks(args: argparse.Namespace, target: torch.device) -> list[di
     queries = torch.zeros(args.sparse_queries, VOCAB)
     cols = torch.randint(VOCAB, (args.sparse_queries, args.query_nnz), generator=generator)
     queries.scatter_(1, cols, torch.rand(args.sparse_queries, args.query_nnz, generator=generator))
-    index = SparseIndex()
-    index.add(docs.to(target), [f"d{i}" for i in range(args.sparse_docs)])
-    queries = queries.to(target)
-    index.search_tensors(queries[:8], args.k)  # warm-up
     rows = []
-    seconds, memory, _ = measure(lambda: index.search_tensors(queries, args.k), target)
-    rows.append(
-        {
-            "variant": "sparse_search_tensors",
-            "query_batch_size": index.query_batch_size,
-            "seconds": seconds,
-            "extra_mib": memory,
-        }
-    )
+    index = None
+    for chunk_size in (262_144, 16_384):
+        index = SparseIndex(chunk_size=chunk_size)
+        index.add(docs.to(target), [f"d{i}" for i in range(args.sparse_docs)])
+        queries = queries.to(target)
+        index.search_tensors(queries[:8], args.k)  # warm-up
+        seconds, memory, _ = measure(
+            lambda index=index, queries=queries: index.search_tensors(queries, args.k), target
+        )
+        rows.append(
+            {
+                "variant": "sparse_search_tensors",
+                "chunk_size": chunk_size,
+                "query_batch_size": index.query_batch_size,
+                "seconds": seconds,
+                "extra_mib": memory,
+            }
+        )
+    assert index is not None
     if target.type != "cuda":  # on a GPU the CPU reference would take minutes at its sizes
         import scipy.sparse
 

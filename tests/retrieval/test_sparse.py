@@ -16,12 +16,15 @@ def splade_like(rows: int, dim: int, density: float, generator: torch.Generator)
     return values * keep  # (rows, dim)
 
 
-@pytest.mark.parametrize("query_batch_size", [1, 4, 256])
-def test_sparse_search_equals_dense_brute_force(query_batch_size: int) -> None:
+@pytest.mark.parametrize(
+    ("query_batch_size", "chunk_size"),
+    [(1, 262_144), (4, 262_144), (256, 262_144), (4, 7), (4, 300)],
+)
+def test_sparse_search_equals_dense_brute_force(query_batch_size: int, chunk_size: int) -> None:
     generator = torch.Generator().manual_seed(0)
     docs = splade_like(300, 500, 0.05, generator)
     queries = splade_like(9, 500, 0.2, generator)
-    index = SparseIndex(query_batch_size=query_batch_size)
+    index = SparseIndex(query_batch_size=query_batch_size, chunk_size=chunk_size)
     for start in range(0, 300, 64):  # added batch by batch, as index_corpus does
         index.add(docs[start : start + 64], [f"d{i}" for i in range(start, min(start + 64, 300))])
     scores, positions = index.search_tensors(queries, k=20)

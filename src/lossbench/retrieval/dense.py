@@ -6,6 +6,7 @@ import torch
 
 from lossbench.data.collection import ScoredRun
 from lossbench.retrieval.shapes import check_docs
+from lossbench.retrieval.topk import RunningTopK
 
 
 def top_k_to_run(
@@ -74,19 +75,12 @@ class ExactDenseIndex:
         all_scores, all_positions = [], []
         for start in range(0, queries.shape[0], self.query_batch_size):
             batch = queries[start : start + self.query_batch_size]  # (B, dim)
-            best_scores = batch.new_full((batch.shape[0], 0), float("-inf"))  # (B, <=k)
-            best_positions = torch.empty((batch.shape[0], 0), dtype=torch.long, device=docs.device)
+            best = RunningTopK(batch.shape[0], k, docs.device)
             for offset in range(0, docs.shape[0], self.chunk_size):
                 chunk = docs[offset : offset + self.chunk_size]  # (C, dim)
-                scores = batch @ chunk.T  # (B, C)
-                top = scores.topk(min(k, chunk.shape[0]), dim=1)
-                merged_scores = torch.cat([best_scores, top.values], dim=1)  # (B, <=2k)
-                merged_positions = torch.cat([best_positions, top.indices + offset], dim=1)
-                keep = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
-                best_scores = keep.values
-                best_positions = merged_positions.gather(1, keep.indices)
-            all_scores.append(best_scores)
-            all_positions.append(best_positions)
+                best.add(batch @ chunk.T, offset)  # (B, C) scores
+            all_scores.append(best.scores.to(docs.dtype))
+            all_positions.append(best.positions)
         return torch.cat(all_scores), torch.cat(all_positions)
 
     def search(self, queries: torch.Tensor, query_ids: list[str], k: int = 100) -> ScoredRun:

@@ -2,9 +2,10 @@
 
 The docs' vectors form a ``(N, V)`` compressed-sparse-row matrix (``V`` the vocabulary): row ``d``
 lists the terms of doc ``d`` and their weights; a term's column is its posting list. A query batch
-``(B, V)`` is scored against every doc with one sparse-dense product, ``S = D · Q^T`` of shape
-``(N, B)``, which only touches the docs' non-zeros (``nnz * B`` multiply-adds, no Python loop per
-query); ``topk`` then picks each query's best docs. Scores are exact: the same dot products as a
+``(B, V)`` is scored against the docs ``chunk_size`` rows at a time with one sparse-dense product
+per chunk, ``S = D_c · Q^T`` of shape ``(C, B)``, which only touches the docs' non-zeros (``nnz * B``
+multiply-adds, no Python loop per query); a running top-k keeps each query's best docs, so extra
+memory is bounded by the chunk, not the corpus. Scores are exact: the same dot products as a
 dense brute-force search of the same vectors, up to float summation order.
 """
 
@@ -17,6 +18,20 @@ import torch
 from lossbench.data.collection import ScoredRun
 from lossbench.retrieval.dense import top_k_to_run
 from lossbench.retrieval.shapes import check_docs
+from lossbench.retrieval.topk import RunningTopK
+
+
+def row_chunk(matrix: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """Rows ``start:end`` of a CSR matrix as a CSR matrix (views of its arrays, no copy)."""
+    crows = matrix.crow_indices()
+    first, last = int(crows[start]), int(crows[end])
+    return torch.sparse_csr_tensor(
+        crows[start : end + 1] - first,
+        matrix.col_indices()[first:last],
+        matrix.values()[first:last],
+        size=(end - start, matrix.shape[1]),
+        check_invariants=False,  # a slice of a valid CSR matrix
+    )
 
 
 class SparseIndex:
@@ -26,14 +41,16 @@ class SparseIndex:
     ``(N, V)`` vectors: memory is that of the non-zeros (value + column index per non-zero).
 
     Args:
-        query_batch_size: queries scored together; the dense score block is
-            ``num_docs x query_batch_size`` floats.
+        query_batch_size: queries scored together.
+        chunk_size: docs scored together; the dense score block is ``chunk_size x query_batch_size``
+            floats (256 MiB at the defaults).
     """
 
-    def __init__(self, query_batch_size: int = 256) -> None:
-        if query_batch_size < 1:
-            raise ValueError("query_batch_size must be positive")
+    def __init__(self, query_batch_size: int = 256, chunk_size: int = 262_144) -> None:
+        if query_batch_size < 1 or chunk_size < 1:
+            raise ValueError("query_batch_size and chunk_size must be positive")
         self.query_batch_size = query_batch_size
+        self.chunk_size = chunk_size
         self.doc_ids: list[str] = []
         self.dim: int | None = None
         self._blocks: list[torch.Tensor] = []  # sparse CSR (n_i, V) each
@@ -89,12 +106,17 @@ class SparseIndex:
             )
         k = min(k, docs.shape[0])
         all_scores, all_positions = [], []
+        chunks = [
+            (offset, row_chunk(docs, offset, min(offset + self.chunk_size, docs.shape[0])))
+            for offset in range(0, docs.shape[0], self.chunk_size)
+        ]
         for start in range(0, queries.shape[0], self.query_batch_size):
             batch = queries[start : start + self.query_batch_size]  # (B, V)
-            scores = (docs @ batch.T).T  # (B, N)
-            top = scores.topk(k, dim=1)
-            all_scores.append(top.values)
-            all_positions.append(top.indices)
+            best = RunningTopK(batch.shape[0], k, docs.device)
+            for offset, chunk in chunks:
+                best.add((chunk @ batch.T).T, offset)  # (B, C) scores
+            all_scores.append(best.scores)
+            all_positions.append(best.positions)
         if not all_scores:
             empty = torch.empty((0, k), device=docs.device)
             return empty, empty.long()
