@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightning as L
 import pytest
 import torch
 
@@ -128,13 +129,37 @@ def test_short_encoding_passes_start_few_workers() -> None:
     assert workers_worth_starting(0, 1_000_000, 512) == 0
 
 
-def test_fused_adamw_only_when_nothing_clips(tiny_module) -> None:  # noqa: ANN001
-    class _Trainer:
-        gradient_clip_val = 1.0
+def test_fused_adamw_trains_with_gradient_clipping_under_bf16(tiny_module) -> None:  # noqa: ANN001
+    """Lightning refuses to clip for fused optimizers; lossbench clips itself when nothing scales."""
+    from lossbench.data import LightningIRDataModule, TupleDataset
+    from lossbench.loss import RankNet
 
-    assert not tiny_module._clips_gradients()  # outside fit
-    tiny_module._trainer = _Trainer()
-    assert tiny_module._clips_gradients()
-    _Trainer.gradient_clip_val = 0.0
-    assert not tiny_module._clips_gradients()
-    tiny_module._trainer = None
+    tiny_module.loss_functions, tiny_module.loss_weights = [RankNet()], [1.0]
+    tiny_module.loss_names = ["ranknet"]
+    tiny_module.set_optimizer(torch.optim.AdamW, lr=1.0, fused=True)  # a huge step: clipping shows
+    norms: list[float] = []
+
+    def record_norm(optimizer, *args) -> None:  # noqa: ANN001, ANN002  # the grads it stepped on
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        norms.append(float(torch.stack([g.norm() for g in grads if g is not None]).norm()))
+
+    class NormProbe(L.Callback):
+        def on_train_start(self, trainer, module) -> None:  # noqa: ANN001
+            trainer.optimizers[0].register_step_post_hook(record_norm)
+
+    tuples = [("q0", "d0", "d1"), ("q1", "d1", "d0")] * 2
+    texts = {"d0": "a cat sat", "d1": "dogs bark loudly"}
+    dataset = TupleDataset(tuples, docs=texts, queries={"q0": "cat", "q1": "dog"})
+    trainer = LightningIRTrainer(
+        accelerator="cpu",
+        precision="bf16-mixed",
+        max_steps=2,
+        gradient_clip_val=0.5,
+        enable_progress_bar=False,
+        callbacks=[NormProbe()],
+    )
+    trainer.fit(tiny_module, LightningIRDataModule(train_dataset=dataset, train_batch_size=2))
+    assert trainer.optimizers[0].defaults["fused"] is True
+    assert trainer.global_step == 2
+    # the optimizer steps on clipped gradients
+    assert norms and max(norms) <= 0.5 + 1e-3

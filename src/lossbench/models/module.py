@@ -210,8 +210,8 @@ class BiEncoderModule(L.LightningModule):
         optimizer_class, kwargs = self._optimizer
         kwargs = dict(kwargs)
         if optimizer_class is torch.optim.AdamW and self.device.type == "cuda":
-            # fused AdamW unscales gradients itself, so Lightning refuses to clip them for it
-            kwargs.setdefault("fused", not self._clips_gradients())
+            # fused AdamW unscales fp16's scaled gradients itself, so they cannot be clipped first
+            kwargs.setdefault("fused", not self._scales_gradients())
         optimizer = optimizer_class(self.parameters(), **kwargs)
         if self._lr_lambda is None:
             return optimizer
@@ -232,9 +232,34 @@ class BiEncoderModule(L.LightningModule):
             if encoder is not None:
                 encoder.backbone.compile(**kwargs)
 
-    def _clips_gradients(self) -> bool:
+    def _scales_gradients(self) -> bool:
+        """Whether the trainer scales the loss (fp16's GradScaler); bf16 and fp32 do not."""
         trainer = self._trainer  # None outside Trainer.fit
-        return trainer is not None and bool(trainer.gradient_clip_val)
+        return trainer is not None and getattr(trainer.precision_plugin, "scaler", None) is not None
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip as Lightning does, also for fused AdamW when nothing scales the gradients.
+
+        Lightning refuses to clip for a fused optimizer because, with fp16's GradScaler, the
+        optimizer unscales the gradients itself (clipping before that would clip scaled values).
+        With bf16 or fp32 there is no scaler: clipping the gradients before the fused step is exact.
+        """
+        fused = bool(optimizer.defaults.get("fused"))
+        if not gradient_clip_val or not fused or self._scales_gradients():
+            super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
+            return
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        if str(gradient_clip_algorithm or "norm") == "value":
+            torch.nn.utils.clip_grad_value_(parameters, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
 
     # ---- encoding -----------------------------------------------------------------------------
     def encode(self, encoding: dict[str, torch.Tensor], kind: str = "query") -> torch.Tensor:
