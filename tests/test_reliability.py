@@ -189,9 +189,13 @@ def test_parallel_joblib_jobs_share_one_store_and_none_is_lost(
 ) -> None:
     """Four jobs, two at a time in separate processes, all writing to one sqlite store."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    python, dash_m, module, *overrides = pipeline_command(tmp_path, data_cache, "eval.base=false")
     command = [
-        *pipeline_command(tmp_path, data_cache, "eval.base=false"),
-        "-m",
+        python,
+        dash_m,
+        module,
+        "-m",  # Hydra's --multirun: before the overrides
+        *overrides,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
