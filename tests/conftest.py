@@ -117,3 +117,20 @@ def tiny_module():  # noqa: ANN201
         backbone_overrides=TINY_BACKBONE,
     )
     return BiEncoderModule(model_name_or_path=minilm_path(), config=config)
+
+
+def free_port() -> int:
+    """A local port nothing listens on (bound, read, released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def all_runs(uri: str) -> list:
+    """Every run of every experiment in the MLflow store at ``uri``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from lossbench.checks import ConfigurationError
 from lossbench.data.formats import DataFormatError
 from lossbench.tracking import TrackingError
-from tests.conftest import REPO
+from tests.conftest import REPO, all_runs, free_port
 from tests.data.test_local import write_trec
 
 FAST_RUN = [
@@ -51,18 +50,6 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def store_with_tables(empty_store: Path, tmp_path: Path) -> None:
     """Each test's store (``mlflow_uri``, where ``compose`` points runs) starts as a copy of it."""
     shutil.copyfile(empty_store, tmp_path / "mlflow.db")
-
-
-def closed_port() -> int:
-    """A local port nothing listens on (bound, read, released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def all_runs(uri: str) -> list:
-    client = MlflowClient(tracking_uri=uri)
-    return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
 def cause_chain(error: BaseException) -> str:
@@ -343,7 +330,7 @@ def bad_config(case: BadRun, compose, tmp_path: Path):  # noqa: ANN201
     folder = write_trec(tmp_path / "collection")
     if case.corrupt:
         case.corrupt(folder)
-    port = closed_port()
+    port = free_port()
     overrides = [o.format(folder=folder, port=port) for o in case.overrides]
     return compose(*FAST_RUN, *overrides, small=case.small)
 
@@ -403,7 +390,7 @@ def test_a_sparse_dense_mismatch_is_warned_about_before_tracking(
     """These run (a user may mean them), so they warn rather than fail; the warning comes first."""
     from pipeline.run import run
 
-    cfg = compose(*FAST_RUN, *overrides, f"tracking.uri=http://127.0.0.1:{closed_port()}")
+    cfg = compose(*FAST_RUN, *overrides, f"tracking.uri=http://127.0.0.1:{free_port()}")
     with caplog.at_level("WARNING", logger="lossbench"), pytest.raises(TrackingError):
         run(cfg)  # stopped by the unreachable store, after the checks
     assert warning in caplog.text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, SMALL_SYNTHETIC
+from tests.conftest import REPO, SMALL_SYNTHETIC, all_runs, free_port
 
 FAST_RUN = [
     "model=tiny",
@@ -21,17 +20,6 @@ FAST_RUN = [
     "eval.val_every_n_steps=null",
     "data.num_workers=0",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def all_runs(uri: str) -> list:
-    client = MlflowClient(tracking_uri=uri)
-    return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
 def test_an_unreachable_server_fails_at_once_before_any_work(compose) -> None:
