@@ -205,11 +205,20 @@ def _check_declared_keys(node: Any, prefix: str) -> None:
 
 
 def check_metrics(metrics: Sequence[str], key: str) -> None:
-    """Fail unless every name is a metric ranx computes (``ndcg@10``, ``recall@100``, ``map``, ...)."""
+    """Fail unless every name is a metric ranx computes (``ndcg@10``, ``recall@100``, ``map``, ...).
+
+    The common ones are known to :mod:`lossbench.metrics`; ranx (a second to import) is asked only
+    about the others.
+    """
+    from lossbench.metrics import is_supported
+
+    unknown = [metric for metric in metrics if not is_supported(metric)]
+    if not unknown:
+        return
     from ranx.meta.evaluate import extract_metric_and_params
     from ranx.metrics import metric_switch
 
-    for metric in metrics:
+    for metric in unknown:
         try:
             name, _, _ = extract_metric_and_params(metric)
             metric_switch(name)
