@@ -163,3 +163,24 @@ def test_fused_adamw_trains_with_gradient_clipping_under_bf16(tiny_module) -> No
     assert trainer.global_step == 2
     # the optimizer steps on clipped gradients
     assert norms and max(norms) <= 0.5 + 1e-3
+
+
+def test_lightning_lines_print_once_under_a_root_handler() -> None:
+    import logging
+
+    import lossbench.trainer  # noqa: F401  (sets up Lightning's logging)
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    handler = Collect()
+    root.addHandler(handler)  # what Hydra's logging does
+    try:
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").info("once")
+    finally:
+        root.removeHandler(handler)
+    assert "once" not in seen  # printed by Lightning's own handler only

@@ -18,6 +18,9 @@ class _DropAdvertisements(logging.Filter):
 
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertisements())
+# Lightning prints through its own handler ("INFO: ..."); under Hydra, whose handler sits on the root
+# logger, the same line would also propagate there and print a second time ("[HYDRA] ...").
+logging.getLogger("lightning").propagate = False
 
 
 def default_precision() -> str:
