@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from lossbench.data.datasets import TextSample, TrainSample
+from lossbench.data.token_cache import TokenCache
 
 
 @dataclass
@@ -49,12 +50,15 @@ class InferenceBatch:
         )
 
 
-def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+def _tokenize(
+    tokenizer: Any, texts: list[str], max_length: int, fixed_length: bool = False
+) -> dict[str, torch.Tensor]:
+    """Token ids and attention mask, padded to the longest text (or to ``max_length``: fixed)."""
     encoded = tokenizer(
         texts,
         max_length=max_length,
         truncation=True,
-        padding=True,
+        padding="max_length" if fixed_length else True,
         return_tensors="pt",
         return_token_type_ids=False,
     )
@@ -62,12 +66,19 @@ def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, to
 
 
 class TrainCollator:
-    """Pads each query's candidate list to the batch's longest and tokenizes queries and docs."""
+    """Pads each query's candidate list to the batch's longest and tokenizes queries and docs.
 
-    def __init__(self, tokenizer: Any, query_length: int, doc_length: int) -> None:
+    ``fixed_length`` pads every text to ``query_length`` / ``doc_length`` instead of the batch's
+    longest, so each step has the same shapes (a compiled model then never recompiles for a length).
+    """
+
+    def __init__(
+        self, tokenizer: Any, query_length: int, doc_length: int, fixed_length: bool = False
+    ) -> None:
         self.tokenizer = tokenizer
         self.query_length = query_length
         self.doc_length = doc_length
+        self.fixed_length = fixed_length
 
     def __call__(self, samples: list[TrainSample]) -> TrainBatch:
         num_docs = max(len(sample.doc_texts) for sample in samples)
@@ -82,25 +93,30 @@ class TrainCollator:
         return TrainBatch(
             query_ids=[sample.query_id for sample in samples],
             query_encoding=_tokenize(
-                self.tokenizer, [s.query_text for s in samples], self.query_length
+                self.tokenizer,
+                [s.query_text for s in samples],
+                self.query_length,
+                self.fixed_length,
             ),
-            doc_encoding=_tokenize(self.tokenizer, doc_texts, self.doc_length),
+            doc_encoding=_tokenize(self.tokenizer, doc_texts, self.doc_length, self.fixed_length),
             doc_mask=mask,
             targets=targets,
         )
 
 
 class InferenceCollator:
-    """Tokenizes a batch of queries or docs to at most ``max_length`` tokens."""
+    """Tokenizes a batch of queries or docs to at most ``max_length`` tokens (through ``cache``, a
+    :class:`~lossbench.data.token_cache.TokenCache`, when given: texts seen before skip the tokenizer)."""
 
-    def __init__(self, tokenizer: Any, max_length: int) -> None:
+    def __init__(self, tokenizer: Any, max_length: int, cache: TokenCache | None = None) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.cache = cache
 
     def __call__(self, samples: list[TextSample]) -> InferenceBatch:
-        return InferenceBatch(
-            ids=[sample.id for sample in samples],
-            encoding=_tokenize(
-                self.tokenizer, [sample.text for sample in samples], self.max_length
-            ),
-        )
+        texts = [sample.text for sample in samples]
+        if self.cache is not None:
+            encoding = self.cache.tokenize(self.tokenizer, texts, self.max_length)
+        else:
+            encoding = _tokenize(self.tokenizer, texts, self.max_length)
+        return InferenceBatch(ids=[sample.id for sample in samples], encoding=encoding)

@@ -1,0 +1,101 @@
+"""Token ids of texts already tokenized, so that later encoding passes only run the model.
+
+A run encodes the same corpus several times: untrained, at every validation, and at the end. On a
+GPU the tokenizer, not the model, bounds each pass: one process tokenizes ~900-3,900 docs of 180
+words a second, while MiniLM-L6 encodes ~37,000 docs a second on an H100. :class:`TokenCache` keeps
+each text's ids (``uint16`` where the vocabulary fits, else ``int32``), keyed by the text and the
+token limit, so a pass after the first builds its batches from memory, thousands of times faster.
+
+The cache is bounded (``max_mib``): past the bound it stops adding and the remaining texts are
+tokenized at every pass, as without a cache. Keys are texts, not ids, so two collections with the
+same doc ids never mix; a cache belongs to one tokenizer (each module holds its own). One thread
+adds at a time (the encoding pass's tokenizing thread, or the main process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+# per entry beyond the ids and the text: the numpy array's header and the dict slot (measured ~110
+# bytes, rounded up)
+ENTRY_OVERHEAD_BYTES = 160
+
+
+class TokenCache:
+    """Token ids per ``(max_length, text)``, at most ``max_mib`` MiB of them (0: keep nothing)."""
+
+    def __init__(self, max_mib: float = 512) -> None:
+        if max_mib < 0:
+            raise ValueError(f"max_mib={max_mib}: expected >= 0 (0 turns the cache off)")
+        self.max_bytes = int(max_mib * 2**20)
+        self.bytes = 0
+        self.full = self.max_bytes == 0
+        self._ids: dict[tuple[int, str], np.ndarray] = {}
+
+    def __reduce__(self) -> tuple[type[TokenCache], tuple[float]]:
+        """A copy or a pickle (a deep-copied module, a spawned process) starts empty, same bound."""
+        return (TokenCache, (self.max_bytes / 2**20,))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def clear(self) -> None:
+        self._ids.clear()
+        self.bytes = 0
+        self.full = self.max_bytes == 0
+
+    def tokenize(
+        self, tokenizer: Any, texts: Sequence[str], max_length: int
+    ) -> dict[str, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` of ``texts``, padded to the longest, exactly as the
+        tokenizer pads them; only the texts not cached yet go through the tokenizer."""
+        rows: list[np.ndarray | None] = [self._ids.get((max_length, text)) for text in texts]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            encoded = tokenizer(
+                [texts[i] for i in missing],
+                max_length=max_length,
+                truncation=True,
+                padding=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
+            for i, ids in zip(missing, encoded, strict=True):
+                rows[i] = np.asarray(ids, dtype=dtype)
+            self._add([texts[i] for i in missing], [rows[i] for i in missing], max_length)
+        return pad_rows(rows, tokenizer.pad_token_id or 0, tokenizer.padding_side)  # type: ignore[arg-type]
+
+    def _add(self, texts: list[str], rows: list[Any], max_length: int) -> None:
+        if self.full:
+            return
+        for text, row in zip(texts, rows, strict=True):
+            size = row.nbytes + len(text) + ENTRY_OVERHEAD_BYTES
+            if self.bytes + size > self.max_bytes:
+                self.full = True
+                return
+            self._ids[(max_length, text)] = row
+            self.bytes += size
+
+
+def pad_rows(
+    rows: Sequence[np.ndarray], pad_id: int, side: str = "right"
+) -> dict[str, torch.Tensor]:
+    """Stack token-id rows into ``(B, longest)`` ``input_ids`` (int64) and ``attention_mask``."""
+    lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max()) if len(rows) else 0
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        n = len(row)
+        if side == "left":
+            ids[i, width - n :] = row
+            mask[i, width - n :] = 1
+        else:
+            ids[i, :n] = row
+            mask[i, :n] = 1
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
