@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import lightning as L
 import pytest
 import torch
@@ -24,10 +26,10 @@ def test_null_settings_pick_cpu_defaults_and_explicit_ones_win() -> None:
 def test_gpu_defaults_leave_two_cores_and_cap_at_twelve(monkeypatch) -> None:
     monkeypatch.setattr(hardware, "available_cpus", lambda: 16)
     assert hardware.training_workers(None, "cuda") == 12
-    assert hardware.encoding_workers(None, "cuda") == 12
+    assert hardware.encoding_workers(None, "cuda") == 0  # a thread tokenizes ahead, into the cache
     assert hardware.inference_batch_size(None, "cuda") == 512
     monkeypatch.setattr(hardware, "available_cpus", lambda: 2)
-    assert hardware.encoding_workers(None, "cuda") == 1
+    assert hardware.training_workers(None, "cuda") == 1
 
 
 def test_inference_device_follows_the_accelerator(monkeypatch) -> None:
@@ -184,3 +186,45 @@ def test_lightning_lines_print_once_under_a_root_handler() -> None:
     finally:
         root.removeHandler(handler)
     assert "once" not in seen  # printed by Lightning's own handler only
+
+
+def test_fixed_length_training_batches_have_the_configured_shapes(tiny_module) -> None:  # noqa: ANN001
+    from lossbench.data.batches import TrainCollator
+    from lossbench.data.datasets import TrainSample
+
+    samples = [
+        TrainSample("q1", "short", ["a", "b"], ["one doc", "two"], [1.0, 0.0]),
+        TrainSample("q2", "a longer query text", ["c"], ["three words here"], [1.0]),
+    ]
+    longest = TrainCollator(tiny_module.tokenizer, 16, 32)(samples)
+    fixed = TrainCollator(tiny_module.tokenizer, 16, 32, fixed_length=True)(samples)
+    assert longest.query_encoding["input_ids"].shape[1] < 16
+    assert fixed.query_encoding["input_ids"].shape == (2, 16)
+    assert fixed.doc_encoding["input_ids"].shape == (3, 32)
+    # the same tokens, more padding: the masks agree where the shorter batch has columns
+    width = longest.doc_encoding["attention_mask"].shape[1]
+    assert torch.equal(
+        fixed.doc_encoding["attention_mask"][:, :width], longest.doc_encoding["attention_mask"]
+    )
+    assert int(fixed.doc_encoding["attention_mask"][:, width:].sum()) == 0
+
+
+def test_a_compiled_module_trains_on_fixed_lengths_and_encodes_eagerly(tiny_module) -> None:  # noqa: ANN001
+    """compile=true: training batches have one shape per step; encoding an index never compiles."""
+    from torch._dynamo.utils import counters
+
+    from lossbench.data import LightningIRDataModule
+    from lossbench.data.datasets import TextSample
+    from lossbench.retrieval.encode import encode_texts
+
+    samples = [TextSample(f"d{i}", "word " * (i + 1)) for i in range(6)]
+    _, before = encode_texts(tiny_module, samples, "doc", batch_size=2, progress=False)
+    tiny_module.compile_encoders()
+    assert tiny_module.compiled
+    data = LightningIRDataModule(train_dataset=samples, train_batch_size=2)  # type: ignore[arg-type]
+    data.trainer = SimpleNamespace(lightning_module=tiny_module)  # type: ignore[assignment]
+    assert data.train_dataloader().collate_fn.fixed_length  # type: ignore[union-attr]
+    frames = counters["frames"]["total"]
+    _, after = encode_texts(tiny_module, samples, "doc", batch_size=2, progress=False)
+    assert counters["frames"]["total"] == frames  # nothing compiled for three batch shapes
+    torch.testing.assert_close(after, before)

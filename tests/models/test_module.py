@@ -94,3 +94,37 @@ def test_total_is_the_weighted_sum_and_every_family_dispatches(tiny_module) -> N
     values["loss"].backward()
     grads = [p.grad for p in tiny_module.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.slow  # ~20 s of compilation on 2 cores
+def test_compiled_losses_and_gradients_equal_the_eager_ones(tiny_module) -> None:
+    from torch._dynamo.utils import counters
+
+    from lossbench.loss import InfoNCE, RankNet
+
+    tiny_module.loss_functions, tiny_module.loss_weights = [RankNet(), InfoNCE()], [1.0, 0.5]
+    tiny_module.loss_names = ["ranknet", "infonce"]
+    tiny_module.eval()  # no dropout: the two runs see the same network
+    samples = [
+        TrainSample(f"q{i}", f"query {i}", ["a", "b"], [f"doc {i}", "other doc"], [1.0, 0.0])
+        for i in range(3)
+    ]
+    batch = TrainCollator(tiny_module.tokenizer, 16, 32, fixed_length=True)(samples)
+
+    def losses_and_grads() -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        tiny_module.zero_grad(set_to_none=True)
+        values = tiny_module.compute_losses(batch)
+        values["loss"].backward()
+        return values, [p.grad.clone() for p in tiny_module.parameters() if p.grad is not None]
+
+    eager_values, eager_grads = losses_and_grads()
+    tiny_module.compile_encoders()
+    graphs = counters["stats"]["unique_graphs"]
+    for _ in range(2):  # the second call reuses the first one's graph
+        compiled_values, compiled_grads = losses_and_grads()
+    assert counters["stats"]["unique_graphs"] - graphs == 1  # one graph, no graph break
+    for name in ("ranknet", "infonce", "loss"):
+        torch.testing.assert_close(compiled_values[name], eager_values[name], rtol=1e-4, atol=1e-5)
+    assert len(compiled_grads) == len(eager_grads)
+    for compiled, eager in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(compiled, eager, rtol=1e-3, atol=1e-5)

@@ -59,7 +59,10 @@ class LightningIRDataModule(L.LightningDataModule):
             raise ValueError("LightningIRDataModule has no train_dataset")
         module = self._module()
         collate = TrainCollator(
-            module.tokenizer, module.config.query_length, module.config.doc_length
+            module.tokenizer,
+            module.config.query_length,
+            module.config.doc_length,
+            fixed_length=module.compiled,  # a compiled model wants one shape per step
         )
         streaming = isinstance(self.train_dataset, IterableDataset)
         if streaming:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lossbench.data.batches import TrainBatch
+from lossbench.data.token_cache import TokenCache
 from lossbench.distributed import InBatchScores, distributed_position, in_batch_inputs
 from lossbench.loss import LOSSES
 from lossbench.loss.base import (
@@ -118,6 +119,10 @@ class BiEncoderModule(L.LightningModule):
             {"lr": 1e-5},
         )
         self._lr_lambda: Callable[[int], float] | None = None
+        self.compiled = False  # set by compile_encoders: training pads to fixed lengths then
+        self._compiled_losses: Callable[[TrainBatch], dict[str, torch.Tensor]] | None = None
+        # token ids of the texts encoded so far: a corpus's later encoding passes skip the tokenizer
+        self.token_cache = TokenCache()
         self.last_losses: dict[str, torch.Tensor] = {}  # each loss of the last step, on its device
 
     def _build_encoders(self, from_saved: bool) -> tuple[TextEncoder, TextEncoder | None]:
@@ -222,15 +227,20 @@ class BiEncoderModule(L.LightningModule):
         }
 
     def compile_encoders(self, **kwargs: Any) -> None:
-        """``torch.compile`` each encoder's transformer in place (``kwargs`` go to ``torch.compile``).
+        """``torch.compile`` the training step's computation: both encoders, the scores and every
+        loss, as one function (``kwargs`` go to ``torch.compile``; default ``dynamic=False``).
 
-        In place, so parameter names, checkpoints and :meth:`save_pretrained` are unchanged. The
-        first steps pay the compilation (tens of seconds); a varying padded length may recompile
-        once before torch switches to dynamic shapes.
+        Training batches are then padded to ``query_length`` / ``doc_length`` (see
+        :class:`~lossbench.data.batches.TrainCollator`), so the compiler sees one static shape per
+        step and specializes its kernels for it, as a hand-compiled step does; an epoch's partial
+        last batch adds a graph. Parameter names, checkpoints and :meth:`save_pretrained` are
+        unchanged. Encoding for an index stays eager (:func:`~lossbench.retrieval.encode.iter_encoded`):
+        its length-sorted batches have a new shape each, and compiling every one would cost more
+        than it saves. The first steps pay the compilation (tens of seconds).
         """
-        for encoder in (self.encoder, self.separate_doc_encoder):
-            if encoder is not None:
-                encoder.backbone.compile(**kwargs)
+        kwargs.setdefault("dynamic", False)
+        self._compiled_losses = torch.compile(self._losses_of_batch, **kwargs)
+        self.compiled = True
 
     def _scales_gradients(self) -> bool:
         """Whether the trainer scales the loss (fp16's GradScaler); bf16 and fp32 do not."""
@@ -280,6 +290,11 @@ class BiEncoderModule(L.LightningModule):
         """Every loss of the batch by its log name, plus ``loss``: their weighted sum."""
         if not self.loss_functions:
             raise ValueError("BiEncoderModule has no loss_functions to train with")
+        if self._compiled_losses is not None:
+            return self._compiled_losses(batch)  # type: ignore[no-any-return]
+        return self._losses_of_batch(batch)
+
+    def _losses_of_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         queries = self.encode_queries(batch.query_encoding)  # (Q, H)
         real_docs = self.encode_docs(batch.doc_encoding)  # (N, H)
         mask = batch.doc_mask  # (Q, D)
