@@ -188,6 +188,7 @@ def run(cfg: DictConfig) -> float:
     )
     from lossbench.data import LightningIRDataModule, RunDataset, TupleDataset
     from lossbench.data.formats import write_qrels, write_trec_run
+    from lossbench.data.token_cache import TokenCache
     from lossbench.evaluation import evaluate_run, mlflow_metric_name
     from lossbench.hardware import (
         encoding_workers,
@@ -307,6 +308,7 @@ def run(cfg: DictConfig) -> float:
             )
             module.set_optimizer(optimizer.func, **optimizer.keywords)
             module.set_lr_schedule(lr_schedule)
+            module.token_cache = TokenCache(cfg.data.token_cache_mib)
             if cfg.get("compile", False):
                 module.compile_encoders()
 
@@ -420,4 +422,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from lossbench.quick_exit import quick_exit
+
+    main()  # an error or a sweep's end exits through Hydra, as usual
+    quick_exit(0)  # everything is logged, closed and flushed: skip the interpreter's teardown

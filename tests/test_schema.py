@@ -97,3 +97,15 @@ def test_an_interpolation_of_the_wrong_type_is_named(compose) -> None:
         match=r"(?s)does not resolve.*to Integer.*full_key: data\.train_batch_size",
     ):
         check_schema(cfg)
+
+
+def test_the_token_cache_setting_is_checked_and_leaves_the_config_hash_alone(compose) -> None:
+    from lossbench.checks import ConfigurationError, check_config
+    from lossbench.sweeps import config_hash
+
+    cfg = compose()
+    assert cfg.data.token_cache_mib == 512
+    assert config_hash(compose("data.token_cache_mib=0")) == config_hash(cfg)
+    assert config_hash(compose("data.train_batch_size=3")) != config_hash(cfg)
+    with pytest.raises(ConfigurationError, match=r"data.token_cache_mib=-1.*0 turns the cache off"):
+        check_config(compose("data.token_cache_mib=-1"))

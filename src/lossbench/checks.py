@@ -158,6 +158,11 @@ def check_config(cfg: Any) -> None:
     check_schema(cfg)
     check_eval(cfg.eval)
     check_trainer_args(cfg.trainer)
+    if cfg.data.get("token_cache_mib", 0) < 0:
+        raise ConfigurationError(
+            f"data.token_cache_mib={cfg.data.token_cache_mib}: expected >= 0 "
+            "(MiB of token ids kept per run; 0 turns the cache off)"
+        )
 
 
 def check_schema(cfg: Any) -> None:

@@ -82,6 +82,7 @@ class DataConf:
     inference_batch_size: int | None = None
     num_workers: int | None = None
     encode_workers: int | None = None
+    token_cache_mib: float = 512
 
 
 @dataclass

@@ -26,6 +26,17 @@ log = logging.getLogger("lossbench")
 PARENT_FILE = "mlflow_parent_run_id"
 IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint")
 """Top-level keys that say where a run is logged, stored or resumed from, never what it computes."""
+IGNORED_SETTINGS_FOR_HASH = (("data", "token_cache_mib"),)
+"""``(group, key)`` settings that change how fast a run computes, never what (so adding one keeps
+the hashes of earlier runs)."""
+
+
+def _hashed(resolved: dict[str, Any], ignored: tuple[str, ...]) -> dict[str, Any]:
+    kept = {k: v for k, v in resolved.items() if k not in ignored}
+    for group, key in IGNORED_SETTINGS_FOR_HASH:
+        if isinstance(kept.get(group), dict) and key in kept[group]:
+            kept[group] = {k: v for k, v in kept[group].items() if k != key}
+    return kept
 
 
 def _digest(payload: Any) -> str:
@@ -37,15 +48,14 @@ def config_hash(cfg: DictConfig) -> str:
     """A short hash of everything that can change a run's result (not where it is logged or stored)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    return _digest({k: v for k, v in resolved.items() if k not in IGNORED_FOR_HASH})
+    return _digest(_hashed(resolved, IGNORED_FOR_HASH))
 
 
 def system_hash(cfg: DictConfig) -> str:
     """:func:`config_hash` without the seed: runs that differ only by seed are one system."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    ignored = (*IGNORED_FOR_HASH, "seed")
-    return _digest({k: v for k, v in resolved.items() if k not in ignored})
+    return _digest(_hashed(resolved, (*IGNORED_FOR_HASH, "seed")))
 
 
 def sweep_hash(cfg: DictConfig) -> str:
