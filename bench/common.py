@@ -287,6 +287,25 @@ def write_result(name: str, payload: dict[str, Any], out_dir: Path = RESULTS_DIR
     return path
 
 
+def merged_results(
+    name: str, results: dict[str, Any], out_dir: Path = RESULTS_DIR
+) -> dict[str, Any]:
+    """``results`` (model -> variant -> figures) over those already in ``out_dir/<name>.json``:
+    benchmarking one model or variant at a time (``--models bert-base``) keeps the other rows of an
+    earlier call; a variant timed again replaces its row (each row keeps the ratios of its call)."""
+    path = out_dir / f"{name}.json"
+    earlier: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            earlier = dict(json.loads(path.read_text(encoding="utf-8")).get("results") or {})
+        except (ValueError, AttributeError):
+            earlier = {}
+    merged = {model: dict(rows) for model, rows in earlier.items() if isinstance(rows, dict)}
+    for model, rows in results.items():
+        merged[model] = {**merged.get(model, {}), **rows}
+    return merged
+
+
 def result_name(base: str, quick: bool, target: torch.device) -> str:
     """``train_step_cpu``, ``train_step_cuda_quick``, ...: one file per script, device and mode."""
     return f"{base}_{target.type}" + ("_quick" if quick else "")

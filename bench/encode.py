@@ -14,7 +14,12 @@ alike); the best round is kept, the median round reported beside it:
   ``torch.inference_mode()`` (bf16 autocast on a GPU), CLS vector out: the ceiling.
 * ``lossbench_w<N>``: ``lossbench.retrieval.encode_texts`` (what ``index_corpus`` runs: length
   sorting, ``InferenceCollator`` tokenizing in ``N`` DataLoader workers, transfer, inference mode,
-  autocast, float32 vectors), worker start-up included, for each ``--num-workers``.
+  autocast, float32 vectors), worker start-up included, for each ``--num-workers``. With 0 workers
+  on a GPU (``lossbench_w0_thread``) a background thread tokenizes ahead, every core at once
+  (``tokenized_ahead``); on the CPU the main process tokenizes in line. Each of these passes starts
+  with the module's token cache emptied: a run's first pass over its corpus.
+* ``lossbench_cached``: the same with every text's ids in the module's ``TokenCache``: a run's
+  later passes (validations, the final index), forward-only but for building the batches.
 
 Ratio: ``lossbench docs/s / bare_forward docs/s`` (goal >= 0.85). Peak GPU memory per variant shows
 that encoding memory is bounded by the batch, not the corpus (beyond the (N, dim) output).
@@ -35,6 +40,7 @@ from bench.common import (
     MODELS,
     device,
     make_texts,
+    merged_results,
     model_folder,
     peak_memory_mib,
     quiet_libraries,
@@ -95,17 +101,30 @@ def bare_forward_pass(
 
 
 def lossbench_pass(
-    module: Any, texts: list[str], batch_size: int, num_workers: int
+    module: Any, texts: list[str], batch_size: int, num_workers: int, cached: bool = False
 ) -> Callable[[], None]:
-    """One pass of ``encode_texts`` over ``texts`` (tokenization in ``num_workers`` workers)."""
+    """One pass of ``encode_texts`` over ``texts`` (tokenization in ``num_workers`` workers): a
+    first pass (the module's token cache emptied before it), or with ``cached`` a later pass of a
+    run (every text's ids already in the cache)."""
     from lossbench.data.datasets import TextSample
+    from lossbench.data.token_cache import TokenCache
     from lossbench.retrieval.encode import encode_texts
 
     samples = [TextSample(f"d{i}", text) for i, text in enumerate(texts)]
-    encode_texts(module, samples[:batch_size], "doc", batch_size, 0, progress=False)  # warm-up
+    if cached:  # warm-up: every text's ids into the module's cache
+        encode_texts(module, samples, "doc", batch_size, 0, progress=False)
+    else:
+        encode_texts(module, samples[:batch_size], "doc", batch_size, 0, progress=False)
 
     def run() -> None:
-        encode_texts(module, samples, "doc", batch_size, num_workers, progress=False)
+        if cached:
+            encode_texts(module, samples, "doc", batch_size, num_workers, progress=False)
+            return
+        kept, module.token_cache = module.token_cache, TokenCache()  # an empty one for this pass
+        try:
+            encode_texts(module, samples, "doc", batch_size, num_workers, progress=False)
+        finally:
+            module.token_cache = kept
 
     return run
 
@@ -128,6 +147,7 @@ def time_rounds(
             synchronize(target)
             times[name].append(time.perf_counter() - start)
             peaks[name] = peak_memory_mib(target)
+            print(f"  {name}: {num_docs / times[name][-1]:,.0f} docs/s", flush=True)
     return {
         name: {
             "docs_per_s": num_docs / min(seconds),
@@ -225,18 +245,21 @@ def main(argv: list[str] | None = None) -> None:
                 module, args.num_docs, args.batch_size, args.doc_length, target
             )
         }
-        for workers in args.num_workers:
-            passes[f"lossbench_w{workers}"] = lossbench_pass(
-                module, texts, args.batch_size, workers
-            )
+        names = {w: variant_name(w, target) for w in args.num_workers}
+        for workers, name in names.items():
+            passes[name] = lossbench_pass(module, texts, args.batch_size, workers)
+        # a cached pass fills the module's cache in its warm-up; the cold passes use empty ones
+        passes["lossbench_cached"] = lossbench_pass(module, texts, args.batch_size, 0, cached=True)
         runs = time_rounds(passes, args.repeats, args.num_docs, target)
-        for workers in args.num_workers:
-            runs[f"lossbench_w{workers}"]["num_workers"] = workers
+        for workers, name in names.items():
+            runs[name]["num_workers"] = workers
+        runs["lossbench_cached"]["num_workers"] = 0
         bare = runs["bare_forward"]["docs_per_s"]
         for name, run in runs.items():
             run["ratio_to_bare"] = run["docs_per_s"] / bare
             rows.append({"model": model, "variant": name, **run})
         results[model] = runs
+        save(args, target, results, tokenizer_rows)  # after each model: a cut-off run keeps it
         del module
         if target.type == "cuda":
             torch.cuda.empty_cache()
@@ -266,19 +289,33 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     print("goal: lossbench docs/s >= 0.85 x bare_forward docs/s")
-    path = write_result(
-        result_name("encode", args.quick, target),
+    print(f"wrote {save(args, target, results, tokenizer_rows)}")
+
+
+def variant_name(workers: int, target: torch.device) -> str:
+    """``lossbench_w<N>``; 0 workers on a GPU tokenize ahead in a thread: ``lossbench_w0_thread``."""
+    return f"lossbench_w{workers}" + ("_thread" if workers == 0 and target.type == "cuda" else "")
+
+
+def save(
+    args: argparse.Namespace,
+    target: torch.device,
+    results: dict[str, Any],
+    tokenizer_rows: dict[str, float],
+) -> Any:
+    name = result_name("encode", args.quick, target)
+    return write_result(
+        name,
         {
             "shape": {
                 k: getattr(args, k) for k in ("num_docs", "doc_length", "batch_size", "repeats")
             },
             "precision": "bf16 autocast" if target.type == "cuda" else "fp32",
-            "results": results,
+            "results": merged_results(name, results),
             "tokenizer_docs_per_s": tokenizer_rows,
             "goal": {"min_ratio_to_bare": 0.85},
         },
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -52,11 +52,16 @@ class _LossRecorder:
                 self.losses.append(loss.detach())
 
             def on_train_start(self, trainer: Any, module: Any) -> None:
+                # a Linear layer's output: bf16 under autocast (the backbone's own output comes out
+                # of a LayerNorm, which autocast runs in fp32)
                 def record(layer: Any, inputs: Any, output: Any) -> None:
                     if self.autocast_dtype is None and layer.training:
-                        self.autocast_dtype = output.last_hidden_state.dtype
+                        self.autocast_dtype = output.dtype
 
-                self.hook = module.backbone.register_forward_hook(record)
+                linear = next(
+                    m for m in module.backbone.modules() if isinstance(m, torch.nn.Linear)
+                )
+                self.hook = linear.register_forward_hook(record)
 
             def on_train_end(self, trainer: Any, module: Any) -> None:
                 self.hook.remove()
@@ -163,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = evaluate_run(collection.qrels["test"], test_run).means
     times["index_search_eval_s"] = time.perf_counter() - tick
     checks["final_index_reused"] = reused
+    checks["token_cache_texts"] = len(module.token_cache)  # the corpus and queries, tokenized once
     checks["val_history"] = validation.history
     times["total_s"] = time.perf_counter() - start
 

@@ -18,17 +18,21 @@ Variants (each warmed up, then timed over ``--steps`` steps):
   trainer settings of ``conf/trainer/default.yaml`` (progress bar, gradient clipping, logging every
   step on the CPU and every 10th on a GPU), an MLflow logger on a sqlite store (when mlflow is
   installed), the linear warmup/decay LR schedule, and the workers ``data.num_workers: null`` picks.
+  ``--ablate KEY=VALUE`` adds a row of it with one Trainer argument changed (what does clipping or
+  the progress bar cost?).
 * ``lossbench_lean``: the same module and data module with no logger, no progress bar, no gradient
   clipping, ``--num-workers`` workers: what the step costs without the pipeline's extras.
 * ``lossbench_compiled`` (with ``--compile``): ``lossbench_lean`` after
-  ``BiEncoderModule.compile_encoders()`` (what ``compile=true`` does in the pipeline); compare it
-  with ``minimal_compiled``.
+  ``BiEncoderModule.compile_encoders()`` (what ``compile=true`` does in the pipeline: static shapes,
+  training batches padded to the full lengths); compare it with ``minimal_compiled``.
 * ``data_path``: the DataLoader alone (TupleDataset + TrainCollator), ``--num-workers`` workers, and
   the collate (tokenization) of one batch in the main process: can the workers keep up?
 
 A lossbench step's time is read by a Callback at ``on_train_batch_start`` (``time.perf_counter``):
 ``(end of the last step - start of the first timed step) / steps``, nothing subtracted (data waits,
 logging, callbacks, optimizer and scheduler included). GPU work is synchronized at the two ends.
+``max_gap_s`` is the longest step seen by the host: a compilation or a data stall inside the timed
+steps shows there. The generated tuples give every worker's shard only full batches.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from bench.common import (
     build_backbone,
     device,
     make_texts,
+    merged_results,
     model_folder,
     peak_memory_mib,
     quiet_libraries,
@@ -181,6 +186,8 @@ class StepTimer(L.Callback):
             "step_s": (self.end - self.starts[self.warmup]) / self.steps,
             "median_s": statistics.median(gaps) if cpu else None,
             "min_s": min(gaps) if cpu else None,
+            # the host's longest step: a (re)compilation or a data stall shows here, even on a GPU
+            "max_gap_s": max(gaps),
             "peak_mem_mib": self.peak_mem_mib,
         }
 
@@ -243,10 +250,24 @@ def mlflow_available() -> bool:
         return False
 
 
+def full_batches(steps: int, num_workers: int) -> int:
+    """Batches to generate so that every worker's shard holds only full batches, at least ``steps``
+    in all (a streamed dataset's shards end with a partial batch: smaller and faster, and a new
+    shape for a compiled model)."""
+    workers = max(1, num_workers)
+    return workers * (-(-steps // workers) + 1)
+
+
 def time_lossbench(
-    model: str, shape: argparse.Namespace, target: torch.device, variant: str, num_workers: int
+    model: str,
+    shape: argparse.Namespace,
+    target: torch.device,
+    variant: str,
+    num_workers: int,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Time ``LightningIRTrainer.fit`` over ``warmup + steps`` steps with the real data path."""
+    """Time ``LightningIRTrainer.fit`` over ``warmup + steps`` steps with the real data path
+    (``overrides``: Trainer arguments of ``lossbench_pipeline`` replaced, for ablations)."""
     from lossbench.data import LightningIRDataModule, TupleDataset
     from lossbench.loss import InfoNCE
     from lossbench.models import BiEncoderModule
@@ -265,7 +286,13 @@ def time_lossbench(
     module = BiEncoderModule(model_folder(model), config=config, loss_functions=[InfoNCE()])
     if variant == "lossbench_compiled":
         module.compile_encoders()
-    tuples, docs, queries = training_data(module.tokenizer, shape, total_steps + 2)
+    if variant == "lossbench_pipeline":
+        from lossbench.hardware import training_workers
+
+        num_workers = training_workers(None, target)  # data.num_workers: null
+    tuples, docs, queries = training_data(
+        module.tokenizer, shape, full_batches(total_steps, num_workers)
+    )
     dataset = TupleDataset(tuples, docs=docs, queries=queries)
     trainer_args, schedule = pipeline_settings()
     timer = StepTimer(shape.warmup, shape.steps, target)
@@ -273,9 +300,6 @@ def time_lossbench(
     stack = contextlib.ExitStack()
     try:
         if variant == "lossbench_pipeline":
-            from lossbench.hardware import training_workers
-
-            num_workers = training_workers(None, target)  # data.num_workers: null
             module.set_optimizer(torch.optim.AdamW, **schedule["optimizer"])
             module.set_lr_schedule(
                 LinearWarmupDecay(schedule["warmup_steps"], total_steps, schedule["final_factor"])
@@ -294,7 +318,7 @@ def time_lossbench(
                 trainer_args = {**trainer_args, "logger": MlflowRunLogger(tracked)}
             else:
                 print("  (mlflow is not installed here: timed without the MLflow logger)")
-            trainer_args.update(shape.trainer_overrides)
+            trainer_args.update(overrides or {})
         else:
             module.set_optimizer(torch.optim.AdamW, lr=1e-5)
             trainer_args = {
@@ -339,7 +363,7 @@ def time_data_path(model: str, shape: argparse.Namespace, num_workers: int) -> d
 
     tokenizer = load_tokenizer(model_folder(model))
     batches = shape.warmup + shape.steps
-    tuples, docs, queries = training_data(tokenizer, shape, batches + 2)
+    tuples, docs, queries = training_data(tokenizer, shape, full_batches(batches, num_workers))
     dataset = TupleDataset(tuples, docs=docs, queries=queries)
     collate = TrainCollator(tokenizer, shape.query_length, shape.doc_length)
     samples = [dataset.sample(as_train_tuple(item)) for item in tuples[: shape.queries]]
@@ -448,6 +472,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a Trainer argument of lossbench_pipeline (ablations: gradient_clip_val=0)",
     )
     parser.add_argument(
+        "--ablate",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also time lossbench_pipeline with this one Trainer argument changed, as its own row "
+        "(repeatable: --ablate gradient_clip_val=0 --ablate enable_progress_bar=false)",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         default=["lossbench_pipeline", "lossbench_lean", "lossbench_compiled", "data_path"],
@@ -456,6 +488,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.trainer_overrides = dict(parse_override(item) for item in args.trainer_overrides)
+    args.ablations = [parse_override(item) for item in args.ablate]
     gpu = args.gpu
     defaults = {
         "models": list(MODELS) if gpu else ["minilm"],
@@ -499,16 +532,24 @@ def main(argv: list[str] | None = None) -> None:
         if args.compile:
             print(f"[{model}] minimal step, torch.compile ...", flush=True)
             runs["minimal_compiled"] = time_minimal(model, args, target, compiled=True)
-        variants = [v for v in ("lossbench_pipeline", "lossbench_lean") if v in args.variants]
+        # row label -> (variant, Trainer overrides of lossbench_pipeline)
+        variants: dict[str, tuple[str, dict[str, Any]]] = {}
+        if "lossbench_pipeline" in args.variants:
+            variants["lossbench_pipeline"] = ("lossbench_pipeline", args.trainer_overrides)
+            for key, value in args.ablations:
+                label = f"lossbench_pipeline[{key}={value}]"
+                variants[label] = ("lossbench_pipeline", {**args.trainer_overrides, key: value})
+        if "lossbench_lean" in args.variants:
+            variants["lossbench_lean"] = ("lossbench_lean", {})
         if args.compile and "lossbench_compiled" in args.variants:
-            variants.append("lossbench_compiled")
+            variants["lossbench_compiled"] = ("lossbench_compiled", {})
         rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
         for number in range(1, args.rounds + 1):
-            for variant in variants:
-                print(f"[{model}] {variant}, round {number} of {args.rounds} ...", flush=True)
-                rounds[variant].append(
-                    time_lossbench(model, args, target, variant, args.num_workers)
-                )
+            for label, (variant, overrides) in variants.items():
+                print(f"[{model}] {label}, round {number} of {args.rounds} ...", flush=True)
+                result = time_lossbench(model, args, target, variant, args.num_workers, overrides)
+                print(f"  {result['step_s']:.4f} s/step, longest {result['max_gap_s']:.3f} s")
+                rounds[label].append(result)
             print(f"[{model}] minimal step again ...", flush=True)
             minimal_runs.append(time_minimal(model, args, target))
             # this round's ratio: against the minimal steps timed just before and just after it
@@ -541,6 +582,7 @@ def main(argv: list[str] | None = None) -> None:
                     default=None,
                 ),
                 "num_workers": results_of_rounds[0]["num_workers"],
+                "max_gap_s": max(run["max_gap_s"] for run in results_of_rounds),
             }
         runs = {"minimal": minimal, **runs}
         for name, run in runs.items():
@@ -575,6 +617,7 @@ def main(argv: list[str] | None = None) -> None:
         "ratio_to_minimal",
         "ratio_of_min",
         "ratio_to_compiled",
+        "max_gap_s",
         "peak_mem_mib",
         "num_workers",
         "collate_s",
@@ -587,7 +630,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows, columns))
     if mlflow_ms is not None:
         print(
-            f"MLflow (sqlite) log_metrics: {mlflow_ms:.1f} ms per call; pipeline.run logs every step"
+            f"MLflow (sqlite) log_metrics: {mlflow_ms:.1f} ms per call; pipeline.run's logger "
+            "buffers the steps and writes them every 50 steps or 15 s"
         )
     print(
         "goal: lossbench step <= 1.15 x minimal step (and <= 1.15 x the compiled one with compile)"
@@ -601,6 +645,7 @@ SHORT_COLUMNS = [
     "step_s",
     "ratio_to_minimal",
     "ratio_to_compiled",
+    "max_gap_s",
     "peak_mem_mib",
 ]
 
@@ -608,15 +653,16 @@ SHORT_COLUMNS = [
 def save(
     args: argparse.Namespace, target: torch.device, results: dict[str, Any], mlflow_ms: float | None
 ) -> Path:
+    name = result_name("train_step", args.quick, target)
     return write_result(
-        result_name("train_step", args.quick, target),
+        name,
         {
             "shape": {
                 k: getattr(args, k)
                 for k in ("queries", "docs", "query_length", "doc_length", "warmup", "steps")
             },
             "precision": "bf16-mixed" if target.type == "cuda" else "fp32",
-            "results": results,
+            "results": merged_results(name, results),
             "mlflow_log_metrics_ms": mlflow_ms,
             "goal": {"max_ratio_to_minimal": 1.15},
         },
