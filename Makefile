@@ -57,10 +57,8 @@ bench: $(STAMP) ## CPU benchmarks (train step, encoding, search, faiss recall, m
 	$(BIN)/python -m bench.run_breakdown $(ARGS)
 	$(BIN)/python -m bench.summary $(ARGS)
 
-bench-gpu: $(STAMP) ## GPU benchmarks at the H100 shapes (bf16, BERT-base and MiniLM) -> bench/results/
-	$(BIN)/python -m bench.train_step --gpu $(ARGS)
-	$(BIN)/python -m bench.encode --gpu $(ARGS)
-	$(BIN)/python -m bench.search --gpu $(ARGS)
+bench-gpu: $(STAMP) ## GPU benchmarks at the H100 shapes (bf16, BERT-base and MiniLM) and the bf16 smoke test -> bench/results/
+	PYTHON=$(BIN)/python bash bench/run_gpu.sh bench/results
 	$(BIN)/python -m bench.summary $(ARGS)
 
 ui: $(STAMP) ## open the MLflow UI on the default store at http://127.0.0.1:$(PORT)

@@ -62,7 +62,7 @@ class LightningIRDataModule(L.LightningDataModule):
             module.tokenizer,
             module.config.query_length,
             module.config.doc_length,
-            fixed_length=module.compiled,  # a compiled model wants one shape per step
+            fixed_length=getattr(module, "compiled", False),  # compiled: one shape per step
         )
         streaming = isinstance(self.train_dataset, IterableDataset)
         if streaming:
