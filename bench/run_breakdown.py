@@ -140,7 +140,9 @@ def time_imports() -> dict[str, Any]:
 # ---- 2. pipeline.run as make run runs it ---------------------------------------------------------
 def time_pipeline_run(overrides: list[str], tag: str) -> dict[str, Any]:
     """Wall time of ``python -m pipeline.run`` and the time/* metrics of the run it logged."""
-    command = [sys.executable, "-m", "pipeline.run", *overrides, *store_overrides(tag)]
+    store = store_overrides(tag)
+    experiment = next(o.split("=", 1)[1] for o in store if o.startswith("tracking.experiment="))
+    command = [sys.executable, "-m", "pipeline.run", *overrides, *store]
     log_path = WORK_DIR / "runs" / f"{tag}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -152,15 +154,16 @@ def time_pipeline_run(overrides: list[str], tag: str) -> dict[str, Any]:
     if done.returncode:
         raise RuntimeError(f"pipeline.run failed ({done.returncode}); see {log_path}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "stages_s": last_run_times(), "log": str(log_path)}
+    stages = last_run_times(experiment)
+    return {"wall_s": wall, "cpu_s": cpu, "stages_s": stages, "log": str(log_path)}
 
 
-def last_run_times() -> dict[str, float]:
-    """The time/* metrics of the newest run of the benchmark's MLflow experiment."""
+def last_run_times(experiment_name: str) -> dict[str, float]:
+    """The time/* metrics of the newest run of the MLflow experiment ``experiment_name``."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{WORK_DIR}/runs/mlflow.db")
-    experiment = client.get_experiment_by_name("bench_run_breakdown")
+    experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return {}
     runs = client.search_runs(
@@ -486,8 +489,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child is not None:
+        from lossbench.quick_exit import quick_exit
+
         run_child(args.overrides, args.child)
-        return
+        quick_exit(0)  # as ``python -m pipeline.run`` ends
     from bench.common import machine_info, table, write_result
 
     overrides = [*(QUICK_OVERRIDES if args.quick else []), *args.overrides]

@@ -31,7 +31,7 @@ IGNORED_SETTINGS_FOR_HASH = (("data", "token_cache_mib"),)
 the hashes of earlier runs)."""
 
 
-def _hashed(resolved: dict[str, Any], ignored: tuple[str, ...]) -> dict[str, Any]:
+def _hashed(resolved: dict[Any, Any], ignored: tuple[str, ...]) -> dict[Any, Any]:
     kept = {k: v for k, v in resolved.items() if k not in ignored}
     for group, key in IGNORED_SETTINGS_FOR_HASH:
         if isinstance(kept.get(group), dict) and key in kept[group]:

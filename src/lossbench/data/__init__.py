@@ -11,6 +11,7 @@ from lossbench.data.datamodule import LightningIRDataModule
 from lossbench.data.datasets import DocDataset, QueryDataset, RunDataset, TupleDataset
 from lossbench.data.irds_collections import ir_datasets_collection, msmarco_collection
 from lossbench.data.local import load_local
+from lossbench.data.token_cache import TokenCache
 
 
 def synthetic_collection(cache_dir: str | Path, **spec: Any) -> Collection:
@@ -45,6 +46,7 @@ __all__ = [
     "LightningIRDataModule",
     "QueryDataset",
     "RunDataset",
+    "TokenCache",
     "TupleDataset",
     "ir_datasets_collection",
     "local_collection",
