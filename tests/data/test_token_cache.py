@@ -10,7 +10,12 @@ import torch
 from lossbench.data.batches import _tokenize
 from lossbench.data.token_cache import TokenCache
 
-TEXTS = ["one", "a somewhat longer text here", "two words", "a text long enough to be truncated " * 3]
+TEXTS = [
+    "one",
+    "a somewhat longer text here",
+    "two words",
+    "a text long enough to be truncated " * 3,
+]
 
 
 class CountingTokenizer:
