@@ -106,8 +106,10 @@ def subprocess_env() -> dict[str, str]:
 def test_sigterm_ends_the_run_killed_not_running(tmp_path: Path, data_cache: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = pipeline_command(tmp_path, data_cache, "trainer.max_steps=100000", "eval.base=false")
+    # stderr to a file: an unread pipe fills up (64 KiB of progress bars) and blocks the child
+    errors = (tmp_path / "stderr.log").open("wb")
     process = subprocess.Popen(
-        command, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=errors
     )
     try:
         deadline = time.time() + 120
@@ -121,11 +123,13 @@ def test_sigterm_ends_the_run_killed_not_running(tmp_path: Path, data_cache: Pat
             except Exception:  # noqa: BLE001
                 continue
         else:
-            pytest.fail("the run never started training")
+            tail = (tmp_path / "stderr.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"the run never started training; its stderr ends:\n{tail}")
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
         process.kill()
+        errors.close()
     (run,) = all_runs(uri)
     assert run.info.status == "KILLED"
     assert process.returncode != 0
