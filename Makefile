@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_INDEX)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	$(BIN)/python -m lossbench.warmup
+	$(BIN)/python -m lossbench.experiment.warmup
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install lossbench with its dev tools (once; again when pyproject.toml changes)

@@ -56,7 +56,7 @@ from bench.common import (
 
 
 def gpu_workers() -> int:
-    from lossbench.hardware import gpu_workers as workers
+    from lossbench.training.hardware import gpu_workers as workers
 
     return workers()
 

@@ -81,20 +81,21 @@ def main(argv: list[str] | None = None) -> None:
     if not on_gpu and not args.allow_cpu:
         raise SystemExit("gpu_smoke needs a CUDA device (or --allow-cpu for a rehearsal)")
 
-    from lossbench.callbacks import FiniteLossGuard, RetrievalValidation
     from lossbench.data import LightningIRDataModule, TupleDataset, synthetic_collection
     from lossbench.evaluation import evaluate_run
-    from lossbench.hardware import (
+    from lossbench.loss import RankNet
+    from lossbench.models import BiEncoderModule, DprConfig
+    from lossbench.retrieval import ExactDenseIndex, index_corpus, search_split
+    from lossbench.training.callbacks import FiniteLossGuard
+    from lossbench.training.hardware import (
         encoding_workers,
         inference_batch_size,
         inference_device,
         training_workers,
     )
-    from lossbench.loss import RankNet
-    from lossbench.models import BiEncoderModule, DprConfig
-    from lossbench.retrieval import ExactDenseIndex, index_corpus, search_split
-    from lossbench.schedulers import LinearWarmupDecay
-    from lossbench.trainer import LightningIRTrainer
+    from lossbench.training.schedulers import LinearWarmupDecay
+    from lossbench.training.trainer import LightningIRTrainer
+    from lossbench.training.validation import RetrievalValidation
 
     checks: dict[str, Any] = {}
     times: dict[str, float] = {}

@@ -59,11 +59,11 @@ IMPORTS = (
     "lossbench.models",
     "lossbench.data",
     "lossbench.retrieval",
-    "lossbench.callbacks",
-    "lossbench.tracking",
-    "lossbench.trainer",
-    "lossbench.checks",
-    "lossbench.sweeps",
+    "lossbench.training.callbacks",
+    "lossbench.experiment.tracking",
+    "lossbench.training.trainer",
+    "lossbench.experiment.checks",
+    "lossbench.experiment.sweeps",
 )
 """Imported in this order by the import-timing child (roughly the order a run pays them)."""
 
@@ -221,14 +221,14 @@ def instrument(timers: Timers) -> dict[str, Any]:
     """Wrap lossbench's functions with timers; returns handles the run fills in."""
     import lightning as L
 
-    import lossbench.callbacks
-    import lossbench.checkpoints
     import lossbench.evaluation
-    import lossbench.retrieval
+    import lossbench.experiment.outcome
+    import lossbench.experiment.tracking
     import lossbench.retrieval.encode
-    import lossbench.tracking
-    import lossbench.trainer
-    import pipeline.run
+    import lossbench.retrieval.search
+    import lossbench.training.checkpoints
+    import lossbench.training.trainer
+    import lossbench.training.validation
     from lossbench.retrieval.dense import ExactDenseIndex
     from lossbench.retrieval.sparse import SparseIndex
 
@@ -236,8 +236,8 @@ def instrument(timers: Timers) -> dict[str, Any]:
 
     # MLflow: opening the run (connect, experiment, create), logging, closing
     for method in ("log_params", "log_metrics", "log_artifact", "set_tags", "log_text"):
-        timers.wrap(lossbench.tracking.TrackedRun, method, "mlflow_log")
-    original_tracked_run = lossbench.tracking.tracked_run
+        timers.wrap(lossbench.experiment.tracking.TrackedRun, method, "mlflow_log")
+    original_tracked_run = lossbench.experiment.tracking.tracked_run
 
     @contextlib.contextmanager
     def tracked_run(*args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -253,12 +253,12 @@ def instrument(timers: Timers) -> dict[str, Any]:
             with timers.time("mlflow_close_run"):
                 manager.__exit__(None, None, None)
 
-    lossbench.tracking.tracked_run = tracked_run  # type: ignore[assignment]
-    timers.wrap(pipeline.run, "previous_objective", "mlflow_previous_run_lookup")
-    timers.wrap(lossbench.tracking, "git_commit", "git_commit")
+    lossbench.experiment.tracking.tracked_run = tracked_run  # type: ignore[assignment]
+    timers.wrap(lossbench.experiment.outcome, "previous_objective", "mlflow_previous_run_lookup")
+    timers.wrap(lossbench.experiment.tracking, "git_commit", "git_commit")
 
     # encoding (tokenization included), search, ranx, validation
-    original_iter = lossbench.retrieval.iter_encoded
+    original_iter = lossbench.retrieval.encode.iter_encoded
 
     def iter_encoded(
         module: Any, samples: Any, kind: str, *args: Any, **kwargs: Any
@@ -278,15 +278,15 @@ def instrument(timers: Timers) -> dict[str, Any]:
                 durations.append(time.perf_counter() - start)
             yield item
 
-    lossbench.retrieval.iter_encoded = iter_encoded  # type: ignore[assignment]  # queries
+    lossbench.retrieval.search.iter_encoded = iter_encoded  # type: ignore[assignment]  # queries
     lossbench.retrieval.encode.iter_encoded = iter_encoded  # type: ignore[assignment]  # corpus
     for cls in (ExactDenseIndex, SparseIndex):
         timers.wrap(cls, "search", "index_search")
         timers.wrap(cls, "add", "index_add")
-    for owner in (lossbench.evaluation, lossbench.callbacks):
+    for owner in (lossbench.evaluation, lossbench.training.validation):
         timers.wrap(owner, "evaluate_run", "ranx_evaluate", first="ranx_evaluate_first")
-    timers.wrap(lossbench.callbacks.RetrievalValidation, "validate", "validation_total")
-    timers.wrap(lossbench.checkpoints.StepCheckpoint, "save", "checkpoint_save")
+    timers.wrap(lossbench.training.validation.RetrievalValidation, "validate", "validation_total")
+    timers.wrap(lossbench.training.checkpoints.StepCheckpoint, "save", "checkpoint_save")
 
     # training steps vs what Lightning does between them
     class StepClock(L.Callback):
@@ -309,7 +309,7 @@ def instrument(timers: Timers) -> dict[str, Any]:
 
     clock = StepClock()
     handles["clock"] = clock
-    base_trainer = lossbench.trainer.LightningIRTrainer
+    base_trainer = lossbench.training.trainer.LightningIRTrainer
 
     class ClockedTrainer(base_trainer):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, callbacks: Any = None, **kwargs: Any) -> None:
@@ -320,17 +320,8 @@ def instrument(timers: Timers) -> dict[str, Any]:
             with timers.time("trainer_fit_total"):
                 return super().fit(*args, **kwargs)
 
-    lossbench.trainer.LightningIRTrainer = ClockedTrainer  # type: ignore[misc]
+    lossbench.training.trainer.LightningIRTrainer = ClockedTrainer  # type: ignore[misc]
 
-    # the stopwatch of pipeline.run (its time/* metrics)
-    base_watch = pipeline.run.Stopwatch
-
-    class KeptStopwatch(base_watch):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            super().__init__()
-            handles["stopwatch"] = self
-
-    pipeline.run.Stopwatch = KeptStopwatch  # type: ignore[misc]
     return handles
 
 
@@ -338,27 +329,30 @@ def run_child(overrides: list[str], out: Path) -> None:
     """Compose the config, instrument, run, write the breakdown JSON to ``out``."""
     timers = Timers()
     with timers.time("import_pipeline_run"):
-        import pipeline.run
+        import pipeline.run  # noqa: F401
+        from lossbench.experiment.jobs import CONF_DIR
+        from lossbench.experiment.stages import Experiment
     with timers.time("import_run_dependencies"):  # what run() imports on its first line
         import lightning  # noqa: F401
         from hydra.utils import instantiate  # noqa: F401
 
-        import lossbench.callbacks  # noqa: F401
-        import lossbench.checks  # noqa: F401
         import lossbench.data  # noqa: F401
+        import lossbench.experiment.checks  # noqa: F401
+        import lossbench.experiment.sweeps  # noqa: F401
+        import lossbench.experiment.tracking  # noqa: F401
         import lossbench.models  # noqa: F401
         import lossbench.retrieval  # noqa: F401
-        import lossbench.sweeps  # noqa: F401
-        import lossbench.tracking  # noqa: F401
-        import lossbench.trainer  # noqa: F401
+        import lossbench.training.trainer  # noqa: F401
+        import lossbench.training.validation  # noqa: F401
     with timers.time("config_compose"):
         from hydra import compose, initialize_config_dir
 
-        with initialize_config_dir(config_dir=str(pipeline.run.CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
     handles = instrument(timers)
+    experiment = Experiment(cfg)  # its stopwatch times the stages (its time/* metrics)
     with timers.time("pipeline_run_total"):
-        pipeline.run.run(cfg)
+        experiment.run()
     clock = handles["clock"]
     for kind, durations in handles["encode_passes"]:
         # a pass: first batch (starts the DataLoader's workers), batches, final next() (stops them).
@@ -388,7 +382,7 @@ def run_child(overrides: list[str], out: Path) -> None:
         "steps_total_s": sum(steps),
         "steps_median_s": statistics.median(steps) if steps else 0.0,
         "first_batch_wait_s": (clock.starts[0] - clock.fit_start) if clock.starts else 0.0,
-        "stages_s": dict(handles["stopwatch"].seconds),
+        "stages_s": dict(experiment.watch.seconds),
     }
     out.write_text(json.dumps(payload, indent=2))
 
@@ -489,7 +483,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child is not None:
-        from lossbench.quick_exit import quick_exit
+        from lossbench.experiment.quick_exit import quick_exit
 
         run_child(args.overrides, args.child)
         quick_exit(0)  # as ``python -m pipeline.run`` ends

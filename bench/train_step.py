@@ -272,8 +272,8 @@ def time_lossbench(
     from lossbench.loss import InfoNCE
     from lossbench.models import BiEncoderModule
     from lossbench.models.config import DprConfig
-    from lossbench.schedulers import LinearWarmupDecay
-    from lossbench.trainer import LightningIRTrainer
+    from lossbench.training.schedulers import LinearWarmupDecay
+    from lossbench.training.trainer import LightningIRTrainer
 
     total_steps = shape.warmup + shape.steps
     config = DprConfig(
@@ -287,7 +287,7 @@ def time_lossbench(
     if variant == "lossbench_compiled":
         module.compile_encoders()
     if variant == "lossbench_pipeline":
-        from lossbench.hardware import training_workers
+        from lossbench.training.hardware import training_workers
 
         num_workers = training_workers(None, target)  # data.num_workers: null
     tuples, docs, queries = training_data(
@@ -305,7 +305,8 @@ def time_lossbench(
                 LinearWarmupDecay(schedule["warmup_steps"], total_steps, schedule["final_factor"])
             )
             if mlflow_available():
-                from lossbench.tracking import MlflowRunLogger, tracked_run
+                from lossbench.experiment.mlflow_logger import MlflowRunLogger
+                from lossbench.experiment.tracking import tracked_run
 
                 tracked = stack.enter_context(
                     tracked_run(
@@ -329,7 +330,7 @@ def time_lossbench(
             }
         callbacks: list[L.Callback] = [timer]
         if variant == "lossbench_pipeline":  # pipeline.run's own callback on every step
-            from lossbench.callbacks import FiniteLossGuard
+            from lossbench.training.callbacks import FiniteLossGuard
 
             callbacks.insert(0, FiniteLossGuard())
         trainer_args.update(
@@ -393,7 +394,7 @@ def time_data_path(model: str, shape: argparse.Namespace, num_workers: int) -> d
 
 def time_mlflow_logging(calls: int = 50) -> float:
     """Milliseconds of one ``TrackedRun.log_metrics`` call (what the MLflow logger does every step)."""
-    from lossbench.tracking import tracked_run
+    from lossbench.experiment.tracking import tracked_run
 
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="mlflow-", dir=WORK_DIR))
@@ -410,7 +411,7 @@ def time_mlflow_logging(calls: int = 50) -> float:
 
 # ---- the benchmark -------------------------------------------------------------------------------
 def gpu_workers() -> int:
-    from lossbench.hardware import gpu_workers as workers
+    from lossbench.training.hardware import gpu_workers as workers
 
     return workers()
 

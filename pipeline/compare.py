@@ -14,17 +14,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from lossbench.config import register_resolvers
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from lossbench.experiment.config import register_resolvers
+from lossbench.experiment.jobs import CONF_DIR
 
 register_resolvers()
 
 
 def compare(cfg: DictConfig) -> Path:
     """Run the comparison described by ``cfg``; returns the report's folder."""
-    from lossbench.comparison import format_text_table, legend, run_comparison, table_rows
-    from lossbench.tracking import connect, get_or_create_experiment
+    from lossbench.experiment.comparison import log_comparison, run_comparison
+    from lossbench.experiment.report import print_report
+    from lossbench.experiment.tracking import connect
 
     client = connect(cfg.tracking.uri)
     output = Path(cfg.output)
@@ -38,21 +38,9 @@ def compare(cfg: DictConfig) -> Path:
         correction=cfg.correction,
         max_p=float(cfg.max_p),
     )
-    tags = {"lossbench_role": "comparison", "compared": str(cfg.sweep)}
-    if parent:
-        tags["mlflow.parentRunId"] = parent
-    get_or_create_experiment(client, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
-    run = client.create_run(experiment_id, run_name=f"compare {cfg.sweep}", tags=tags)
-    for path in files:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id, "FINISHED")
-    header, rows = table_rows(comparison)
-    print(format_text_table(header, rows))
-    print(legend(comparison))
-    for item in comparison.excluded:
-        print(f"left out: {item}")
-    print(f"\nreport: {output / 'report.md'} and {output / 'report.html'}; plots: {output}")
-    print(f"logged to MLflow comparison run {run.info.run_id} in {cfg.tracking.uri}")
+    run_id = log_comparison(client, experiment_id, str(cfg.sweep), parent, files)
+    print_report(comparison, output)
+    print(f"logged to MLflow comparison run {run_id} in {cfg.tracking.uri}")
     return output
 
 

@@ -2,7 +2,7 @@
 
 Three kinds of error, by when they are raised:
 
-* at composition (Hydra + :mod:`lossbench.schema`): wrong types, unknown keys, unknown choices;
+* at composition (Hydra + :mod:`lossbench.experiment.schema`): wrong types, unknown keys, unknown choices;
 * in ``pipeline.run.run`` before the MLflow run is opened: impossible combinations, settings that
   composition lets through, missing or malformed data files, an unusable tracking store;
 * during the run (a malformed line deep in a streamed triples file): the run ends FAILED.
@@ -23,19 +23,12 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from mlflow.tracking import MlflowClient
 
-from lossbench.checks import ConfigurationError
-from lossbench.data.formats import DataFormatError
-from lossbench.tracking import TrackingError
-from tests.conftest import REPO, all_runs, free_port
-from tests.data.test_local import write_trec
+from lossbench.data.sources.formats import DataFormatError
+from lossbench.experiment.checks import ConfigurationError
+from lossbench.experiment.tracking import TrackingError
+from tests.helpers import FAST_RUN, REPO, all_runs, free_port, write_trec
 
-FAST_RUN = [
-    "model=tiny",
-    "trainer.max_steps=3",
-    "eval.base=false",
-    "eval.val_every_n_steps=null",
-    "data.num_workers=0",
-]
+FAST_RUN_HERE = [*FAST_RUN, "eval.base=false"]
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +325,7 @@ def bad_config(case: BadRun, compose, tmp_path: Path):  # noqa: ANN201
         case.corrupt(folder)
     port = free_port()
     overrides = [o.format(folder=folder, port=port) for o in case.overrides]
-    return compose(*FAST_RUN, *overrides, small=case.small)
+    return compose(*FAST_RUN_HERE, *overrides, small=case.small)
 
 
 @pytest.mark.parametrize("case", list(BAD_RUNS.values()), ids=list(BAD_RUNS))
@@ -361,7 +354,7 @@ def test_an_error_before_the_run_opens_leaves_no_run(
 
 def test_an_unwritable_sqlite_store_fails_at_once(tmp_path: Path, monkeypatch) -> None:
     """Root may write anywhere, so the permission is simulated; sqlite would open the file read-only."""
-    from lossbench.tracking import connect
+    from lossbench.experiment.tracking import connect
 
     real_access = os.access
     store = tmp_path / "store"
@@ -377,12 +370,40 @@ def test_an_unwritable_sqlite_store_fails_at_once(tmp_path: Path, monkeypatch) -
 
 
 @pytest.mark.parametrize(
-    ("overrides", "warning"),
+    ("overrides", "message"),
     [
-        (["model=tiny_splade", "index=exact"], "a SPLADE model on a dense index"),
-        (["model=tiny", "index=sparse"], "index=sparse with a dense model"),
-        (["model=tiny", "regularizer=flops"], "FLOPSRegularization is meant for sparse (SPLADE)"),
+        (
+            ["model=tiny_splade", "index=exact"],
+            "model=tiny_splade makes sparse vocabulary-sized vectors (SPLADE), but "
+            "ExactDenseIndex is built for dense ones; choose index=sparse",
+        ),
+        (
+            ["model=tiny", "index=sparse"],
+            "model=tiny makes dense vectors (DPR), but SparseIndex is built for sparse ones; "
+            "choose index=exact or index=faiss_flat or index=faiss_ivf",
+        ),
+        (
+            ["model=tiny", "loss=splade_flops"],
+            "loss=splade_flops trains with regularizer=flops, but regularizer=none; add "
+            "regularizer=flops",
+        ),
     ],
+)
+def test_an_index_or_regularizer_that_does_not_fit_names_the_one_that_does(
+    compose, mlflow_uri: str, overrides: list[str], message: str
+) -> None:
+    """No option picks another group's option behind the user's back: a check names the one that fits."""
+    from pipeline.run import run
+
+    with pytest.raises(ConfigurationError) as raised:
+        run(compose(*FAST_RUN_HERE, *overrides))
+    assert message in str(raised.value)
+    assert all_runs(mlflow_uri) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [(["model=tiny", "regularizer=flops"], "FLOPSRegularization is meant for sparse (SPLADE)")],
 )
 def test_a_sparse_dense_mismatch_is_warned_about_before_tracking(
     compose, caplog, overrides: list[str], warning: str
@@ -390,7 +411,7 @@ def test_a_sparse_dense_mismatch_is_warned_about_before_tracking(
     """These run (a user may mean them), so they warn rather than fail; the warning comes first."""
     from pipeline.run import run
 
-    cfg = compose(*FAST_RUN, *overrides, f"tracking.uri=http://127.0.0.1:{free_port()}")
+    cfg = compose(*FAST_RUN_HERE, *overrides, f"tracking.uri=http://127.0.0.1:{free_port()}")
     with caplog.at_level("WARNING", logger="lossbench"), pytest.raises(TrackingError):
         run(cfg)  # stopped by the unreachable store, after the checks
     assert warning in caplog.text
@@ -404,12 +425,12 @@ def test_a_malformed_line_deep_in_a_streamed_file_ends_the_run_failed(
 ) -> None:
     """Only the head of a streamed triples file is parsed up front; a bad line further down fails
     when training reaches it, naming the file and line, and the run ends FAILED, not RUNNING."""
-    monkeypatch.setattr("lossbench.checks.PEEKED_TUPLES", 10)
+    monkeypatch.setattr("lossbench.experiment.checks.PEEKED_TUPLES", 10)
     folder = write_trec(tmp_path / "collection")
     replace_line("triples.tsv", 40, "q13\td1")(folder)
     from pipeline.run import run
 
-    cfg = compose(*FAST_RUN, "dataset=local", f"dataset.path={folder}", small=False)
+    cfg = compose(*FAST_RUN_HERE, "dataset=local", f"dataset.path={folder}", small=False)
     with pytest.raises(DataFormatError, match=r"triples\.tsv:40: expected"):
         run(cfg)
     (failed,) = all_runs(mlflow_uri)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lossbench.checks import ConfigurationError, check_training_source
+from lossbench.experiment.checks import ConfigurationError, check_training_source
 from lossbench.loss import KLDivergence, RankNet, ScoreBasedInBatchCrossEntropy
+from tests.helpers import FAST_RUN
 
-FAST_RUN = ["model=tiny", "trainer.max_steps=2", "data.num_workers=0"]
+FAST_RUN_HERE = [*FAST_RUN, "trainer.max_steps=2"]
 
 
 def test_a_teacher_loss_on_a_dataset_without_teacher_scores_names_one_that_has_them() -> None:
@@ -16,22 +17,20 @@ def test_a_teacher_loss_on_a_dataset_without_teacher_scores_names_one_that_has_t
         ConfigurationError,
         match=r"KLDivergence needs teacher scores.*dataset=cranfield.*dataset=synthetic",
     ):
-        check_training_source([KLDivergence()], "run", "cranfield", False, ["synthetic"])
+        check_training_source([KLDivergence()], "run", False, "cranfield")
 
 
 def test_a_teacher_loss_cannot_train_on_triples() -> None:
     with pytest.raises(ConfigurationError, match="loss.train_source=run"):
-        check_training_source(
-            [ScoreBasedInBatchCrossEntropy()], "triples", "synthetic", True, ["synthetic"]
-        )
+        check_training_source([ScoreBasedInBatchCrossEntropy()], "triples", True, "synthetic")
 
 
 def test_training_from_a_run_needs_a_run() -> None:
     with pytest.raises(ConfigurationError, match="train_source=run needs a teacher run"):
-        check_training_source([RankNet()], "run", "local", False, ["synthetic"])
+        check_training_source([RankNet()], "run", False, "local")
     with pytest.raises(ConfigurationError, match="valid: triples, run"):
-        check_training_source([RankNet()], "pairs", "synthetic", True)
-    check_training_source([RankNet()], "triples", "local", False)  # fine
+        check_training_source([RankNet()], "pairs", True, "synthetic")
+    check_training_source([RankNet()], "triples", False, "local")  # fine
 
 
 def test_the_pipeline_refuses_before_logging_anything(compose, mlflow_uri: str) -> None:
@@ -40,7 +39,7 @@ def test_the_pipeline_refuses_before_logging_anything(compose, mlflow_uri: str) 
     with pytest.raises(ConfigurationError, match="dataset=synthetic"):
         run(
             compose(
-                *FAST_RUN,
+                *FAST_RUN_HERE,
                 "loss=kl_divergence",
                 "dataset=local",
                 "dataset.path=/nonexistent",

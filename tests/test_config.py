@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from tests.conftest import CONF_DIR
+from tests.helpers import CONF_DIR
 
 GROUPS = [
     "loss",
@@ -32,11 +32,11 @@ def options(group: str) -> list[str]:
     ("group", "option"), [(group, option) for group in GROUPS for option in options(group)]
 )
 def test_every_option_composes_and_instantiates(compose, group: str, option: str) -> None:
-    from lossbench.checks import check_schema
+    from lossbench.experiment.checks import check_schema
 
     cfg = compose(f"{group}={option}", small=False)
     assert group == "experiment" or cfg[group] is not None  # experiments merge into the root
-    check_schema(cfg)  # typed by lossbench.schema: nothing left ???, no undeclared key
+    check_schema(cfg)  # typed by lossbench.experiment.schema: nothing left ???, no undeclared key
     # the parts pipeline.run instantiates must build without touching data or weights
     instantiate(cfg.loss.function)
     instantiate(cfg.model.config)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import TINY_BACKBONE
-from tests.gloo import run_gloo
+from lossbench.models.backbone import TINY_BERT
+from tests.helpers import run_gloo
 
 pytestmark = pytest.mark.slow  # two processes each load the tiny model: about a minute on 2 cores
 
@@ -40,7 +40,7 @@ def tiny_module(loss: Any) -> Any:
         doc_length=16,
         pooling="mean",
         random_init=True,
-        backbone_overrides=TINY_BACKBONE,
+        backbone_overrides=TINY_BERT,
     )
     return BiEncoderModule(model_name_or_path=minilm_path(), config=config, loss_functions=[loss])
 
@@ -103,10 +103,10 @@ def gathered_module_losses(rank: int, world_size: int) -> dict[str, float]:
 def _worker(rank: int, world_size: int, folder: Path) -> None:
     import lightning as L
 
-    from lossbench.callbacks import RetrievalValidation
     from lossbench.data import LightningIRDataModule, TupleDataset
     from lossbench.loss import InBatchCrossEntropy
     from lossbench.retrieval import ExactDenseIndex, index_corpus
+    from lossbench.training.validation import RetrievalValidation
 
     results: dict[str, Any] = {"module_losses": gathered_module_losses(rank, world_size)}
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lossbench.distributed import in_batch_inputs
 from lossbench.loss import InBatchCrossEntropy, InBatchLossFunction, ScoreBasedInBatchCrossEntropy
-from tests.gloo import run_gloo
+from lossbench.training.distributed import in_batch_inputs
+from tests.helpers import run_gloo
 
 WORLD_SIZE = 2
 INPUT_DIM, DIM = 5, 4

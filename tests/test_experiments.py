@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 SPLADE_RUN = [
     "experiment=splade",
@@ -40,12 +40,23 @@ def splade_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
     return (cfg, *only_run(cfg))
 
 
-def test_splade_models_pick_the_sparse_index_unless_told_otherwise(compose) -> None:
-    assert compose("model=tiny_splade").index._target_ == "lossbench.retrieval.SparseIndex"
-    assert compose("model=splade_minilm").index._target_ == "lossbench.retrieval.SparseIndex"
-    assert compose("model=tiny").index._target_ == "lossbench.retrieval.ExactDenseIndex"
-    overridden = compose("model=tiny_splade", "index=exact")
-    assert overridden.index._target_ == "lossbench.retrieval.ExactDenseIndex"
+def test_no_option_picks_another_groups_option(compose) -> None:
+    """A SPLADE model leaves the index alone and loss=splade_flops the regularizer (the checks name
+    the option that fits); the splade preset picks both."""
+    assert compose("model=tiny_splade").index._target_ == "lossbench.retrieval.ExactDenseIndex"
+    assert compose("model=splade_minilm").index._target_ == "lossbench.retrieval.ExactDenseIndex"
+    assert compose("loss=splade_flops").regularizer.name == "none"
+    preset = compose("experiment=splade")
+    assert preset.index._target_ == "lossbench.retrieval.SparseIndex"
+    assert preset.regularizer.name == "flops"
+
+
+def test_the_tiny_models_share_one_shape(compose) -> None:
+    from lossbench.models.backbone import TINY_BERT
+
+    for model in ("tiny", "tiny_splade"):
+        assert dict(compose(f"model={model}").model.config.backbone_overrides) == TINY_BERT
+    assert compose("model=tiny_splade").model.config._target_ == "lossbench.models.SpladeConfig"
 
 
 def test_the_splade_preset_is_the_guides_recipe(compose) -> None:
@@ -63,15 +74,14 @@ def test_the_splade_preset_is_the_guides_recipe(compose) -> None:
     assert (callback.num_delay_steps, callback.num_warmup_steps) == (50, 20)
     assert cfg.trainer.max_steps == 100
     assert cfg.schedule.name == "constant" and cfg.schedule.optimizer.lr == 1e-4
-    tiny = compose("experiment=splade", "model=tiny_splade")
-    assert tiny.model.name == "tiny_splade"
-    assert tiny.schedule.optimizer.lr == 3e-3  # the model's own rate for short runs
+    tiny = compose("experiment=splade", "model=tiny_splade", "schedule.optimizer.lr=3e-3")
+    assert tiny.model.name == "tiny_splade" and tiny.schedule.optimizer.lr == 3e-3
 
 
 def test_a_regularizer_schedule_without_a_regularizer_fails_before_any_run(
     compose, mlflow_uri: str
 ) -> None:
-    from lossbench.checks import ConfigurationError
+    from lossbench.experiment.checks import ConfigurationError
     from pipeline.run import run
 
     with pytest.raises(ConfigurationError, match="regularizer=flops"):
@@ -80,16 +90,19 @@ def test_a_regularizer_schedule_without_a_regularizer_fails_before_any_run(
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
-def test_index_warnings() -> None:
-    from lossbench.checks import index_warnings
+def test_the_index_check_asks_the_model_and_the_index() -> None:
+    """Contracts, not class names: a model config says it is sparse, an index says what it takes."""
+    from lossbench.experiment.checks import ConfigurationError, check_index
+    from lossbench.models import DprConfig, SpladeConfig
+    from lossbench.retrieval import ExactDenseIndex, FaissFlatIndex, SparseIndex
 
-    splade = {"_target_": "lossbench.models.SpladeConfig"}
-    dpr = {"_target_": "lossbench.models.DprConfig"}
-    sparse = {"_target_": "lossbench.retrieval.SparseIndex"}
-    exact = {"_target_": "lossbench.retrieval.ExactDenseIndex"}
-    assert index_warnings(splade, sparse) == [] and index_warnings(dpr, exact) == []
-    assert "index=sparse" in index_warnings(splade, exact)[0]
-    assert "index=exact" in index_warnings(dpr, sparse)[0]
+    check_index(SpladeConfig(), SparseIndex())
+    check_index(DprConfig(), ExactDenseIndex())
+    check_index(DprConfig(), FaissFlatIndex())
+    with pytest.raises(ConfigurationError, match="choose index=sparse$"):
+        check_index(SpladeConfig(), ExactDenseIndex())
+    with pytest.raises(ConfigurationError, match="choose index=exact or index=faiss_flat"):
+        check_index(DprConfig(), SparseIndex())
 
 
 def test_splade_run_logs_the_flops_weight_along_its_curve(splade_run) -> None:

@@ -8,9 +8,9 @@ import lightning as L
 import pytest
 import torch
 
-from lossbench import hardware
-from lossbench.callbacks import FiniteLossGuard, NonFiniteLossError
-from lossbench.trainer import LightningIRTrainer
+from lossbench.training import hardware
+from lossbench.training.callbacks import FiniteLossGuard, NonFiniteLossError
+from lossbench.training.trainer import LightningIRTrainer
 
 
 def test_null_settings_pick_cpu_defaults_and_explicit_ones_win() -> None:
@@ -94,7 +94,7 @@ class _RecordingRun:
 
 
 def test_mlflow_logger_buffers_steps_and_flushes_on_finalize() -> None:
-    from lossbench.tracking import MlflowRunLogger
+    from lossbench.experiment.mlflow_logger import MlflowRunLogger
 
     run = _RecordingRun()
     logger = MlflowRunLogger(run, flush_every_steps=3, flush_every_s=3600)  # type: ignore[arg-type]
@@ -170,7 +170,7 @@ def test_fused_adamw_trains_with_gradient_clipping_under_bf16(tiny_module) -> No
 def test_lightning_lines_print_once_under_a_root_handler() -> None:
     import logging
 
-    import lossbench.trainer  # noqa: F401  (sets up Lightning's logging)
+    import lossbench.training.trainer  # noqa: F401  (sets up Lightning's logging)
 
     seen: list[str] = []
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lossbench.checks import ConfigurationError
-from lossbench.launch import check_multi_device, is_launch_primary, requested_devices
+from lossbench.experiment.checks import ConfigurationError
+from lossbench.experiment.launch import check_multi_device, is_launch_primary, requested_devices
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_multi_device_training_needs_a_step_budget() -> None:
 
 
 def test_resume_under_ddp_is_refused_before_anything_runs() -> None:
-    from lossbench.launch import check_multi_device
+    from lossbench.experiment.launch import check_multi_device
 
     with pytest.raises(
         ConfigurationError, match="resume=true with trainer.strategy=ddp on 2 devices"

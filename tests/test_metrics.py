@@ -1,4 +1,4 @@
-"""lossbench.metrics against ranx: the same value for every metric, query and edge case."""
+"""lossbench.evaluation.metrics against ranx: the same value for every metric, query and edge case."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from lossbench import metrics
-from lossbench.evaluation import evaluate_run
+from lossbench.evaluation import evaluate_run, metrics
 
 METRICS = [
     "ndcg@10",

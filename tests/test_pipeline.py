@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lossbench.data.formats import read_trec_run
-from tests.conftest import compose_config
+from lossbench.data.sources.formats import read_trec_run
+from tests.helpers import FAST_RUN, compose_config
 
-FAST_RUN = ["model=tiny", "trainer.max_steps=4", "eval.val_every_n_steps=2", "data.num_workers=0"]
+FAST_RUN_HERE = [*FAST_RUN, "trainer.max_steps=4", "eval.val_every_n_steps=2"]
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
     from pipeline.run import run
 
     root = tmp_path_factory.mktemp("run")
-    cfg = compose_config(root, data_cache, *FAST_RUN)
+    cfg = compose_config(root, data_cache, *FAST_RUN_HERE)
     objective = run(cfg)
     client = MlflowClient(tracking_uri=str(cfg.tracking.uri))
     (experiment,) = [e for e in client.search_experiments() if e.name == cfg.tracking.experiment]
@@ -111,7 +111,7 @@ def test_an_error_during_training_marks_the_run_failed(
 
     monkeypatch.setattr(BiEncoderModule, "training_step", explode)
     with pytest.raises(RuntimeError, match="simulated failure"):
-        run(compose(*FAST_RUN))
+        run(compose(*FAST_RUN_HERE))
     client = MlflowClient(tracking_uri=mlflow_uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert [r.info.status for r in runs] == ["FAILED"]
@@ -123,6 +123,6 @@ def test_a_bad_config_fails_before_any_run_is_logged(compose, mlflow_uri: str) -
     from pipeline.run import run
 
     with pytest.raises(Exception, match="chunk_size"):
-        run(compose(*FAST_RUN, "index.chunk_size=0"))
+        run(compose(*FAST_RUN_HERE, "index.chunk_size=0"))
     client = MlflowClient(tracking_uri=mlflow_uri)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, SMALL_SYNTHETIC
+from tests.helpers import REPO, SMALL_SYNTHETIC
 
 BATCH_SIZE = 8
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 # 150 synthetic docs: 8 lists of ~19 docs (min_points_per_list lowered so nlist stays 8), 1 probed
 FAISS_RUN = [

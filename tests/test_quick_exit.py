@@ -16,7 +16,7 @@ def test_quick_exit_runs_atexit_handlers_flushes_and_keeps_the_status(tmp_path: 
     script = textwrap.dedent(
         f"""
         import atexit, logging, sys
-        from lossbench.quick_exit import quick_exit
+        from lossbench.experiment.quick_exit import quick_exit
         atexit.register(lambda: open({str(marker)!r}, "w").write("yes"))
         logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO)
         logging.getLogger("lossbench").info("logged before the exit")

@@ -12,18 +12,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, SMALL_SYNTHETIC, all_runs, free_port
-
-FAST_RUN = [
-    "model=tiny",
-    "trainer.max_steps=3",
-    "eval.val_every_n_steps=null",
-    "data.num_workers=0",
-]
+from tests.helpers import FAST_RUN, REPO, SMALL_SYNTHETIC, all_runs, free_port
 
 
 def test_an_unreachable_server_fails_at_once_before_any_work(compose) -> None:
-    from lossbench.tracking import TrackingError
+    from lossbench.experiment.tracking import TrackingError
     from pipeline.run import run
 
     start = time.perf_counter()
@@ -50,8 +43,8 @@ def test_the_fallback_store_takes_the_run(compose, tmp_path: Path) -> None:
 def test_a_nan_loss_stops_the_run_naming_the_step(compose, mlflow_uri: str, monkeypatch) -> None:
     import torch
 
-    from lossbench.callbacks import NonFiniteLossError
     from lossbench.loss import RankNet
+    from lossbench.training.callbacks import NonFiniteLossError
     from pipeline.run import run
 
     real = RankNet.__call__
@@ -150,7 +143,7 @@ def test_a_real_mlflow_server_over_http(tmp_path: Path, data_cache: Path) -> Non
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
-        from lossbench.tracking import TrackingError, check_server
+        from lossbench.experiment.tracking import TrackingError, check_server
 
         deadline = time.time() + 90
         while True:

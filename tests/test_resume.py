@@ -8,12 +8,12 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-FAST_RUN = [
-    "model=tiny",
+from tests.helpers import FAST_RUN
+
+FAST_RUN_HERE = [
+    *FAST_RUN,
     "trainer.max_steps=8",
     "checkpoint.every_n_steps=2",
-    "eval.val_every_n_steps=null",
-    "data.num_workers=0",
     "trainer.enable_progress_bar=false",
 ]
 
@@ -31,7 +31,7 @@ def steps_of(uri: str, run_id: str, metric: str) -> list[int]:
 
 
 def checkpoint_steps(run) -> list[int]:  # noqa: ANN001
-    from lossbench.checkpoints import list_checkpoints
+    from lossbench.training.checkpoints import list_checkpoints
 
     return [step for step, _ in list_checkpoints(run.data.tags["checkpoint_dir"])]
 
@@ -56,7 +56,7 @@ def test_checkpoints_are_written_every_n_steps_and_the_last_ones_kept(
     from pipeline.run import run
 
     keep = ["checkpoint.keep=2", "checkpoint.keep_finished=true"]
-    run(compose(*FAST_RUN, "trainer.max_steps=6", *keep, "eval.base=false"))
+    run(compose(*FAST_RUN_HERE, "trainer.max_steps=6", *keep, "eval.base=false"))
     finished = only_run(mlflow_uri)
     folder = Path(finished.data.tags["checkpoint_dir"])
     assert folder.parent.name == "checkpoints" and folder.name == finished.info.run_id
@@ -76,14 +76,14 @@ def test_checkpoints_are_written_every_n_steps_and_the_last_ones_kept(
 def test_a_finished_run_deletes_its_checkpoints(compose, mlflow_uri: str) -> None:
     from pipeline.run import run
 
-    run(compose(*FAST_RUN, "trainer.max_steps=2", "eval.base=false"))
+    run(compose(*FAST_RUN_HERE, "trainer.max_steps=2", "eval.base=false"))
     finished = only_run(mlflow_uri)
     assert finished.data.metrics["time/checkpoint_s"] > 0  # one was written at step 2
     assert not Path(finished.data.tags["checkpoint_dir"]).exists()
 
 
 def test_no_checkpoints_when_every_n_steps_is_null(tmp_path: Path) -> None:
-    from lossbench.checkpoints import checkpoint_callbacks
+    from lossbench.training.checkpoints import checkpoint_callbacks
 
     class Tracked:
         run_id = "abc123"
@@ -108,14 +108,14 @@ def test_a_crashed_run_resumes_into_the_same_run_as_if_it_never_stopped(
 
     fail_at_step(monkeypatch, 5)
     with pytest.raises(RuntimeError, match="simulated crash after step 5"):
-        run(compose(*FAST_RUN))
+        run(compose(*FAST_RUN_HERE))
     failed = only_run(mlflow_uri)
     assert failed.info.status == "FAILED"
     assert steps_of(mlflow_uri, failed.info.run_id, "train/loss") == [0, 1, 2, 3, 4]
     assert checkpoint_steps(failed) == [4]  # the last multiple of 2 before the crash
 
     monkeypatch.undo()
-    objective = run(compose(*FAST_RUN, "resume=true"))
+    objective = run(compose(*FAST_RUN_HERE, "resume=true"))
     resumed = only_run(mlflow_uri)  # no second run: the same one, reopened
     run_id = resumed.info.run_id
     assert run_id == failed.info.run_id
@@ -132,7 +132,7 @@ def test_a_crashed_run_resumes_into_the_same_run_as_if_it_never_stopped(
 
     # the same losses, step by step, and the same result as a run that was never interrupted
     reference = ["tracking.experiment=reference"]
-    assert run(compose(*FAST_RUN, *reference)) == pytest.approx(objective, abs=1e-6)
+    assert run(compose(*FAST_RUN_HERE, *reference)) == pytest.approx(objective, abs=1e-6)
     reference_id = only_run(mlflow_uri, "reference").info.run_id
     client = MlflowClient(mlflow_uri)
 
@@ -148,26 +148,26 @@ def test_a_crashed_run_resumes_into_the_same_run_as_if_it_never_stopped(
 def test_resume_with_nothing_to_resume_says_what_it_looked_for(
     compose, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lossbench.resume import ResumeError
+    from lossbench.experiment.resume import ResumeError
     from pipeline.run import run
 
     with pytest.raises(ResumeError, match=r"nothing to resume.*config_hash=.*without resume=true"):
-        run(compose(*FAST_RUN, "resume=true"))
+        run(compose(*FAST_RUN_HERE, "resume=true"))
     client = MlflowClient(tracking_uri=mlflow_uri)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
     # a run that failed before its first checkpoint cannot be resumed either, and is named
     fail_at_step(monkeypatch, 1)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(compose(*FAST_RUN, "eval.base=false"))
+        run(compose(*FAST_RUN_HERE, "eval.base=false"))
     monkeypatch.undo()
     failed = only_run(mlflow_uri)
     with pytest.raises(ResumeError, match=f"{failed.info.run_id} \\(FAILED, no checkpoint in"):
-        run(compose(*FAST_RUN, "eval.base=false", "resume=true"))
+        run(compose(*FAST_RUN_HERE, "eval.base=false", "resume=true"))
     assert only_run(mlflow_uri).info.status == "FAILED"  # left as it was, not RUNNING
 
     with pytest.raises(ResumeError, match="contradict"):
-        run(compose(*FAST_RUN, "eval.base=false", "resume=true", "tracking.rerun=true"))
+        run(compose(*FAST_RUN_HERE, "eval.base=false", "resume=true", "tracking.rerun=true"))
 
 
 def test_resume_of_a_finished_run_says_so_and_trains_nothing(
@@ -175,8 +175,8 @@ def test_resume_of_a_finished_run_says_so_and_trains_nothing(
 ) -> None:
     from pipeline.run import run
 
-    first = run(compose(*FAST_RUN, "trainer.max_steps=2", "eval.base=false"))
-    again = run(compose(*FAST_RUN, "trainer.max_steps=2", "eval.base=false", "resume=true"))
+    first = run(compose(*FAST_RUN_HERE, "trainer.max_steps=2", "eval.base=false"))
+    again = run(compose(*FAST_RUN_HERE, "trainer.max_steps=2", "eval.base=false", "resume=true"))
     assert again == first
     assert "already FINISHED" in capsys.readouterr().out
     assert only_run(mlflow_uri).info.status == "FINISHED"
@@ -185,8 +185,8 @@ def test_resume_of_a_finished_run_says_so_and_trains_nothing(
 def test_a_nan_stop_keeps_the_last_good_checkpoint(
     compose, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lossbench.callbacks import NonFiniteLossError
     from lossbench.loss import RankNet
+    from lossbench.training.callbacks import NonFiniteLossError
     from pipeline.run import run
 
     real = RankNet.__call__
@@ -199,7 +199,7 @@ def test_a_nan_stop_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(RankNet, "__call__", nan_on_fourth_step)
     with pytest.raises(NonFiniteLossError, match="at step 4"):
-        run(compose(*FAST_RUN, "eval.base=false"))
+        run(compose(*FAST_RUN_HERE, "eval.base=false"))
     failed = only_run(mlflow_uri)
     assert failed.info.status == "FAILED"
     # step 4 is a multiple of 2, but its weights went NaN: step 2 stays the checkpoint
@@ -210,15 +210,17 @@ def test_a_nan_stop_keeps_the_last_good_checkpoint(
 
 
 def test_resume_and_checkpoint_settings_leave_the_config_hash_alone(compose) -> None:
-    from lossbench.sweeps import config_hash
+    from lossbench.experiment.identity import config_hash
 
-    plain = config_hash(compose(*FAST_RUN))
-    assert plain == config_hash(compose(*FAST_RUN, "resume=true", "checkpoint.every_n_steps=5"))
-    assert plain != config_hash(compose(*FAST_RUN, "trainer.max_steps=9"))
+    plain = config_hash(compose(*FAST_RUN_HERE))
+    assert plain == config_hash(
+        compose(*FAST_RUN_HERE, "resume=true", "checkpoint.every_n_steps=5")
+    )
+    assert plain != config_hash(compose(*FAST_RUN_HERE, "trainer.max_steps=9"))
 
 
 def test_a_checkpoint_with_nan_weights_is_not_written(tmp_path: Path) -> None:
-    from lossbench.checkpoints import StepCheckpoint
+    from lossbench.training.checkpoints import StepCheckpoint
 
     class NoTrainer:
         def save_checkpoint(self, *args: object, **kwargs: object) -> None:
@@ -233,7 +235,7 @@ def test_a_checkpoint_with_nan_weights_is_not_written(tmp_path: Path) -> None:
 
 
 def test_worker_skips_follow_the_round_robin_of_batches() -> None:
-    from lossbench.checkpoints import worker_skips
+    from lossbench.training.checkpoints import worker_skips
 
     assert worker_skips(5, batch_size=4, num_workers=0) == [20]
     assert worker_skips(5, batch_size=4, num_workers=2) == [12, 8]  # batches 0,2,4 and 1,3
@@ -264,14 +266,14 @@ def test_bad_checkpoint_settings_fail_before_any_run(
     from pipeline.run import run
 
     with pytest.raises(ValueError, match=message):
-        run(compose(*FAST_RUN, override))
+        run(compose(*FAST_RUN_HERE, override))
     assert not Path(mlflow_uri.removeprefix("sqlite:///")).exists()
 
 
 def test_resume_leaves_the_sweep_hash_alone() -> None:
     from omegaconf import OmegaConf
 
-    from lossbench.sweeps import sweep_hash
+    from lossbench.experiment.sweeps import sweep_hash
 
     def sweep(*overrides: str):  # noqa: ANN202
         return OmegaConf.create({"hydra": {"overrides": {"task": list(overrides)}, "sweeper": {}}})

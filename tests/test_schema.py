@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from lossbench import schema
-from lossbench.checks import check_schema
-from tests.conftest import CONF_DIR
+from lossbench.experiment import schema
+from lossbench.experiment.checks import check_schema
+from tests.helpers import CONF_DIR
 
 TYPED_NODES = {
     "paths": schema.PathsConf,
@@ -49,17 +49,27 @@ def test_every_loss_with_every_experiment_passes_the_schema(
     assert cfg.loss.name == loss
 
 
-def test_the_enums_match_the_values_the_code_accepts() -> None:
-    from lossbench.checks import TRAIN_SOURCES
-    from lossbench.data.datasets import RUN_TARGETS, SAMPLING_STRATEGIES
+def test_the_code_accepts_exactly_the_schema_enums_values() -> None:
+    """The enums' one home is the schema: the data and the checks take their valid values from it."""
+    from lossbench.data.run_dataset import check_sampling
+    from lossbench.experiment.checks import ConfigurationError, check_training_source
 
-    assert tuple(schema.TrainSource) == TRAIN_SOURCES
-    assert tuple(schema.SamplingStrategy) == SAMPLING_STRATEGIES
-    assert tuple(schema.RunTargets) == RUN_TARGETS
+    strategies = ", ".join(strategy.value for strategy in schema.SamplingStrategy)
+    with pytest.raises(ValueError, match=f"valid: {strategies}$"):
+        check_sampling("bogus", None, 8)
+    kinds = ", ".join(kind.value for kind in schema.RunTargets)
+    with pytest.raises(ValueError, match=f"valid: {kinds}$"):
+        check_sampling("top", "bogus", 8)
+    for strategy in schema.SamplingStrategy:
+        for kind in schema.RunTargets:
+            check_sampling(strategy, kind, 8)
+    sources = ", ".join(source.value for source in schema.TrainSource)
+    with pytest.raises(ConfigurationError, match=f"valid: {sources}$"):
+        check_training_source([], "bogus", True)
 
 
 def test_resume_and_checkpoint_have_defaults_and_do_not_change_the_config_hash(compose) -> None:
-    from lossbench.sweeps import config_hash
+    from lossbench.experiment.identity import config_hash
 
     cfg = compose(small=False)
     assert cfg.resume is False
@@ -71,7 +81,7 @@ def test_resume_and_checkpoint_have_defaults_and_do_not_change_the_config_hash(c
 
 def test_the_index_and_trainer_nodes_take_new_keys(compose) -> None:
     """New index types bring their own options; trainer takes any lightning.Trainer argument."""
-    from lossbench.checks import check_trainer_args
+    from lossbench.experiment.checks import check_trainer_args
 
     cfg = compose("+index.report_recall_vs_exact=true", "+trainer.limit_val_batches=2")
     check_schema(cfg)
@@ -80,7 +90,7 @@ def test_the_index_and_trainer_nodes_take_new_keys(compose) -> None:
 
 
 def test_a_missing_required_value_is_named(compose) -> None:
-    from lossbench.checks import ConfigurationError
+    from lossbench.experiment.checks import ConfigurationError
 
     cfg = compose(small=False)
     cfg.eval.objective = "???"
@@ -89,7 +99,7 @@ def test_a_missing_required_value_is_named(compose) -> None:
 
 
 def test_an_interpolation_of_the_wrong_type_is_named(compose) -> None:
-    from lossbench.checks import ConfigurationError
+    from lossbench.experiment.checks import ConfigurationError
 
     cfg = compose("data.train_batch_size=${tracking.experiment}", small=False)
     with pytest.raises(
@@ -100,8 +110,8 @@ def test_an_interpolation_of_the_wrong_type_is_named(compose) -> None:
 
 
 def test_the_token_cache_setting_is_checked_and_leaves_the_config_hash_alone(compose) -> None:
-    from lossbench.checks import ConfigurationError, check_config
-    from lossbench.sweeps import config_hash
+    from lossbench.experiment.checks import ConfigurationError, check_config
+    from lossbench.experiment.identity import config_hash
 
     cfg = compose()
     assert cfg.data.token_cache_mib == 512

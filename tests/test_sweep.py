@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL_SYNTHETIC
+from tests.helpers import SMALL_SYNTHETIC
 
 LOSSES = ("ranknet", "in_batch_ce", "approx_ndcg")
 
@@ -115,8 +115,8 @@ def test_rerunning_the_sweep_skips_finished_jobs_and_resumes_under_the_same_pare
 def test_the_comparison_report_matches_ranx_on_the_logged_run_files(swept, tmp_path: Path) -> None:
     from ranx import Qrels, Run, evaluate
 
-    from lossbench.comparison import run_comparison
-    from lossbench.data.formats import read_qrels, read_trec_run
+    from lossbench.data.sources.formats import read_qrels, read_trec_run
+    from lossbench.experiment.comparison import run_comparison
 
     _, client, _ = swept
     (parent,) = runs_by_role(client)[0]

@@ -26,11 +26,11 @@ _EXPORTS = {
     "QueryDataset": "lossbench.data.datasets",
     "LightningIRDataModule": "lossbench.data.datamodule",
     # training
-    "LightningIRTrainer": "lossbench.trainer",
-    "RetrievalValidation": "lossbench.callbacks",
-    "GenericConstantSchedulerWithLinearWarmup": "lossbench.weight_schedulers",
-    "GenericConstantSchedulerWithQuadraticWarmup": "lossbench.weight_schedulers",
-    "GenericLinearSchedulerWithLinearWarmup": "lossbench.weight_schedulers",
+    "LightningIRTrainer": "lossbench.training.trainer",
+    "RetrievalValidation": "lossbench.training.validation",
+    "GenericConstantSchedulerWithLinearWarmup": "lossbench.training.weight_schedulers",
+    "GenericConstantSchedulerWithQuadraticWarmup": "lossbench.training.weight_schedulers",
+    "GenericLinearSchedulerWithLinearWarmup": "lossbench.training.weight_schedulers",
     # retrieval and evaluation
     "ExactDenseIndex": "lossbench.retrieval.dense",
     "SparseIndex": "lossbench.retrieval.sparse",

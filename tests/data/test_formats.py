@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lossbench.data.formats import (
+from lossbench.data.sources.formats import (
     DataFormatError,
     RunRow,
     TrainTuple,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR
+from tests.helpers import CONF_DIR
 
 
 def cranfield_config() -> dict:
@@ -60,7 +60,7 @@ def test_cranfield_splits_and_mined_triples(cranfield) -> None:
 
 
 def test_cranfield_docs_are_a_lazy_picklable_mapping(cranfield) -> None:
-    from lossbench.data.irds import IrDatasetsDocs
+    from lossbench.data.sources.irds import IrDatasetsDocs
 
     docs = cranfield.docs
     assert isinstance(docs, IrDatasetsDocs)
@@ -74,7 +74,7 @@ def test_msmarco_collection_logic_on_cranfield_ids(ir_datasets_home: Path, tmp_p
     """msmarco_collection's subset index, lazy train data and dev/test slices, run on Cranfield's
     ids (the MS MARCO files are not here)."""
     from lossbench.data import RunDataset, TupleDataset, msmarco_collection
-    from lossbench.data.sources import LazyMapping, SubsetDocs
+    from lossbench.data.sources.resolve import LazyMapping, SubsetDocs
 
     triples = tmp_path / "triples.tsv"
     triples.write_text("1\t184\t12\n2\t12\t13\n")
@@ -135,7 +135,7 @@ FAST = ["model=tiny", "trainer.max_steps=5", "data.num_workers=0", "eval.base=fa
 def test_pipeline_on_cranfield(ir_datasets_home: Path, compose, tmp_path: Path) -> None:
     from ranx import Qrels, Run, evaluate
 
-    from lossbench.data.formats import read_trec_run
+    from lossbench.data.sources.formats import read_trec_run
     from pipeline.run import run
 
     cfg = compose("dataset=cranfield", *FAST, small=False)
@@ -158,7 +158,7 @@ def test_pipeline_on_cranfield(ir_datasets_home: Path, compose, tmp_path: Path) 
 @pytest.mark.parametrize("layout", ["beir", "trec"])
 def test_pipeline_on_a_local_folder(layout: str, compose, tmp_path: Path) -> None:
     from pipeline.run import run
-    from tests.data.test_local import BEIR_SPLITS, write_beir, write_trec
+    from tests.helpers import BEIR_SPLITS, write_beir, write_trec
 
     folder = tmp_path / layout
     write_beir(folder, BEIR_SPLITS) if layout == "beir" else write_trec(folder)
@@ -180,9 +180,8 @@ def test_the_guides_distillation_example_on_the_synthetic_teacher_run(
     from lossbench.data import LightningIRDataModule, RunDataset, synthetic_collection
     from lossbench.loss import KLDivergence
     from lossbench.models import BiEncoderModule, DprConfig
-    from lossbench.models.backbone import minilm_path
-    from lossbench.trainer import LightningIRTrainer
-    from tests.conftest import TINY_BACKBONE
+    from lossbench.models.backbone import TINY_BERT, minilm_path
+    from lossbench.training.trainer import LightningIRTrainer
 
     collection = synthetic_collection(
         data_cache, num_docs=150, num_train_queries=48, num_dev_queries=10, num_test_queries=16
@@ -209,7 +208,7 @@ def test_the_guides_distillation_example_on_the_synthetic_teacher_run(
     assert len(dataset) == 48 and len(dataset[0].doc_ids) == 8
     torch.manual_seed(0)
     config = DprConfig(
-        query_length=16, doc_length=32, random_init=True, backbone_overrides=TINY_BACKBONE
+        query_length=16, doc_length=32, random_init=True, backbone_overrides=TINY_BERT
     )
     module = BiEncoderModule(
         model_name_or_path=minilm_path(), config=config, loss_functions=[KLDivergence()]

@@ -3,82 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
 from lossbench.data.datasets import DocDataset, RunDataset, TupleDataset
-from lossbench.data.formats import DataFormatError
-from lossbench.data.local import load_local
-from lossbench.data.textfile import TextFile, load_texts
-
-TOPICS = [
-    ["wing", "lift", "airfoil", "flap", "stall"],
-    ["heat", "conduction", "slab", "thermal", "flux"],
-    ["shock", "wave", "supersonic", "mach", "nozzle"],
-    ["boundary", "layer", "turbulent", "laminar", "skin"],
-]
-
-
-def tiny_collection(
-    seed: int = 0,
-) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    """40 docs and 24 queries on 4 topics; each query judges 3 docs of its topic."""
-    rng = random.Random(seed)
-    docs, queries, qrels = {}, {}, {}
-    for i in range(40):
-        words = TOPICS[i % 4]
-        docs[f"d{i}"] = " ".join(rng.choice(words) for _ in range(8)) + " study results"
-    for j in range(24):
-        topic = j % 4
-        queries[f"q{j}"] = " ".join(rng.sample(TOPICS[topic], 2))
-        judged = [f"d{i}" for i in range(topic, 40, 4)]
-        qrels[f"q{j}"] = {doc: 1 + (k == 0) for k, doc in enumerate(rng.sample(judged, 3))}
-    return docs, queries, qrels
-
-
-def write_beir(folder: Path, splits: dict[str, list[str]]) -> Path:
-    """BEIR layout: corpus.jsonl, queries.jsonl, qrels/{split}.tsv with a header."""
-    docs, queries, qrels = tiny_collection()
-    (folder / "qrels").mkdir(parents=True)
-    with (folder / "corpus.jsonl").open("w") as handle:
-        for doc_id, text in docs.items():
-            handle.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
-    with (folder / "queries.jsonl").open("w") as handle:
-        for qid, text in queries.items():
-            handle.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    for split, qids in splits.items():
-        lines = ["query-id\tcorpus-id\tscore\n"]
-        lines += [f"{q}\t{d}\t{g}\n" for q in qids for d, g in qrels[q].items()]
-        (folder / "qrels" / f"{split}.tsv").write_text("".join(lines))
-    return folder
-
-
-def write_trec(folder: Path) -> Path:
-    """TREC/TSV layout: corpus.tsv, queries.tsv, TREC qrels per split, triples.tsv, teacher.run."""
-    docs, queries, qrels = tiny_collection()
-    (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.tsv").write_text("".join(f"{d}\t{t}\n" for d, t in docs.items()))
-    (folder / "queries.tsv").write_text("".join(f"{q}\t{t}\n" for q, t in queries.items()))
-    splits = {"train": range(0, 16), "dev": range(16, 20), "test": range(20, 24)}
-    for split, numbers in splits.items():
-        lines = [f"q{j} 0 {d} {g}\n" for j in numbers for d, g in qrels[f"q{j}"].items()]
-        (folder / "qrels" / f"{split}.txt").write_text("".join(lines))
-    triples = []
-    run = []
-    for j in splits["train"]:
-        positives = sorted(qrels[f"q{j}"])
-        negative = f"d{(j % 4 + 1) % 4}"
-        triples += [f"q{j}\t{p}\t{negative}\n" for p in positives]
-        scored = [*positives, negative, f"d{(j % 4 + 2) % 4}"]
-        run += [f"q{j} Q0 {d} {r} {10.0 - r:.1f} teacher\n" for r, d in enumerate(scored, 1)]
-    (folder / "triples.tsv").write_text("".join(triples))
-    (folder / "teacher.run").write_text("".join(run))
-    return folder
-
-
-BEIR_SPLITS = {"train": [f"q{j}" for j in range(18)], "test": [f"q{j}" for j in range(18, 24)]}
+from lossbench.data.sources.formats import DataFormatError
+from lossbench.data.sources.local import load_local
+from lossbench.data.sources.textfile import TextFile, load_texts
+from tests.helpers import BEIR_SPLITS, write_beir, write_trec
 
 
 def test_beir_with_train_and_test_only_holds_out_dev_and_mines_triples(tmp_path: Path) -> None:

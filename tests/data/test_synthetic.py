@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lossbench.data import synthetic
-from lossbench.data.synthetic import SyntheticSpec, _build, _grade, cached, generate
+from lossbench.data.sources import synthetic
+from lossbench.data.sources.synthetic import SyntheticSpec, cached, generate
+from lossbench.data.sources.synthetic_process import build_collection, grade
 
 SPLITS = ("train", "dev", "test")
 FILES = (
@@ -150,7 +151,7 @@ def test_query_texts_are_unique_across_splits(default_dir: Path) -> None:
 
 def test_triples_are_valid(default_dir: Path) -> None:
     spec = SyntheticSpec()
-    collection = _build(spec)
+    collection = build_collection(spec)
     topic = {doc.doc_id: doc.topic for doc in collection.docs}
     query_topic = {q.query_id: q.topic for q in collection.queries}
     qrels = read_qrels(default_dir, "train")
@@ -187,7 +188,7 @@ def test_teacher_run_is_valid(default_dir: Path) -> None:
 
 
 def test_query_synonyms_never_appear_in_documents() -> None:
-    collection = _build(SMALL)
+    collection = build_collection(SMALL)
     doc_words = {w for doc in collection.docs for w in doc.text.split()}
     for topic in collection.concepts:
         for concept in topic:
@@ -200,7 +201,7 @@ def test_query_synonyms_never_appear_in_documents() -> None:
 
 
 def test_some_query_words_are_stem_variants() -> None:
-    collection = _build(SyntheticSpec())
+    collection = build_collection(SyntheticSpec())
     concepts = [c for topic in collection.concepts for c in topic]
     stem = {}
     for word in collection.background:
@@ -214,11 +215,11 @@ def test_some_query_words_are_stem_variants() -> None:
 
 
 def test_grade_follows_concept_cosine() -> None:
-    assert _grade(frozenset({1, 2}), frozenset({1, 2})) == 3
-    assert _grade(frozenset({1, 2}), frozenset({1, 2, 5})) == 2
-    assert _grade(frozenset({1, 2}), frozenset({1, 2, 5, 6})) == 1
-    assert _grade(frozenset({1, 2, 3}), frozenset({1, 2, 4})) == 1
-    assert _grade(frozenset({1, 2}), frozenset({1, 5})) == 0
+    assert grade(frozenset({1, 2}), frozenset({1, 2})) == 3
+    assert grade(frozenset({1, 2}), frozenset({1, 2, 5})) == 2
+    assert grade(frozenset({1, 2}), frozenset({1, 2, 5, 6})) == 1
+    assert grade(frozenset({1, 2, 3}), frozenset({1, 2, 4})) == 1
+    assert grade(frozenset({1, 2}), frozenset({1, 5})) == 0
 
 
 def test_exact_term_matching_is_weak(default_dir: Path) -> None:

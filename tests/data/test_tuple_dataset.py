@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from lossbench.data.collection import Collection
 from lossbench.data.datasets import TupleDataset
-from lossbench.data.formats import DataFormatError
+from lossbench.data.sources.formats import DataFormatError
 from lossbench.data.streams import TuplesFile, buffer_shuffle
 
 NUM_TRIPLES = 103  # not a multiple of the 4 shards
@@ -145,10 +145,11 @@ def test_the_guides_docpairs_id_builds_without_reading_the_data(monkeypatch) -> 
 
     calls = {}
     monkeypatch.setattr(
-        "lossbench.data.irds.IrDatasetsDocs", lambda dataset_id, fields=None: FakeDocs(dataset_id)
+        "lossbench.data.sources.irds.IrDatasetsDocs",
+        lambda dataset_id, fields=None: FakeDocs(dataset_id),
     )
     monkeypatch.setattr(
-        "lossbench.data.irds.read_queries",
+        "lossbench.data.sources.irds.read_queries",
         lambda dataset_id, fields=None: calls.setdefault("queries", dataset_id) and {},
     )
     monkeypatch.setattr(datasets.TupleDataset, "_check", lambda self, first: None)

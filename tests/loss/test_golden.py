@@ -1,7 +1,8 @@
 """Golden values: every loss against a value worked out by hand or by an independent float64 oracle.
 
-The oracles below are written from the formulas of ``spec/losses.md`` with plain Python loops over
-the real entries only (no masks, no torch), so they share no code with the library.
+The oracles below are written from the formulas in the loss docstrings (each from its paper) with
+plain Python loops over the real entries only (no masks, no torch), so they share no code with the
+library.
 """
 
 from __future__ import annotations

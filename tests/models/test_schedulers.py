@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lossbench.schedulers import ConstantWithWarmup, CosineWithWarmup, LinearWarmupDecay
+from lossbench.training.schedulers import ConstantWithWarmup, CosineWithWarmup, LinearWarmupDecay
 
 
 def test_constant_with_warmup() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lossbench.loss import FLOPSRegularization, RankNet
-from lossbench.weight_schedulers import (
+from lossbench.training.weight_schedulers import (
     GenericConstantSchedulerWithLinearWarmup,
     GenericConstantSchedulerWithQuadraticWarmup,
     GenericLinearSchedulerWithLinearWarmup,
@@ -133,7 +133,7 @@ def test_a_real_fit_uses_and_logs_the_scheduled_weight(tiny_module) -> None:
 
     from lossbench.data.batches import TrainCollator
     from lossbench.data.datasets import TrainSample
-    from lossbench.trainer import LightningIRTrainer
+    from lossbench.training.trainer import LightningIRTrainer
 
     class Capture(L.Callback):
         def __init__(self) -> None:

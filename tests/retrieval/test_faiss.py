@@ -181,15 +181,17 @@ def test_a_missing_faiss_names_the_package_to_install(monkeypatch: pytest.Monkey
         FaissFlatIndex()
 
 
-def test_a_splade_model_on_a_faiss_index_is_warned_about() -> None:
-    from lossbench.checks import index_warnings
+def test_a_splade_model_on_a_faiss_index_is_refused() -> None:
+    """faiss indexes say they take dense vectors; the check then names the sparse index instead."""
+    from lossbench.experiment.checks import ConfigurationError, check_index
+    from lossbench.models import DprConfig, SpladeConfig
 
-    splade = {"_target_": "lossbench.models.SpladeConfig"}
-    dpr = {"_target_": "lossbench.models.DprConfig"}
-    for target in ("lossbench.retrieval.FaissFlatIndex", "lossbench.retrieval.FaissIVFIndex"):
-        (warning,) = index_warnings(splade, {"_target_": target})
-        assert "faiss" in warning and "index=sparse" in warning
-        assert index_warnings(dpr, {"_target_": target}) == []
+    for index in (FaissFlatIndex(), FaissIVFIndex(nlist=4)):
+        assert index.vectors == "dense"
+        with pytest.raises(ConfigurationError, match="choose index=sparse"):
+            check_index(SpladeConfig(), index, "tiny_splade")
+        check_index(DprConfig(), index, "tiny")
+    assert FaissIVFIndex(nlist=4).approximate and not FaissFlatIndex().approximate
 
 
 def test_recall_needs_an_index_that_can_search_exhaustively() -> None:

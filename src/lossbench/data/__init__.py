@@ -9,14 +9,14 @@ from typing import Any
 from lossbench.data.collection import Collection
 from lossbench.data.datamodule import LightningIRDataModule
 from lossbench.data.datasets import DocDataset, QueryDataset, RunDataset, TupleDataset
-from lossbench.data.irds_collections import ir_datasets_collection, msmarco_collection
-from lossbench.data.local import load_local
+from lossbench.data.sources.irds_collections import ir_datasets_collection, msmarco_collection
+from lossbench.data.sources.local import load_local
 from lossbench.data.token_cache import TokenCache
 
 
 def synthetic_collection(cache_dir: str | Path, **spec: Any) -> Collection:
-    """The embedded synthetic collection for ``spec`` (see :mod:`lossbench.data.synthetic`), cached."""
-    from lossbench.data.synthetic import SyntheticSpec, cached
+    """The embedded synthetic collection for ``spec`` (see :mod:`lossbench.data.sources.synthetic`), cached."""
+    from lossbench.data.sources.synthetic import SyntheticSpec, cached
 
     folder = cached(SyntheticSpec(**spec), Path(cache_dir))
     collection = load_local(folder, name="synthetic")
@@ -30,9 +30,9 @@ def local_collection(
     relevance_map: Mapping[int, int] | None = None,
     **options: Any,
 ) -> Collection:
-    """A collection from a local folder (BEIR or TREC/TSV layout); see :func:`lossbench.data.local.load_local`.
+    """A collection from a local folder (BEIR or TREC/TSV layout); see :func:`lossbench.data.sources.local.load_local`.
 
-    ``options`` are :func:`~lossbench.data.local.load_local`'s (file names, ``dev_percent``, mining).
+    ``options`` are :func:`~lossbench.data.sources.local.load_local`'s (file names, ``dev_percent``, mining).
     """
     if path is None:
         raise ValueError("dataset=local needs the collection's folder: add dataset.path=DIR")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lossbench.data.formats import RunRow, iter_run
+from lossbench.data.sources.formats import RunRow, iter_run
 
 _NO_RANK = 2**62
 
@@ -94,8 +94,8 @@ def read_run_source(
     Returns the lists and the ir_datasets id they came from (None for a file). An unknown id fails
     with the id, the installed ir_datasets version and ``hint``.
     """
-    from lossbench.data.irds import load_dataset
-    from lossbench.data.sources import is_existing_path
+    from lossbench.data.sources.irds import load_dataset
+    from lossbench.data.sources.resolve import is_existing_path
 
     if is_existing_path(source):
         return rank_rows(iter_run(Path(source).expanduser()), depth), None

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch.utils.data import get_worker_info
 
-from lossbench.data.formats import TrainTuple, iter_tuples
-from lossbench.distributed import distributed_position  # noqa: F401 (re-exported)
+from lossbench.data.sources.formats import TrainTuple, iter_tuples
+from lossbench.training.distributed import distributed_position  # noqa: F401 (re-exported)
 
 
 def as_train_tuple(item: Any) -> TrainTuple:
@@ -75,7 +75,7 @@ def permuted_shard(count: int, shard: int, num_shards: int, seed: int) -> list[i
 
 
 class TuplesFile:
-    """The training tuples of a TSV or JSONL file (see :func:`lossbench.data.formats.iter_tuples`), streamed."""
+    """The training tuples of a TSV or JSONL file (see :func:`lossbench.data.sources.formats.iter_tuples`), streamed."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -105,7 +105,7 @@ class IrDatasetsDocPairs:
     """The docpairs ``(query, doc a, doc b)`` of an ir_datasets dataset, streamed (doc a is the positive)."""
 
     def __init__(self, dataset_id: str) -> None:
-        from lossbench.data.irds import load_dataset
+        from lossbench.data.sources.irds import load_dataset
 
         dataset = load_dataset(dataset_id)
         if not dataset.has_docpairs():
@@ -116,13 +116,13 @@ class IrDatasetsDocPairs:
         self.dataset_id = dataset_id
 
     def __iter__(self) -> Iterator[TrainTuple]:
-        from lossbench.data.irds import load_dataset
+        from lossbench.data.sources.irds import load_dataset
 
         for pair in load_dataset(self.dataset_id).docpairs_iter():
             yield TrainTuple(pair.query_id, (pair.doc_id_a, pair.doc_id_b))
 
     def __len__(self) -> int:
-        from lossbench.data.irds import load_dataset
+        from lossbench.data.sources.irds import load_dataset
 
         count = load_dataset(self.dataset_id).docpairs_count()
         if count is None:

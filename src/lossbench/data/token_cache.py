@@ -1,10 +1,10 @@
 """Token ids of texts already tokenized, so that later encoding passes only run the model.
 
 A run encodes the same corpus several times: untrained, at every validation, and at the end. On a
-GPU the tokenizer, not the model, bounds each pass: one process tokenizes ~900-3,900 docs of 180
-words a second, while MiniLM-L6 encodes ~37,000 docs a second on an H100. :class:`TokenCache` keeps
+GPU the tokenizer, not the model, bounds each pass for a small model such as MiniLM-L6
+(``bench/RESULTS.md``). :class:`TokenCache` keeps
 each text's ids (``uint16`` where the vocabulary fits, else ``int32``), keyed by the text and the
-token limit, so a pass after the first builds its batches from memory, thousands of times faster.
+token limit, so a pass after the first builds its batches from memory.
 
 The cache is bounded (``max_mib``): past the bound it stops adding and the remaining texts are
 tokenized at every pass, as without a cache. Keys are texts, not ids, so two collections with the
@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-# per entry beyond the ids and the text: the numpy array's header and the dict slot (measured ~110
-# bytes, rounded up)
+# per entry beyond the ids and the text: the numpy array's header and the dict slot (rounded up)
 ENTRY_OVERHEAD_BYTES = 160
 
 

@@ -9,7 +9,7 @@ Across devices (``gather_across_devices=True`` under DDP) the docs are the block
 ``scores`` ``(Q, B*D)`` with ``B >= Q`` blocks, ``mask`` ``(B, D)`` for all of them, and local
 query q owns block ``query_offset + q``. The value is then the local queries' share of the global
 mean, ``sum_{local q} loss_q / (queries with a positive in all B blocks)``: summed over the ranks it
-is the mean over the global batch (see :mod:`lossbench.distributed`).
+is the mean over the global batch (see :mod:`lossbench.training.distributed`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from torch import nn
 
 from lossbench.data.batches import TrainBatch
 from lossbench.data.token_cache import TokenCache
-from lossbench.distributed import InBatchScores, distributed_position, in_batch_inputs
 from lossbench.loss import LOSSES
 from lossbench.loss.base import (
     InBatchLossFunction,
@@ -27,6 +26,7 @@ from lossbench.loss.base import (
 from lossbench.models.backbone import load_tokenizer
 from lossbench.models.config import BiEncoderConfig, DprConfig, config_from_dict
 from lossbench.models.encoders import TextEncoder, build_encoder
+from lossbench.training.distributed import InBatchScores, distributed_position, in_batch_inputs
 
 LossSpec = LossFunction | str | type | tuple[Any, float]
 

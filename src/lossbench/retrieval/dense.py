@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lossbench.data.collection import ScoredRun
+from lossbench.retrieval.base import Index
 from lossbench.retrieval.shapes import check_docs
 from lossbench.retrieval.topk import RunningTopK
 
@@ -22,7 +23,7 @@ def top_k_to_run(
     }
 
 
-class ExactDenseIndex:
+class ExactDenseIndex(Index):
     """Brute-force maximum inner product search.
 
     The score matrix is built ``query_batch_size x chunk_size`` at a time and merged into a running

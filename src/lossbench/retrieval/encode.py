@@ -34,8 +34,7 @@ def eager(module: BiEncoderModule) -> contextlib.AbstractContextManager[object]:
 
 def workers_worth_starting(num_workers: int, num_texts: int, batch_size: int) -> int:
     """At most one worker per two batches: starting a worker costs about as much as tokenizing a
-    batch, so a short pass (a few hundred queries, a small corpus) starts few or none (seen on an
-    H100: 12 workers for 3 batches of 512 docs took ~1 s per batch, ten times the tokenizing)."""
+    batch, so a short pass (a few hundred queries, a small corpus) starts few or none."""
     batches = -(-num_texts // batch_size)
     return max(0, min(num_workers, batches // 2))
 

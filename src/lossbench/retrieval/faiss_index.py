@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from lossbench.data.collection import ScoredRun
+from lossbench.retrieval.base import Index
 from lossbench.retrieval.shapes import check_docs
 
 FAISS_MISSING = (
@@ -69,7 +70,7 @@ def positions_to_run(
     return run
 
 
-class FaissIndex:
+class FaissIndex(Index):
     """What the faiss indexes share: doc ids by position, input checks, search and stats.
 
     A subclass builds the faiss index (:meth:`_add_vectors`, :meth:`faiss_index`); positions in it
@@ -194,6 +195,8 @@ class FaissIVFIndex(FaissIndex):
         report_recall_vs_exact: the pipeline logs ``index/recall_at_100_vs_exact`` for the test
             queries (an extra exhaustive search: turn off where that is too slow).
     """
+
+    approximate = True
 
     def __init__(
         self,

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import torch.distributed as dist
 
 from lossbench.data.collection import Collection
-from lossbench.distributed import distributed_position
 from lossbench.models.module import BiEncoderModule
 from lossbench.retrieval.encode import iter_encoded_docs
+from lossbench.training.distributed import distributed_position
 
 if TYPE_CHECKING:
-    from lossbench.retrieval import Index
+    from lossbench.retrieval.base import Index
 
 
 def shard_bounds(count: int, rank: int, world_size: int) -> tuple[int, int]:

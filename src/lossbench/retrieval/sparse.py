@@ -16,6 +16,7 @@ import warnings
 import torch
 
 from lossbench.data.collection import ScoredRun
+from lossbench.retrieval.base import Index
 from lossbench.retrieval.dense import top_k_to_run
 from lossbench.retrieval.shapes import check_docs
 from lossbench.retrieval.topk import RunningTopK
@@ -34,7 +35,7 @@ def row_chunk(matrix: torch.Tensor, start: int, end: int) -> torch.Tensor:
     )
 
 
-class SparseIndex:
+class SparseIndex(Index):
     """An exact inverted index over non-negative sparse vectors (same contract as ExactDenseIndex).
 
     :meth:`add` turns each batch into sparse form at once, so a corpus is never held as dense
@@ -45,6 +46,8 @@ class SparseIndex:
         chunk_size: docs scored together; the dense score block is ``chunk_size x query_batch_size``
             floats (256 MiB at the defaults).
     """
+
+    vectors = "sparse"
 
     def __init__(self, query_batch_size: int = 256, chunk_size: int = 262_144) -> None:
         if query_batch_size < 1 or chunk_size < 1:

@@ -1,0 +1,340 @@
+"""Checks of a run's settings and of its combination of loss, data and model, done before anything is
+trained or logged."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from hydra.utils import get_class
+
+from lossbench.data.collection import Collection
+from lossbench.data.streams import is_random_access
+from lossbench.loss.base import LossFunction, Needs
+
+if TYPE_CHECKING:
+    from lossbench.retrieval.base import Index
+
+PEEKED_TUPLES = 1000
+"""Tuples of a streamed triples file parsed before the run starts: a file in the wrong format fails
+at once; a bad line further down fails when training reaches it (the message names file and line)."""
+
+
+class ConfigurationError(ValueError):
+    """The chosen combination cannot work; the message names the fix."""
+
+
+def check_training_source(
+    losses: Sequence[LossFunction],
+    train_source: str,
+    dataset_has_teacher_scores: bool,
+    dataset_name: str = "",
+) -> None:
+    """Fail unless the losses can train on ``train_source`` of the dataset (whose config says
+    whether it has teacher scores: ``dataset.teacher_scores``).
+
+    A loss that needs teacher scores must train from a run, and the dataset must have one.
+    """
+    from lossbench.experiment.schema import TrainSource
+
+    valid = [source.value for source in TrainSource]
+    if train_source not in valid:
+        raise ConfigurationError(f"loss.train_source={train_source!r}; valid: {', '.join(valid)}")
+    needing = [type(loss).__name__ for loss in losses if Needs.TEACHER_SCORES in loss.needs]
+    if not (needing or train_source == "run"):
+        return
+    if not dataset_has_teacher_scores:
+        raise ConfigurationError(missing_teacher_scores(needing, dataset_name))
+    if needing and train_source != "run":
+        raise ConfigurationError(
+            f"{', '.join(needing)} needs teacher scores, which triples do not carry; set loss.train_source=run"
+        )
+
+
+def missing_teacher_scores(
+    needing: Sequence[str], dataset_name: str, collection: Collection | None = None
+) -> str:
+    """Why a run cannot train: it needs a teacher run the dataset lacks; names datasets that have one."""
+    from lossbench.experiment.jobs import group_options
+
+    why = (
+        f"{', '.join(needing)} needs teacher scores"
+        if needing
+        else "loss.train_source=run needs a teacher run"
+    )
+    where = f"dataset={dataset_name}"
+    if collection is not None:
+        where += f" (collection {collection.name!r}, {collection.source})"
+    having = [
+        f"dataset={name}"
+        for name, option in group_options("dataset").items()
+        if option.get("teacher_scores", False)
+    ]
+    options = ", ".join(having) or "a dataset with a teacher run"
+    return f"{why}, but {where} has none; choose {options}, or a loss that trains on triples"
+
+
+def check_collection(
+    collection: Collection,
+    train_source: str,
+    splits: Sequence[str],
+    losses: Sequence[LossFunction] = (),
+    dataset_name: str = "",
+) -> None:
+    """Fail unless the loaded collection has what the run will read (it knows its own teacher run)."""
+    if train_source == "run" and not collection.has_teacher_scores:
+        needing = [type(loss).__name__ for loss in losses if Needs.TEACHER_SCORES in loss.needs]
+        name = dataset_name or collection.name
+        raise ConfigurationError(missing_teacher_scores(needing, name, collection))
+    if train_source == "triples":
+        if not collection.triples:
+            raise ConfigurationError(
+                f"collection {collection.name!r} ({collection.source}) has no training triples"
+            )
+        if not is_random_access(collection.triples):
+            for _ in itertools.islice(iter(collection.triples), PEEKED_TUPLES):
+                pass  # a streamed file: parse its head now rather than in a DataLoader worker
+    for split in splits:
+        if not collection.split_queries(split):
+            raise ConfigurationError(
+                f"collection {collection.name!r} has no judged {split!r} queries"
+            )
+
+
+def compatibility_warnings(losses: Sequence[LossFunction], model_config: Any) -> list[str]:
+    """Combinations that run but are probably not what the user meant."""
+    warnings = []
+    for loss in losses:
+        if Needs.SPARSE in loss.needs and not model_config.sparse:
+            warnings.append(
+                f"{type(loss).__name__} is meant for sparse (SPLADE) vectors; on a dense model it only "
+                "shrinks the embeddings' magnitudes"
+            )
+    return warnings
+
+
+def check_weight_schedule(
+    keys: Sequence[str], losses: Sequence[LossFunction], schedule_name: str, regularizer_name: str
+) -> None:
+    """Fail unless every ``loss_functions.<i>.<attribute>`` key of a weight schedule names a number.
+
+    The pipeline's losses are ``[loss, regularizer]``: a regularizer schedule needs a regularizer.
+    """
+    from types import SimpleNamespace
+
+    from lossbench.training.weight_schedulers import get_key
+
+    names = ", ".join(type(loss).__name__ for loss in losses)
+    for key in keys:
+        if not key.startswith("loss_functions."):
+            continue
+        try:
+            value = get_key(SimpleNamespace(loss_functions=list(losses)), key)
+        except KeyError as error:
+            raise ConfigurationError(
+                f"regularizer_schedule={schedule_name} schedules {error.args[0]}, but the losses "
+                f"are [{names}] (regularizer={regularizer_name}); add a regularizer "
+                "(regularizer=flops, l1 or l2) or set regularizer_schedule=none"
+            ) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigurationError(
+                f"regularizer_schedule={schedule_name}: {key} is {value!r}, not a number"
+            )
+
+
+def check_index(model_config: Any, index: Index, model_name: str = "") -> None:
+    """Fail unless the index takes the vectors the model makes, naming the index options that do."""
+    from lossbench.experiment.jobs import group_choice, group_options
+
+    made = "sparse" if model_config.sparse else "dense"
+    if index.vectors == made:
+        return
+    fitting = []
+    for name, option in group_options("index").items():
+        target = option.get("_target_")
+        if target and getattr(get_class(str(target)), "vectors", None) == made:
+            fitting.append(f"index={name}")
+    what = "sparse vocabulary-sized vectors (SPLADE)" if made == "sparse" else "dense vectors (DPR)"
+    model = f"model={model_name}" if model_name else type(model_config).__name__
+    chosen = group_choice("index", "")
+    index_name = f"index={chosen} ({type(index).__name__})" if chosen else type(index).__name__
+    raise ConfigurationError(
+        f"{model} makes {what}, but {index_name} is built for {index.vectors} ones; "
+        f"choose {' or '.join(fitting) or 'an index for ' + made + ' vectors'}"
+    )
+
+
+def check_regularizer(cfg: Any) -> None:
+    """A loss config that names the regularizer it trains with (``loss.with_regularizer``) gets it."""
+    wanted = cfg.loss.get("with_regularizer")
+    if wanted and cfg.regularizer.name != wanted:
+        raise ConfigurationError(
+            f"loss={cfg.loss.name} trains with regularizer={wanted}, but regularizer="
+            f"{cfg.regularizer.name}; add regularizer={wanted} (or choose a preset that sets both, "
+            "such as experiment=splade)"
+        )
+
+
+def check_plan(cfg: Any, plan: Any, index: Index) -> None:
+    """Every check of a run's config and the parts built from it, before anything is read or logged."""
+    import logging
+
+    from lossbench.training.checkpoints import check_checkpoint_settings
+
+    check_config(cfg)
+    check_regularizer(cfg)
+    check_index(plan.model_config, index, cfg.model.name)
+    log = logging.getLogger("lossbench")
+    for warning in compatibility_warnings(plan.losses, plan.model_config):
+        log.warning(warning)
+    for schedule in plan.weight_schedules:
+        check_weight_schedule(
+            schedule.keys, plan.losses, cfg.regularizer_schedule.name, cfg.regularizer.name
+        )
+    check_checkpoint_settings(cfg.get("checkpoint"))
+    check_training_source(
+        plan.losses, cfg.loss.train_source, bool(cfg.dataset.teacher_scores), cfg.dataset.name
+    )
+    if cfg.loss.train_source == "run":
+        check_run_sampling(cfg.dataset.run_sampling)
+
+
+def check_run_sampling(sampling: Any) -> None:
+    """Fail on a ``dataset.run_sampling`` that RunDataset would refuse once the run has opened."""
+    from lossbench.data.run_dataset import check_sampling
+
+    try:
+        check_sampling(sampling.sampling_strategy, sampling.targets, sampling.sample_size)
+    except ValueError as error:
+        raise ConfigurationError(f"dataset.run_sampling: {error}") from None
+    if sampling.depth == 0 or sampling.depth < -1:
+        raise ConfigurationError(
+            f"dataset.run_sampling.depth={sampling.depth}: use -1 (the whole run) or a positive rank"
+        )
+
+
+def check_config(cfg: Any) -> None:
+    """Every check the composed config alone allows: schema, evaluation settings, trainer arguments.
+
+    Hydra has already type-checked the config against :mod:`lossbench.experiment.schema` while composing it;
+    this catches what composition lets through (see :func:`check_schema`).
+    """
+    check_schema(cfg)
+    check_eval(cfg.eval)
+    check_trainer_args(cfg.trainer)
+    if cfg.data.get("token_cache_mib", 0) < 0:
+        raise ConfigurationError(
+            f"data.token_cache_mib={cfg.data.token_cache_mib}: expected >= 0 "
+            "(MiB of token ids kept per run; 0 turns the cache off)"
+        )
+
+
+def check_schema(cfg: Any) -> None:
+    """Fail on a required value left unset (``???``), a key the schema does not declare (added
+    with ``+key=value``, which Hydra allows even on typed nodes), or an interpolation that does not
+    resolve to its field's type."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        raise ConfigurationError(f"the config does not resolve: {error}") from error
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigurationError(
+            f"{', '.join(missing)}: required but not set (???); set it on the command line: "
+            f"{missing[0]}=..."
+        )
+    _check_declared_keys(cfg, "")
+
+
+def _check_declared_keys(node: Any, prefix: str) -> None:
+    """Recursively: each key of a node typed by a schema dataclass is one of its fields."""
+    import dataclasses
+
+    from omegaconf import DictConfig, OmegaConf
+
+    schema = OmegaConf.get_type(node)
+    if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
+        return  # an open node (trainer, index, a _target_ node): its consumer checks its keys
+    fields = [field.name for field in dataclasses.fields(schema)]
+    for key in node:
+        name = f"{prefix}{key}"
+        if not prefix and key == "hydra":  # present when composed with return_hydra_config=True
+            continue
+        if key not in fields:
+            where = prefix.rstrip(".") or "the top level"
+            raise ConfigurationError(
+                f"{name} is not a setting: {where} takes {', '.join(fields)} "
+                f"({schema.__name__} in lossbench/schema.py)"
+            )
+        if not OmegaConf.is_interpolation(node, key) and isinstance(node[key], DictConfig):
+            _check_declared_keys(node[key], f"{name}.")
+
+
+def check_metrics(metrics: Sequence[str], key: str) -> None:
+    """Fail unless every name is a metric ranx computes (``ndcg@10``, ``recall@100``, ``map``, ...).
+
+    The common ones are known to :mod:`lossbench.evaluation.metrics`; ranx (a second to import) is asked only
+    about the others.
+    """
+    from lossbench.evaluation.metrics import is_supported
+
+    unknown = [metric for metric in metrics if not is_supported(metric)]
+    if not unknown:
+        return
+    from ranx.meta.evaluate import extract_metric_and_params
+    from ranx.metrics import metric_switch
+
+    for metric in unknown:
+        try:
+            name, _, _ = extract_metric_and_params(metric)
+            metric_switch(name)
+        except ValueError as error:
+            raise ConfigurationError(
+                f"{key}: {metric!r} is not a ranx metric ({error}); e.g. ndcg@10, mrr@10, "
+                "recall@100, map@100"
+            ) from error
+
+
+def check_eval(eval_cfg: Any) -> None:
+    """Fail unless the metrics exist and the objective is one of the metrics of its split."""
+    check_metrics(eval_cfg.metrics, "eval.metrics")
+    check_metrics(eval_cfg.val_metrics, "eval.val_metrics")
+    split, val_split = eval_cfg.objective_split, eval_cfg.val_split
+    if split not in ("test", val_split):
+        raise ConfigurationError(
+            f"eval.objective_split={split!r}; valid: test, {val_split} (eval.val_split)"
+        )
+    key = "eval.metrics" if split == "test" else "eval.val_metrics"
+    pool = list(eval_cfg.metrics if split == "test" else eval_cfg.val_metrics)
+    if eval_cfg.objective not in pool:
+        raise ConfigurationError(
+            f"eval.objective={eval_cfg.objective!r} is not computed on the {split} split: "
+            f"{key} is [{', '.join(pool)}]; pick one of them or add it to {key}"
+        )
+
+
+PIPELINE_TRAINER_ARGS = ("logger", "callbacks", "default_root_dir")
+"""Trainer arguments that pipeline.run sets itself."""
+
+
+def check_trainer_args(trainer_cfg: Any) -> None:
+    """Fail unless every ``trainer.*`` key is a ``lightning.Trainer`` argument the pipeline leaves open."""
+    import difflib
+    import inspect
+
+    import lightning
+
+    accepted = [
+        name for name in inspect.signature(lightning.Trainer.__init__).parameters if name != "self"
+    ]
+    for key in trainer_cfg:
+        if key in PIPELINE_TRAINER_ARGS:
+            raise ConfigurationError(f"trainer.{key} is set by pipeline.run; remove it")
+        if key not in accepted:
+            close = difflib.get_close_matches(str(key), accepted, n=1)
+            hint = f"; did you mean trainer.{close[0]}?" if close else ""
+            raise ConfigurationError(f"trainer.{key} is not a lightning.Trainer argument{hint}")

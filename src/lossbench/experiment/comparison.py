@@ -1,0 +1,381 @@
+"""Compare finished runs: seed-aggregated systems, ranx significance tests, a report and plots.
+
+A *system* is a set of runs that differ only by seed (same ``system_hash`` tag), labelled by its loss.
+Its runs over seeds ``s`` and test queries ``q`` are pooled into one ranx Run with query ids
+``s:q`` (the qrels repeated per seed), so ranx ``compare`` pairs the same query of the same seed
+across systems: a paired test over (seed, query) pairs. Means and standard deviations over seeds
+come from each seed's own evaluation of its run file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lossbench.data.collection import Qrels, ScoredRun
+from lossbench.data.sources.formats import read_qrels, read_trec_run
+from lossbench.evaluation import evaluate_run, mlflow_metric_name
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+STAT_TESTS = ("student", "fisher", "tukey")
+CORRECTIONS = ("holm", "bonferroni", "none")
+
+
+@dataclass
+class SystemRuns:
+    """The finished runs of one system: seed -> MLflow run."""
+
+    label: str
+    runs: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    """Everything the report shows."""
+
+    metrics: list[str]
+    baseline: str
+    seeds: list[int]
+    means: dict[str, dict[str, float]]  # system -> metric -> mean over seeds
+    stds: dict[str, dict[str, float]]  # system -> metric -> std over seeds
+    per_seed: dict[str, dict[str, list[float]]]  # system -> metric -> value per seed
+    p_values: dict[str, dict[str, float]]  # system -> metric -> corrected p vs baseline
+    win_tie_loss: dict[
+        str, dict[str, tuple[int, int, int]]
+    ]  # system -> metric -> (W, T, L) vs baseline
+    excluded: list[str]  # runs left out, and why
+    stat_test: str = "student"
+    correction: str = "holm"
+    max_p: float = 0.05
+
+    def significant(self, system: str, metric: str) -> bool:
+        return self.p_values.get(system, {}).get(metric, 1.0) < self.max_p
+
+
+def resolve_runs(client: Any, sweep: str) -> tuple[list[Any], str, str | None]:
+    """The runs to compare: the children of a parent run id, or every run of an experiment by name.
+
+    Returns the runs, their experiment id and the parent run id (None for an experiment).
+    """
+    if RUN_ID.match(sweep):
+        parent = client.get_run(sweep)
+        experiment_id = parent.info.experiment_id
+        runs = client.search_runs(
+            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep}'"
+        )
+        return runs, experiment_id, sweep
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        names = ", ".join(sorted(e.name for e in client.search_experiments()))
+        raise ValueError(
+            f"sweep={sweep!r} is neither a run id nor an experiment; experiments: {names}"
+        )
+    runs = client.search_runs([experiment.experiment_id])
+    roles = ("sweep", "comparison")
+    return (
+        [r for r in runs if r.data.tags.get("lossbench_role") not in roles],
+        experiment.experiment_id,
+        None,
+    )
+
+
+def system_label(run: Any) -> str:
+    tags = run.data.tags
+    label = tags.get("loss", run.info.run_name or run.info.run_id)
+    regularizer = tags.get("regularizer", "none")
+    return label if regularizer in ("none", "") else f"{label}+{regularizer}"
+
+
+def group_systems(runs: Sequence[Any]) -> tuple[dict[str, SystemRuns], list[str]]:
+    """Group FINISHED runs into systems by ``system_hash``; one run per seed (the latest)."""
+    excluded = []
+    by_hash: dict[str, SystemRuns] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time or 0):
+        name = run.info.run_name or run.info.run_id
+        if run.info.status != "FINISHED":
+            excluded.append(
+                f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})"
+            )
+            continue
+        key = run.data.tags.get("system_hash") or system_label(run)
+        system = by_hash.setdefault(key, SystemRuns(system_label(run)))
+        system.runs[int(run.data.tags.get("seed", len(system.runs)))] = run
+    labels: dict[str, int] = defaultdict(int)
+    for system in by_hash.values():
+        labels[system.label] += 1
+    systems: dict[str, SystemRuns] = {}
+    for key, system in by_hash.items():
+        label = system.label if labels[system.label] == 1 else f"{system.label} [{key[:6]}]"
+        systems[label] = system
+    return systems, excluded
+
+
+def pool_seeds(
+    runs: dict[int, ScoredRun], qrels: Qrels, seeds: Sequence[int]
+) -> tuple[ScoredRun, Qrels]:
+    """One run and qrels over (seed, query) pairs: query ids become ``seed:qid``."""
+    pooled_run = {f"{s}:{q}": docs for s in seeds for q, docs in runs[s].items() if q in qrels}
+    pooled_qrels = {f"{s}:{q}": docs for s in seeds for q, docs in qrels.items()}
+    return pooled_run, pooled_qrels
+
+
+def adjust(p_values: dict[str, float], correction: str) -> dict[str, float]:
+    """Correct a family of p-values for multiple testing (Bonferroni, or Holm's step-down)."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction={correction!r}; valid: {', '.join(CORRECTIONS)}")
+    count = len(p_values)
+    if correction == "none" or count == 0:
+        return dict(p_values)
+    if correction == "bonferroni":
+        return {k: min(1.0, p * count) for k, p in p_values.items()}
+    adjusted, running = {}, 0.0
+    for rank, (key, p) in enumerate(sorted(p_values.items(), key=lambda item: item[1])):
+        running = max(running, min(1.0, (count - rank) * p))
+        adjusted[key] = running
+    return adjusted
+
+
+def compare_systems(
+    runs: dict[str, dict[int, ScoredRun]],
+    qrels: Qrels,
+    metrics: Sequence[str],
+    baseline: str,
+    stat_test: str = "student",
+    correction: str = "holm",
+    max_p: float = 0.05,
+    excluded: Sequence[str] = (),
+) -> Comparison:
+    """Means/stds over seeds, and paired significance against ``baseline`` on the seeds all systems share."""
+    if baseline not in runs:
+        raise ValueError(
+            f"baseline={baseline!r} is not among the systems: {', '.join(sorted(runs))}"
+        )
+    if stat_test not in STAT_TESTS:
+        raise ValueError(f"stat_test={stat_test!r}; valid: {', '.join(STAT_TESTS)}")
+    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in runs.values())))
+    if not seeds:
+        raise ValueError("the systems share no seed, so no paired comparison is possible")
+    means, stds, per_seed = {}, {}, {}
+    for system, by_seed in runs.items():
+        values = {
+            m: [evaluate_run(qrels, by_seed[s], [m]).means[m] for s in seeds] for m in metrics
+        }
+        per_seed[system] = values
+        means[system] = {m: sum(v) / len(v) for m, v in values.items()}
+        stds[system] = {m: _std(v) for m, v in values.items()}
+    p_values, win_tie_loss = paired_tests(
+        runs, qrels, metrics, baseline, seeds, stat_test, correction, max_p
+    )
+    return Comparison(
+        metrics=list(metrics),
+        baseline=baseline,
+        seeds=seeds,
+        means=means,
+        stds=stds,
+        per_seed=per_seed,
+        p_values=p_values,
+        win_tie_loss=win_tie_loss,
+        excluded=list(excluded),
+        stat_test=stat_test,
+        correction=correction,
+        max_p=max_p,
+    )
+
+
+def paired_tests(
+    runs: dict[str, dict[int, ScoredRun]],
+    qrels: Qrels,
+    metrics: Sequence[str],
+    baseline: str,
+    seeds: Sequence[int],
+    stat_test: str,
+    correction: str,
+    max_p: float,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, tuple[int, int, int]]]]:
+    """ranx's paired test of every system against ``baseline`` over (seed, query) pairs.
+
+    Returns the corrected p-values (system -> metric -> p) and win/tie/loss counts.
+    """
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import compare
+
+    names = [baseline, *sorted(s for s in runs if s != baseline)]
+    pooled = {name: pool_seeds(runs[name], qrels, seeds) for name in names}
+    ranx_runs = []
+    for name in names:
+        ranx_run = RanxRun(pooled[name][0])
+        ranx_run.name = name
+        ranx_runs.append(ranx_run)
+    report = compare(
+        RanxQrels(pooled[baseline][1]),
+        ranx_runs,
+        list(metrics),
+        stat_test=stat_test,
+        max_p=max_p,
+        make_comparable=True,
+    )
+    raw: dict[str, dict[str, float]] = defaultdict(dict)
+    win_tie_loss: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
+    for name in names[1:]:
+        for metric in metrics:
+            raw[metric][name] = float(report.comparisons[name, baseline][metric]["p_value"])
+            counts = report.win_tie_loss[(name, baseline)][metric]
+            win_tie_loss[name][metric] = (counts["W"], counts["T"], counts["L"])
+    p_values: dict[str, dict[str, float]] = defaultdict(dict)
+    for metric in metrics:
+        for name, p in adjust(raw[metric], correction).items():
+            p_values[name][metric] = p
+    return dict(p_values), dict(win_tie_loss)
+
+
+def _std(values: Sequence[float]) -> float:
+    """Sample standard deviation (0 for a single value)."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def confidence_halfwidth(values: Sequence[float]) -> float:
+    """Half-width of the 95% t-interval of the mean over seeds (0 with a single seed)."""
+    if len(values) < 2:
+        return 0.0
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, len(values) - 1) * _std(values) / math.sqrt(len(values)))
+
+
+# ---- collecting from MLflow --------------------------------------------------------------------
+def download_runs(
+    client: Any, systems: dict[str, SystemRuns], folder: Path
+) -> tuple[dict[str, dict[int, ScoredRun]], Qrels]:
+    """Each system's run file per seed, and the test qrels (checked to be the same for every run)."""
+    runs: dict[str, dict[int, ScoredRun]] = {}
+    qrels: Qrels | None = None
+    for label, system in systems.items():
+        runs[label] = {}
+        for seed, mlflow_run in system.runs.items():
+            target = folder / mlflow_run.info.run_id
+            target.mkdir(parents=True, exist_ok=True)
+            run_id = mlflow_run.info.run_id
+            runs[label][seed] = read_trec_run(
+                Path(client.download_artifacts(run_id, "test.run", str(target)))
+            )
+            these = read_qrels(Path(client.download_artifacts(run_id, "test.qrels", str(target))))
+            if qrels is None:
+                qrels = these
+            elif these != qrels:
+                raise ValueError(
+                    f"run {run_id} was evaluated on other qrels: compare runs of one dataset"
+                )
+    if qrels is None:
+        raise ValueError("no finished run to compare")
+    return runs, qrels
+
+
+def metric_curves(
+    client: Any, systems: dict[str, SystemRuns], key: str
+) -> dict[str, dict[int, float]]:
+    """Per system: step -> mean over seeds of the metric ``key`` (e.g. ``val/ndcg_at_10``)."""
+    curves: dict[str, dict[int, float]] = {}
+    for label, system in systems.items():
+        by_step: dict[int, list[float]] = defaultdict(list)
+        for mlflow_run in system.runs.values():
+            for point in client.get_metric_history(mlflow_run.info.run_id, key):
+                by_step[point.step].append(point.value)
+        curves[label] = {step: sum(v) / len(v) for step, v in sorted(by_step.items())}
+    return curves
+
+
+def choose_baseline(systems: Sequence[str], baseline: str | None) -> str:
+    """``baseline`` (the compare config's, ``ranknet`` unless told otherwise) when it is one of the
+    systems, else the first system alphabetically, with a note saying so."""
+    if baseline in systems:
+        return str(baseline)
+    chosen = sorted(systems)[0]
+    if baseline:
+        print(
+            f"baseline={baseline} is not among the systems; comparing against {chosen}", flush=True
+        )
+    return chosen
+
+
+def run_comparison(
+    client: Any,
+    sweep: str,
+    metrics: Sequence[str],
+    output: Path,
+    baseline: str | None = None,
+    stat_test: str = "student",
+    correction: str = "holm",
+    max_p: float = 0.05,
+) -> tuple[Comparison, list[Path], str | None, str]:
+    """Collect, compare, write the report and plots under ``output``. Returns the comparison, the files
+    written, the parent run id (if ``sweep`` was one) and the experiment id."""
+    runs, experiment_id, parent = resolve_runs(client, sweep)
+    systems, excluded = group_systems(runs)
+    if not systems:
+        raise ValueError(
+            f"sweep={sweep!r} has no FINISHED run to compare"
+            + (f"; {excluded}" if excluded else "")
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        run_files, qrels = download_runs(client, systems, Path(scratch))
+    chosen = choose_baseline(list(systems), baseline)
+    comparison = compare_systems(
+        run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded
+    )
+    from lossbench.experiment.report import (
+        plot_curves,
+        plot_metric_bars,
+        write_html,
+        write_markdown,
+    )
+
+    plots = [plot_metric_bars(comparison, output / "metrics.png")]
+    validation = metric_curves(client, systems, mlflow_metric_name("ndcg@10", "val"))
+    plots.append(
+        plot_curves(
+            validation,
+            "validation nDCG@10 (dev), mean over seeds",
+            "nDCG@10",
+            output / "val_ndcg.png",
+        )
+    )
+    training = metric_curves(client, systems, "train/loss")
+    plots.append(
+        plot_curves(training, "training loss, mean over seeds", "loss", output / "train_loss.png")
+    )
+    files = [
+        write_markdown(comparison, plots, output / "report.md", sweep),
+        write_html(comparison, plots, output / "report.html", sweep),
+        *plots,
+    ]
+    return comparison, files, parent, experiment_id
+
+
+def log_comparison(
+    client: Any,
+    experiment_id: str,
+    sweep: str,
+    parent: str | None,
+    files: Sequence[Path],
+) -> str:
+    """Log the report and plots to a new comparison run (nested under the sweep's parent run, if
+    any); returns its run id."""
+    tags = {"lossbench_role": "comparison", "compared": sweep}
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run = client.create_run(experiment_id, run_name=f"compare {sweep}", tags=tags)
+    for path in files:
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return str(run.info.run_id)

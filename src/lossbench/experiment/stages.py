@@ -1,0 +1,409 @@
+"""One run of ``python -m pipeline.run``, stage by stage, in the order of the data flow.
+
+    prepare    every check the config allows; losses, optimizer, schedules, model config, index
+    skip       a FINISHED run of the same config (unless tracking.rerun), or the run to resume
+    data       the collection, checked against what the run will read
+    track      the MLflow run: tags, params, the resolved config, the data's counts
+    model      the bi-encoder with its losses, optimizer and LR schedule
+    start      the untrained model's test metrics (test/base_*) and step-0 validation
+    train      Lightning, validating on the dev split
+    test       index (the last validation's, when it holds the final weights), search, evaluate
+    report     stage times, run files, the summary table, the objective for Hydra sweepers
+
+Each stage is a method of :class:`Experiment` timed under its name (``time/<stage>_s`` in MLflow,
+:attr:`Experiment.watch` for benchmarks). Under DDP the ranks other than 0 only train.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lossbench.experiment.config import instantiate_unwrapped, plain_dict
+from lossbench.experiment.jobs import CONF_DIR, job_name, output_folder, sweep_parent_run_id
+from lossbench.experiment.retrieval import BiEncoderRetrieval
+
+log = logging.getLogger("lossbench")
+
+
+class Stopwatch:
+    """Wall-clock seconds per stage, logged as ``time/<stage>_s``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class Plan:
+    """What :meth:`Experiment.prepare` builds from the config, before anything is read or logged."""
+
+    losses: list[Any]
+    weights: list[float]
+    optimizer: Any  # functools.partial of the optimizer class
+    lr_schedule: Any
+    model_config: Any
+    weight_schedules: list[Any] = field(default_factory=list)  # callbacks changing loss weights
+    config_hash: str = ""
+
+
+def run_experiment(cfg: DictConfig) -> float:
+    """Run one experiment described by a composed config; returns ``eval.objective``."""
+    return Experiment(cfg).run()
+
+
+class Experiment:
+    """The stages of one run, sharing what each produces (see the module docstring)."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        from lossbench.experiment.launch import is_launch_primary
+
+        self.cfg = cfg
+        self.watch = Stopwatch()
+        self.primary = is_launch_primary()  # DDP: the ranks Lightning starts besides 0 only train
+        self.uri = ""
+        self.resume: Any = None
+        self.base: dict[str, float] = {}
+
+    def run(self) -> float:
+        """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
+        self.prepare()
+        previous = self.skip()
+        if previous is not None:
+            return previous
+        self.load_data()
+        with self.track():
+            self.build_model()
+            self.evaluate_start()
+            self.train()
+            if not self.primary:
+                return float("nan")
+            self.test()
+            return self.report()
+
+    # ---- prepare -----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Check what the config alone allows and build the run's parts, before anything is logged."""
+        from hydra.utils import instantiate
+
+        from lossbench.experiment.checks import check_plan
+
+        cfg = self.cfg
+        with self.watch.stage("prepare"):
+            losses, weights = [instantiate(cfg.loss.function)], [1.0]
+            if cfg.regularizer.get("function"):
+                losses.append(instantiate(cfg.regularizer.function))
+                weights.append(float(cfg.regularizer.weight))
+            schedule = cfg.schedule
+            self.plan = Plan(
+                losses=losses,
+                weights=weights,
+                optimizer=instantiate(schedule.optimizer),
+                lr_schedule=instantiate(schedule.lr_schedule)
+                if schedule.get("lr_schedule")
+                else None,
+                model_config=instantiate(cfg.model.config),
+            )
+            callback = cfg.regularizer_schedule.get("callback")
+            if callback:
+                self.plan.weight_schedules.append(instantiate(callback))
+            check_plan(cfg, self.plan, self.make_index())
+            from lossbench.experiment.identity import config_hash
+
+            self.plan.config_hash = config_hash(cfg)
+
+    def make_index(self) -> Any:
+        """A new, empty index as ``index`` configures it."""
+        from hydra.utils import instantiate
+
+        return instantiate(self.cfg.index)
+
+    # ---- skip or resume ----------------------------------------------------------------------
+    def skip(self) -> float | None:
+        """The objective of a FINISHED run of this config (the job is skipped), else None; finds the
+        run to continue when ``resume=true``. Fails now if the store does not answer."""
+        from lossbench.experiment.outcome import previous_objective
+        from lossbench.experiment.resume import resume_point
+        from lossbench.experiment.tracking import reachable_uri
+
+        if not self.primary:
+            return None
+        cfg, digest = self.cfg, self.plan.config_hash
+        self.uri = reachable_uri(cfg.tracking.uri, cfg.tracking.get("fallback_uri"))
+        rerun = bool(cfg.tracking.get("rerun", False))
+        if cfg.get("resume"):
+            self.resume = resume_point(self.uri, cfg.tracking.experiment, digest, rerun)
+        if self.resume is not None or rerun:
+            return None
+        return previous_objective(cfg, self.uri, digest)
+
+    # ---- data --------------------------------------------------------------------------------
+    def load_data(self) -> None:
+        """Load the collection (a bad file names its line) and check it has what the run reads."""
+        from lossbench.experiment.checks import check_collection
+
+        cfg = self.cfg
+        with self.watch.stage("data"):
+            self.collection = instantiate_unwrapped(cfg.dataset.collection)
+            check_collection(
+                self.collection,
+                cfg.loss.train_source,
+                [cfg.eval.val_split, "test"],
+                self.plan.losses,
+            )
+
+    # ---- track -------------------------------------------------------------------------------
+    def tags(self) -> dict[str, Any]:
+        """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds)."""
+        from lossbench.experiment.identity import system_hash
+        from lossbench.experiment.tracking import git_commit
+
+        cfg = self.cfg
+        return {
+            "loss": cfg.loss.name,
+            "regularizer": cfg.regularizer.name,
+            "model": cfg.model.name,
+            "dataset": cfg.dataset.name,
+            "schedule": cfg.schedule.name,
+            "regularizer_schedule": cfg.regularizer_schedule.name,
+            "seed": cfg.seed,
+            "git_commit": git_commit(CONF_DIR.parent),
+            "command": " ".join(sys.argv[1:]),
+            "config_hash": self.plan.config_hash,
+            "system_hash": system_hash(cfg),
+        }
+
+    @contextmanager
+    def track(self) -> Iterator[Any]:
+        """Open the MLflow run (rank 0) and log what the run is; it ends FINISHED, FAILED or KILLED."""
+        from lossbench.experiment.tracking import UntrackedRun, flatten, tracked_run
+
+        cfg, resume = self.cfg, self.resume
+        self.folder = output_folder(cfg, create=self.primary)
+        tags = self.tags()
+        opened = (
+            tracked_run(
+                self.uri,
+                cfg.tracking.experiment,
+                job_name(cfg),
+                cfg.tracking.get("artifact_root"),
+                resume.tags(tags["command"], tags["git_commit"]) if resume else tags,
+                parent_run_id=sweep_parent_run_id(),
+                resume_run_id=resume.run_id if resume else None,
+            )
+            if self.primary
+            else nullcontext(UntrackedRun())
+        )
+        with opened as tracked:
+            self.tracked = tracked
+            resolved = plain_dict(cfg)
+            config_path = self.folder / "config.yaml"
+            if self.primary:
+                config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
+            if resume is None:  # a resumed run keeps the params and config it started with
+                tracked.log_params(flatten(resolved))
+                tracked.log_artifact(config_path)
+            summary = self.collection.summary()
+            tracked.log_metrics({f"data/{name}": value for name, value in summary.items()})
+            yield tracked
+
+    # ---- model -------------------------------------------------------------------------------
+    def build_model(self) -> None:
+        """The bi-encoder, its losses, optimizer and LR schedule, seeded."""
+        import lightning as L
+
+        from lossbench.data.token_cache import TokenCache
+        from lossbench.models import BiEncoderModule
+        from lossbench.training.hardware import (
+            encoding_workers,
+            inference_batch_size,
+            inference_device,
+        )
+
+        cfg, plan = self.cfg, self.plan
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        with self.watch.stage("model"):
+            module = BiEncoderModule(
+                model_name_or_path=cfg.model.model_name_or_path,
+                config=plan.model_config,
+                loss_functions=list(zip(plan.losses, plan.weights, strict=True)),
+            )
+            module.set_optimizer(plan.optimizer.func, **plan.optimizer.keywords)
+            module.set_lr_schedule(plan.lr_schedule)
+            module.token_cache = TokenCache(cfg.data.token_cache_mib)
+            if cfg.get("compile", False):
+                module.compile_encoders()
+        self.module = module
+        device = inference_device(cfg.trainer.get("accelerator"))
+        self.retrieval = BiEncoderRetrieval(
+            self.make_index,
+            k=cfg.eval.k,
+            batch_size=inference_batch_size(cfg.data.inference_batch_size, device),
+            encode_workers=encoding_workers(cfg.data.get("encode_workers"), device),
+            device=device,
+        )
+
+    # ---- the untrained starting point --------------------------------------------------------
+    def evaluate_start(self) -> None:
+        """The untrained model on the test queries (``test/base_*``); its index also gives the step-0
+        validation. A resumed run has both already."""
+        from lossbench.evaluation import mlflow_metric_name
+
+        cfg = self.cfg
+        self.validation = self.make_validation()
+        if not (cfg.eval.base and self.primary and self.resume is None):
+            return
+        with self.watch.stage("base_eval"):
+            base = self.retrieval.evaluate(self.module, self.collection, "test", cfg.eval.metrics)
+            self.base = base.evaluation.means
+            self.tracked.log_metrics(
+                {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
+            )
+            start = self.validation.evaluate_index(self.module, base.index, step=0)
+        self.tracked.log_metrics(
+            {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
+        )
+
+    def make_validation(self) -> Any:
+        """The dev-split validation callback (every ``eval.val_every_n_steps``, each epoch, at the end)."""
+        from lossbench.training.validation import RetrievalValidation
+
+        cfg, retrieval = self.cfg, self.retrieval
+        return RetrievalValidation(
+            self.collection,
+            self.make_index,
+            split=cfg.eval.val_split,
+            metrics=cfg.eval.val_metrics,
+            every_n_steps=cfg.eval.get("val_every_n_steps"),
+            k=retrieval.k,
+            batch_size=retrieval.batch_size,
+            num_workers=retrieval.encode_workers,
+        )
+
+    # ---- train -------------------------------------------------------------------------------
+    def train(self) -> None:
+        """Lightning ``fit`` with the run's logger, validation, loss guard, weight schedules and
+        checkpoints (from the last checkpoint when resuming)."""
+        from lossbench.experiment.mlflow_logger import MlflowRunLogger
+        from lossbench.training.callbacks import FiniteLossGuard
+        from lossbench.training.checkpoints import checkpoint_callbacks
+        from lossbench.training.trainer import LightningIRTrainer
+
+        cfg, resume = self.cfg, self.resume
+        self.checkpoints = checkpoint_callbacks(
+            cfg.get("checkpoint"),
+            self.folder,
+            self.tracked,
+            resume.checkpoint_dir if resume else None,
+        )
+        trainer_args = plain_dict(cfg.trainer)
+        trainer_args["enable_checkpointing"] = bool(
+            self.checkpoints or trainer_args.get("enable_checkpointing")
+        )
+        self.trainer = LightningIRTrainer(
+            **trainer_args,
+            logger=MlflowRunLogger(self.tracked),
+            callbacks=[
+                FiniteLossGuard(),
+                self.validation,
+                *self.plan.weight_schedules,
+                *self.checkpoints,
+            ],
+            default_root_dir=str(self.folder),
+        )
+        with self.watch.stage("train"):
+            self.trainer.fit(
+                self.module, self.data_module(), ckpt_path=resume.checkpoint if resume else None
+            )
+        if self.checkpoints:  # part of time/train_s
+            self.watch.seconds["checkpoint"] = sum(c.seconds_saving for c in self.checkpoints)
+
+    def data_module(self) -> Any:
+        """Training batches from the collection's triples or its teacher run (``loss.train_source``)."""
+        from lossbench.data import LightningIRDataModule, RunDataset, TupleDataset
+        from lossbench.training.hardware import training_workers
+
+        cfg = self.cfg
+        if cfg.loss.train_source == "run":
+            dataset: Any = RunDataset(self.collection, **cfg.dataset.run_sampling)
+        else:
+            dataset = TupleDataset(self.collection)
+        return LightningIRDataModule(
+            train_dataset=dataset,
+            train_batch_size=cfg.data.train_batch_size,
+            num_workers=training_workers(cfg.data.num_workers, self.retrieval.device),
+        )
+
+    # ---- test --------------------------------------------------------------------------------
+    def test(self) -> None:
+        """Index the corpus with the trained model, search the test queries and evaluate."""
+        from lossbench.evaluation import evaluate_run
+
+        cfg, module, collection = self.cfg, self.module, self.collection
+        retrieval, validation = self.retrieval, self.validation
+        module.to(retrieval.device)  # Lightning moves the model back to the CPU when fit ends
+        with self.watch.stage("index"):
+            if (
+                validation.last_step == self.trainer.global_step
+                and validation.last_index is not None
+            ):
+                index = validation.last_index  # the final weights' index, from the last validation
+            else:
+                index = retrieval.index(module, collection)
+        self.tracked.log_metrics({f"index/{name}": v for name, v in index.stats().items()})
+        with self.watch.stage("search"):
+            self.test_run = retrieval.search(module, collection, index, "test")
+        if index.report_recall_vs_exact:  # an approximate index: what it misses
+            with self.watch.stage("recall_vs_exact"):
+                recall = retrieval.recall_vs_exact(module, collection, index, "test")
+            self.tracked.log_metrics({"index/recall_at_100_vs_exact": recall})
+        with self.watch.stage("evaluate"):
+            self.evaluation = evaluate_run(
+                collection.qrels["test"], self.test_run, cfg.eval.metrics
+            )
+
+    # ---- report ------------------------------------------------------------------------------
+    def report(self) -> float:
+        """Log the test metrics, run files and stage times; print the summary; return the objective."""
+        from lossbench.evaluation import mlflow_metric_name
+        from lossbench.experiment.outcome import objective_value, print_summary
+        from lossbench.training.checkpoints import discard_when_finished
+
+        cfg, tracked, means = self.cfg, self.tracked, self.evaluation.means
+        for path in self.write_run_files():
+            tracked.log_artifact(path)
+        tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in means.items()})
+        tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
+        base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
+        print_summary(means, base, tracked, self.folder)
+        objective = objective_value(cfg, means, self.validation.history)
+        discard_when_finished(self.checkpoints, cfg.get("checkpoint"))
+        return objective
+
+    def write_run_files(self) -> list[Path]:
+        """``test.run`` (TREC), ``per_query.csv`` and ``test.qrels`` in the run's folder."""
+        from lossbench.data.sources.formats import write_qrels, write_trec_run
+
+        folder = self.folder
+        return [
+            write_trec_run(
+                self.test_run, folder / "test.run", tag=f"lossbench-{self.cfg.loss.name}"
+            ),
+            self.evaluation.write_per_query_csv(folder / "per_query.csv"),
+            write_qrels(self.collection.qrels["test"], folder / "test.qrels"),
+        ]

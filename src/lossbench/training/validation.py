@@ -1,0 +1,106 @@
+"""Retrieval validation while training: index the corpus with the current weights, search the dev
+split, log its metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+
+from lossbench.data.collection import Collection
+from lossbench.evaluation import evaluate_run, mlflow_metric_name
+from lossbench.retrieval import Index, index_corpus, index_corpus_sharded, search_split
+
+
+class RetrievalValidation(L.Callback):
+    """Index the corpus with the current weights, search a split and log its metrics.
+
+    Runs every ``every_n_steps`` optimizer steps (if set), at the end of every epoch, and at the end of
+    training, never twice for the same step. The last index is kept (:attr:`last_index`,
+    :attr:`last_step`) so the pipeline can search the test split without encoding the corpus again.
+
+    Under DDP the every-n-steps and final validations shard the corpus encoding across the ranks
+    (:func:`~lossbench.retrieval.index_corpus_sharded`, all ranks reach those points at the same
+    step); rank 0 searches, evaluates, logs and keeps the index. At an epoch's end rank 0 validates
+    alone, since the ranks' shares of a stream may end one step apart (the others wait for it).
+
+    Args:
+        collection: the collection to index and search.
+        make_index: builds an empty index.
+        split: the queries to evaluate (``dev``).
+        metrics: ranx metric names, logged as ``val/<name>`` (``val/ndcg_at_10``).
+        every_n_steps: also validate every n steps (None: only per epoch and at the end).
+        k: search depth.
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        make_index: Callable[[], Index],
+        split: str = "dev",
+        metrics: Sequence[str] = ("ndcg@10",),
+        every_n_steps: int | None = None,
+        k: int = 100,
+        batch_size: int = 128,
+        num_workers: int = 0,
+    ) -> None:
+        self.collection = collection
+        self.make_index = make_index
+        self.split = split
+        self.metrics = list(metrics)
+        self.every_n_steps = every_n_steps
+        self.k = k
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.last_index: Index | None = None
+        self.last_step: int | None = None
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def evaluate_index(self, module: Any, index: Index, step: int) -> dict[str, float]:
+        """Search the split in ``index`` (built with the weights of ``step``) and record its metrics."""
+        run = search_split(module, self.collection, index, self.split, self.k, self.batch_size)
+        means = evaluate_run(self.collection.qrels[self.split], run, self.metrics).means
+        self.last_index, self.last_step = index, step
+        self.history.append((step, means))
+        return means
+
+    def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
+        """Validate at this step unless already done; ``every_rank``: every DDP rank is at this
+        point of the same step, so the corpus encoding is sharded across them."""
+        step = trainer.global_step
+        index: Index | None
+        if every_rank and trainer.world_size > 1:
+            if not trainer.strategy.broadcast(step != self.last_step, src=0):  # rank 0 decides
+                return
+            index = index_corpus_sharded(
+                module, self.collection, self.make_index(), self.batch_size, self.num_workers
+            )
+            if index is None:  # not rank 0
+                return
+        else:
+            if step == self.last_step or not trainer.is_global_zero:
+                return
+            index = index_corpus(
+                module, self.collection, self.make_index(), self.batch_size, self.num_workers
+            )
+        means = self.evaluate_index(module, index, step)
+        if trainer.logger is not None:
+            trainer.logger.log_metrics(
+                {mlflow_metric_name(m, "val"): v for m, v in means.items()}, step
+            )
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self.validate(trainer, module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: Any) -> None:
+        self.validate(trainer, module, every_rank=False)
+
+    def on_train_end(self, trainer: L.Trainer, module: Any) -> None:
+        self.validate(trainer, module)
+
+    def on_fit_end(self, trainer: L.Trainer, module: Any) -> None:
+        # a run resumed from a checkpoint at max_steps trains no step, and Lightning calls no
+        # on_train_end; its final weights are validated here
+        self.validate(trainer, module)

@@ -1,0 +1,166 @@
+"""What the tests share: paths, composed configs, run overrides, tiny collections on disk, MLflow and
+DDP helpers. Fixtures live in ``conftest.py``; everything else a test imports comes from here."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO / "conf"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Small enough that a whole pipeline run on the tiny model takes seconds.
+SMALL_SYNTHETIC = [
+    "dataset.collection.num_docs=150",
+    "dataset.collection.num_train_queries=48",
+    "dataset.collection.num_dev_queries=10",
+    "dataset.collection.num_test_queries=16",
+]
+
+FAST_RUN = [
+    "model=tiny",
+    "trainer.max_steps=3",
+    "eval.val_every_n_steps=null",
+    "data.num_workers=0",
+]
+"""A pipeline run of seconds: the tiny model, 3 steps, no extra validations, no worker processes
+(a test adds its own overrides after these; the last value of a key wins)."""
+
+
+def compose_config(root: Path, cache: Path, *overrides: str, small: bool = True):  # noqa: ANN201
+    """Compose ``conf/`` like ``python -m pipeline.run`` would, with every path under ``root``."""
+    from hydra import compose, initialize_config_dir
+
+    from lossbench.experiment.config import register_resolvers
+
+    register_resolvers()
+    base = [
+        f"paths.root={root}",
+        f"paths.cache={cache}",
+        f"paths.output={root / 'output'}",
+        f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
+        f"tracking.artifact_root={root / 'artifacts'}",
+    ]
+    if small:
+        base += SMALL_SYNTHETIC
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=[*base, *overrides])
+
+
+def free_port() -> int:
+    """A local port nothing listens on (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def all_runs(uri: str) -> list:
+    """Every run of every experiment in the MLflow store at ``uri``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+# ---- a tiny collection on disk (BEIR and TREC/TSV layouts) --------------------------------------
+TOPICS = [
+    ["wing", "lift", "airfoil", "flap", "stall"],
+    ["heat", "conduction", "slab", "thermal", "flux"],
+    ["shock", "wave", "supersonic", "mach", "nozzle"],
+    ["boundary", "layer", "turbulent", "laminar", "skin"],
+]
+
+
+def tiny_collection(
+    seed: int = 0,
+) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+    """40 docs and 24 queries on 4 topics; each query judges 3 docs of its topic."""
+    rng = random.Random(seed)
+    docs, queries, qrels = {}, {}, {}
+    for i in range(40):
+        words = TOPICS[i % 4]
+        docs[f"d{i}"] = " ".join(rng.choice(words) for _ in range(8)) + " study results"
+    for j in range(24):
+        topic = j % 4
+        queries[f"q{j}"] = " ".join(rng.sample(TOPICS[topic], 2))
+        judged = [f"d{i}" for i in range(topic, 40, 4)]
+        qrels[f"q{j}"] = {doc: 1 + (k == 0) for k, doc in enumerate(rng.sample(judged, 3))}
+    return docs, queries, qrels
+
+
+def write_beir(folder: Path, splits: dict[str, list[str]]) -> Path:
+    """BEIR layout: corpus.jsonl, queries.jsonl, qrels/{split}.tsv with a header."""
+    docs, queries, qrels = tiny_collection()
+    (folder / "qrels").mkdir(parents=True)
+    with (folder / "corpus.jsonl").open("w") as handle:
+        for doc_id, text in docs.items():
+            handle.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as handle:
+        for qid, text in queries.items():
+            handle.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    for split, qids in splits.items():
+        lines = ["query-id\tcorpus-id\tscore\n"]
+        lines += [f"{q}\t{d}\t{g}\n" for q in qids for d, g in qrels[q].items()]
+        (folder / "qrels" / f"{split}.tsv").write_text("".join(lines))
+    return folder
+
+
+def write_trec(folder: Path) -> Path:
+    """TREC/TSV layout: corpus.tsv, queries.tsv, TREC qrels per split, triples.tsv, teacher.run."""
+    docs, queries, qrels = tiny_collection()
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.tsv").write_text("".join(f"{d}\t{t}\n" for d, t in docs.items()))
+    (folder / "queries.tsv").write_text("".join(f"{q}\t{t}\n" for q, t in queries.items()))
+    splits = {"train": range(0, 16), "dev": range(16, 20), "test": range(20, 24)}
+    for split, numbers in splits.items():
+        lines = [f"q{j} 0 {d} {g}\n" for j in numbers for d, g in qrels[f"q{j}"].items()]
+        (folder / "qrels" / f"{split}.txt").write_text("".join(lines))
+    triples = []
+    run = []
+    for j in splits["train"]:
+        positives = sorted(qrels[f"q{j}"])
+        negative = f"d{(j % 4 + 1) % 4}"
+        triples += [f"q{j}\t{p}\t{negative}\n" for p in positives]
+        scored = [*positives, negative, f"d{(j % 4 + 2) % 4}"]
+        run += [f"q{j} Q0 {d} {r} {10.0 - r:.1f} teacher\n" for r, d in enumerate(scored, 1)]
+    (folder / "triples.tsv").write_text("".join(triples))
+    (folder / "teacher.run").write_text("".join(run))
+    return folder
+
+
+BEIR_SPLITS = {"train": [f"q{j}" for j in range(18)], "test": [f"q{j}" for j in range(18, 24)]}
+
+
+# ---- DDP on localhost: several CPU processes joined by gloo --------------------------------------
+def _entry(
+    rank: int, function: Callable[..., Any], world_size: int, port: int, args: tuple
+) -> None:
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)  # the test machine has few cores; the ranks share them
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
+    )
+    try:
+        function(rank, world_size, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_gloo(function: Callable[..., Any], *args: Any, world_size: int = 2) -> None:
+    """Call ``function(rank, world_size, *args)`` in ``world_size`` spawned processes.
+
+    ``function`` must be importable (defined at module level); it reports back through files
+    (``args`` usually holds a temporary folder). An exception in any rank fails the call.
+    """
+    import torch.multiprocessing as mp
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    mp.spawn(_entry, args=(function, world_size, free_port(), args), nprocs=world_size, join=True)
