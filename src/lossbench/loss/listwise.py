@@ -26,6 +26,34 @@ def _target_distribution(
     return log_probs, probs
 
 
+def plackett_luce_terms(
+    scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ListMLE terms ``logsumexp_{k >= i} s_pi(k) - s_pi(i)`` of every position, and the positions.
+
+    ``pi`` sorts each query's real candidates by descending target, ties by position (earlier
+    first). Returns ``(terms, positions)``, both ``(Q, D)`` in sorted order: ``positions`` counts
+    1..n over the real entries (0 at padding); ``terms`` is 0 at padding and at the last real
+    position (a one-candidate softmax), exactly.
+    """
+    # Every term is a difference of scores, so shifting each list by its (detached) maximum
+    # changes nothing but keeps logcumsumexp and its backward precise for large scores.
+    top = scores.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True).detach()  # (Q, 1)
+    top = top.clamp(min=torch.finfo(scores.dtype).min)  # (Q, 1): finite for all-padding rows
+    scores = (scores - top).masked_fill(~mask, 0.0)  # (Q, D)
+    # Padded entries sort first so that no suffix starting at a real position contains them.
+    keys = targets.masked_fill(~mask, float("inf"))  # (Q, D)
+    order = torch.sort(keys, dim=-1, descending=True, stable=True).indices  # (Q, D)
+    sorted_scores = scores.gather(-1, order)  # (Q, D)
+    sorted_mask = mask.gather(-1, order)  # (Q, D)
+    positions = sorted_mask.cumsum(dim=-1) * sorted_mask  # (Q, D): 1..n at real entries
+    suffix_lse = torch.logcumsumexp(sorted_scores.flip(-1), dim=-1).flip(-1)  # (Q, D)
+    # The last position is always 0 (a one-candidate softmax): leave it out exactly.
+    sorted_mask[:, -1] = False
+    terms = (suffix_lse - sorted_scores).masked_fill(~sorted_mask, 0.0)  # (Q, D)
+    return terms, positions
+
+
 class KLDivergence(ScoringLossFunction):
     """KL divergence: make the student's softmax over the list match the teacher's softmax.
 
@@ -292,18 +320,5 @@ class ListMLE(ScoringLossFunction):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
-        # Every term is a difference of scores, so shifting each list by its (detached) maximum
-        # changes nothing but keeps logcumsumexp and its backward precise for large scores.
-        top = scores.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True).detach()  # (Q, 1)
-        top = top.clamp(min=torch.finfo(scores.dtype).min)  # (Q, 1): finite for all-padding rows
-        scores = (scores - top).masked_fill(~mask, 0.0)  # (Q, D)
-        # Padded entries sort first so that no suffix starting at a real position contains them.
-        keys = targets.masked_fill(~mask, float("inf"))  # (Q, D)
-        order = torch.sort(keys, dim=-1, descending=True, stable=True).indices  # (Q, D)
-        sorted_scores = scores.gather(-1, order)  # (Q, D)
-        sorted_mask = mask.gather(-1, order)  # (Q, D)
-        suffix_lse = torch.logcumsumexp(sorted_scores.flip(-1), dim=-1).flip(-1)  # (Q, D)
-        # The last position is always 0 (a one-candidate softmax): leave it out exactly.
-        sorted_mask[:, -1] = False
-        terms = (suffix_lse - sorted_scores).masked_fill(~sorted_mask, 0.0)  # (Q, D)
+        terms, _ = plackett_luce_terms(scores, targets, mask)  # (Q, D)
         return masked_mean(terms.sum(dim=-1), mask.any(dim=-1))
