@@ -17,6 +17,7 @@ from lossbench.loss import (
     ApproxMRR,
     ApproxNDCG,
     ApproxRankMSE,
+    BinaryCrossEntropy,
     ConstantMarginMSE,
     InBatchCrossEntropy,
     InBatchLossFunction,
@@ -26,6 +27,7 @@ from lossbench.loss import (
     LossFunction,
     Needs,
     PearsonCorrelation,
+    PointwiseMSE,
     RankNet,
     RegularizationLossFunction,
     ScoreBasedInBatchCrossEntropy,
@@ -46,6 +48,8 @@ EXPECTED_NAMES = {
     "approx_ndcg",
     "approx_mrr",
     "approx_rank_mse",
+    "bce",
+    "pointwise_mse",
     "in_batch_ce",
     "score_based_in_batch_ce",
     "flops",
@@ -70,6 +74,8 @@ CONFIGS.update(
         "in_batch_ce_non_first": lambda: InBatchCrossEntropy("first", "all_and_non_first"),
         "in_batch_ce_t005": lambda: InBatchCrossEntropy(temperature=0.05),
         "score_based_in_batch_ce_t05": lambda: ScoreBasedInBatchCrossEntropy(0.5, temperature=0.5),
+        "bce_threshold": lambda: BinaryCrossEntropy("threshold", threshold=1.0),
+        "bce_t05": lambda: BinaryCrossEntropy(threshold=float("-inf"), temperature=0.5),
     }
 )
 NAMES = sorted(CONFIGS)
@@ -298,6 +304,7 @@ def test_float32_under_bf16_autocast(loss: LossFunction, inputs: Inputs) -> None
 
 
 TIES_TEACH_NOTHING = (RankNet, ConstantMarginMSE, SupervisedMarginMSE, PearsonCorrelation)
+POINTWISE = (BinaryCrossEntropy, PointwiseMSE)
 
 
 def _nothing_to_learn(loss: LossFunction, inputs: Inputs) -> list[Inputs]:
@@ -317,6 +324,8 @@ def _nothing_to_learn(loss: LossFunction, inputs: Inputs) -> list[Inputs]:
     cases = [Inputs(huge, inputs.targets, no_real), Inputs(huge, inputs.targets, one_real)]
     if kind == "in_batch":
         return cases[:1]  # with one real doc per query, the other queries' docs are still negatives
+    if isinstance(loss, POINTWISE):
+        return cases[:1]  # every real candidate is a lesson on its own, alone in its list or not
     if isinstance(loss, TIES_TEACH_NOTHING):
         # all-equal targets: no pair (pairwise), a zero-variance target (Pearson)
         cases.append(Inputs(huge, torch.ones_like(inputs.targets), inputs.mask))
@@ -380,6 +389,35 @@ def test_invalid_configuration_raises_at_construction(make: Callable[[], LossFun
         make()
 
 
+# Every argument of the losses beyond the guide, one case per message: the message names the
+# argument and its valid values.
+ARGUMENT_ERRORS: dict[str, tuple[Callable[[], LossFunction], str]] = {
+    "bce_binarize": (
+        lambda: BinaryCrossEntropy(binarize="top"),  # type: ignore[arg-type]
+        r"^binarize must be 'max' or 'threshold', got 'top'$",
+    ),
+    "bce_threshold_type": (
+        lambda: BinaryCrossEntropy(threshold="0.5"),  # type: ignore[arg-type]
+        r"^threshold must be a number, got '0.5'$",
+    ),
+    "bce_threshold_nan": (
+        lambda: BinaryCrossEntropy(threshold=float("nan")),
+        r"^threshold must be a number, not NaN, got nan$",
+    ),
+    "bce_temperature": (
+        lambda: BinaryCrossEntropy(temperature=0.0),
+        r"^temperature must be a positive finite number, got 0\.0$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARGUMENT_ERRORS))
+def test_invalid_argument_error_names_the_argument_and_valid_values(case: str) -> None:
+    make, message = ARGUMENT_ERRORS[case]
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_all_and_non_first_error_says_what_to_do() -> None:
     with pytest.raises(ValueError, match="pos_sampling_technique='first'"):
         InBatchCrossEntropy("all", "all_and_non_first")
@@ -408,6 +446,9 @@ def test_registry_needs() -> None:
     )
     assert LOSSES["in_batch_ce"].needs == Needs.IN_BATCH
     assert Needs.EMBEDDINGS in LOSSES["flops"].needs and Needs.SPARSE in LOSSES["flops"].needs
+    assert LOSSES["pointwise_mse"].needs == Needs.TARGETS | Needs.TEACHER_SCORES
+    for name in ("bce",):
+        assert LOSSES[name].needs == Needs.TARGETS, name
 
 
 def test_unknown_name_lists_valid_names_sorted() -> None:

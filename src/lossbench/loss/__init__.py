@@ -17,6 +17,7 @@ from lossbench.loss.base import (
 from lossbench.loss.in_batch import InBatchCrossEntropy, ScoreBasedInBatchCrossEntropy
 from lossbench.loss.listwise import InfoNCE, KLDivergence, ListMLE, ListNet, PearsonCorrelation
 from lossbench.loss.pairwise import ConstantMarginMSE, RankNet, SupervisedMarginMSE
+from lossbench.loss.pointwise import BinaryCrossEntropy, PointwiseMSE
 from lossbench.loss.regularization import (
     FLOPSRegularization,
     L1Regularization,
@@ -35,6 +36,8 @@ LOSSES: dict[str, type[LossFunction]] = {
     "approx_ndcg": ApproxNDCG,
     "approx_mrr": ApproxMRR,
     "approx_rank_mse": ApproxRankMSE,
+    "bce": BinaryCrossEntropy,
+    "pointwise_mse": PointwiseMSE,
     "in_batch_ce": InBatchCrossEntropy,
     "score_based_in_batch_ce": ScoreBasedInBatchCrossEntropy,
     "flops": FLOPSRegularization,
@@ -58,6 +61,7 @@ __all__ = [
     "ApproxMRR",
     "ApproxNDCG",
     "ApproxRankMSE",
+    "BinaryCrossEntropy",
     "ConstantMarginMSE",
     "FLOPSRegularization",
     "InBatchCrossEntropy",
@@ -71,6 +75,7 @@ __all__ = [
     "LossFunction",
     "Needs",
     "PearsonCorrelation",
+    "PointwiseMSE",
     "RankNet",
     "RegularizationLossFunction",
     "ScoreBasedInBatchCrossEntropy",
