@@ -45,6 +45,7 @@ EXPECTED_NAMES = {
     "pearson",
     "listnet",
     "listmle",
+    "plistmle",
     "approx_ndcg",
     "approx_mrr",
     "approx_rank_mse",
@@ -447,7 +448,7 @@ def test_registry_needs() -> None:
     assert LOSSES["in_batch_ce"].needs == Needs.IN_BATCH
     assert Needs.EMBEDDINGS in LOSSES["flops"].needs and Needs.SPARSE in LOSSES["flops"].needs
     assert LOSSES["pointwise_mse"].needs == Needs.TARGETS | Needs.TEACHER_SCORES
-    for name in ("bce",):
+    for name in ("bce", "plistmle"):
         assert LOSSES[name].needs == Needs.TARGETS, name
 
 

@@ -15,7 +15,14 @@ from lossbench.loss.base import (
     ScoringLossFunction,
 )
 from lossbench.loss.in_batch import InBatchCrossEntropy, ScoreBasedInBatchCrossEntropy
-from lossbench.loss.listwise import InfoNCE, KLDivergence, ListMLE, ListNet, PearsonCorrelation
+from lossbench.loss.listwise import (
+    InfoNCE,
+    KLDivergence,
+    ListMLE,
+    ListNet,
+    PearsonCorrelation,
+    PositionAwareListMLE,
+)
 from lossbench.loss.pairwise import ConstantMarginMSE, RankNet, SupervisedMarginMSE
 from lossbench.loss.pointwise import BinaryCrossEntropy, PointwiseMSE
 from lossbench.loss.regularization import (
@@ -33,6 +40,7 @@ LOSSES: dict[str, type[LossFunction]] = {
     "pearson": PearsonCorrelation,
     "listnet": ListNet,
     "listmle": ListMLE,
+    "plistmle": PositionAwareListMLE,
     "approx_ndcg": ApproxNDCG,
     "approx_mrr": ApproxMRR,
     "approx_rank_mse": ApproxRankMSE,
@@ -76,6 +84,7 @@ __all__ = [
     "Needs",
     "PearsonCorrelation",
     "PointwiseMSE",
+    "PositionAwareListMLE",
     "RankNet",
     "RegularizationLossFunction",
     "ScoreBasedInBatchCrossEntropy",

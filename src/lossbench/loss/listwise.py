@@ -322,3 +322,78 @@ class ListMLE(ScoringLossFunction):
         scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         terms, _ = plackett_luce_terms(scores, targets, mask)  # (Q, D)
         return masked_mean(terms.sum(dim=-1), mask.any(dim=-1))
+
+
+def position_weights(positions: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """p-ListMLE weights ``(2^(n-i) - 1) / sum_j (2^(n-j) - 1)`` of positions ``i`` in 1..n.
+
+    ``positions`` ``(Q, D)`` (0 at padding), ``counts`` ``(Q, 1)`` real candidates per query. Both
+    sides are divided by ``2^n`` so that nothing overflows for long lists::
+
+        w_i = (2^-i - 2^-n) / (1 - (n + 1) 2^-n)
+
+    The denominator is at least 1/4 for every ``n >= 2``; with ``n <= 1`` every weight is 0.
+    """
+    n = counts.to(torch.float32)  # (Q, 1)
+    numerator = torch.exp2(-positions.to(torch.float32)) - torch.exp2(-n)  # (Q, D)
+    denominator = (1.0 - (n + 1.0) * torch.exp2(-n)).clamp(min=0.25)  # (Q, 1)
+    return (numerator / denominator).masked_fill(positions == 0, 0.0)  # (Q, D)
+
+
+class PositionAwareListMLE(ScoringLossFunction):
+    """Position-aware ListMLE (p-ListMLE): ListMLE whose top positions weigh exponentially more.
+
+    Formula (``pi_q`` sorts the real candidates of q by descending target, ties by position,
+    earlier first; ``n_q`` real candidates; ``mean_q`` over queries with at least one)::
+
+        alpha(i) = 2^(n_q - i) - 1,      w_qi = alpha(i) / sum_{j=1}^{n_q} alpha(j)
+        L        = mean_q sum_{i=1}^{n_q} w_qi * [ logsumexp_{k >= i} s_q,pi(k) - s_q,pi(i) ]
+
+    The paper weighs the i-th step of the sequential (Plackett-Luce) likelihood by a decreasing
+    ``alpha(i)``, which makes the loss consistent with NDCG; ``2^(n-i) - 1`` is the weight
+    TF-Ranking uses for it. Normalizing the weights to sum to 1 per query keeps them decreasing
+    (the paper's condition) and keeps the value on the scale of one softmax cross-entropy whatever
+    the list length (``alpha(1)`` alone is ``2^(n-1) - 1``, which overflows float32 from 129 candidates
+    on); the weights are computed in a form that never overflows.
+
+    Args:
+        None.
+
+    References:
+        Lan, Zhu, Guo, Niu and Cheng, "Position-Aware ListMLE: A Sequential Learning Process for
+        Ranking", UAI 2014. Xia, Liu, Wang, Zhang and Li, "Listwise Approach to Learning to Rank:
+        Theory and Algorithm", ICML 2008.
+
+    Inputs:
+        Targets of any kind; only the order they induce is used (teacher scores, a teacher's
+        ranking or labels). Ties are broken by position, as in :class:`ListMLE`.
+
+    Relations:
+        :class:`ListMLE` with position weights (ListMLE weighs every step 1 and sums, so its value
+        grows with the list length). Its first step alone is :class:`InfoNCE`; with two candidates
+        the weights are (1, 0) and it equals InfoNCE and ListMLE. TF-Ranking weighs by the padded
+        list size and does not normalize; sentence-transformers' PListMLELoss normalizes
+        ``2^(n-i+1) - 1``: the same family of decreasing weights, different constants.
+
+    Differs from lightning-ir:
+        Not in lightning-ir (it goes beyond the guide). Padded candidates take no part in any
+        term, and ``n_q`` counts real candidates only.
+
+    Example:
+        >>> import torch
+        >>> PositionAwareListMLE()(torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[2.0, 0.0, 1.0]]))
+        tensor(0.3840)
+    """
+
+    needs: ClassVar[Needs] = Needs.TARGETS
+
+    def __call__(
+        self,
+        scores: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
+        terms, positions = plackett_luce_terms(scores, targets, mask)  # (Q, D) each
+        weights = position_weights(positions, mask.sum(dim=-1, keepdim=True))  # (Q, D)
+        return masked_mean((weights * terms).sum(dim=-1), mask.any(dim=-1))
