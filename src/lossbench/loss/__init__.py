@@ -23,6 +23,7 @@ from lossbench.loss.listwise import (
     PearsonCorrelation,
     PositionAwareListMLE,
 )
+from lossbench.loss.metric_driven import LambdaLoss, NeuralNDCG
 from lossbench.loss.pairwise import ConstantMarginMSE, RankNet, SupervisedMarginMSE
 from lossbench.loss.pointwise import BinaryCrossEntropy, PointwiseMSE
 from lossbench.loss.regularization import (
@@ -44,6 +45,8 @@ LOSSES: dict[str, type[LossFunction]] = {
     "approx_ndcg": ApproxNDCG,
     "approx_mrr": ApproxMRR,
     "approx_rank_mse": ApproxRankMSE,
+    "lambdaloss": LambdaLoss,
+    "neural_ndcg": NeuralNDCG,
     "bce": BinaryCrossEntropy,
     "pointwise_mse": PointwiseMSE,
     "in_batch_ce": InBatchCrossEntropy,
@@ -78,10 +81,12 @@ __all__ = [
     "KLDivergence",
     "L1Regularization",
     "L2Regularization",
+    "LambdaLoss",
     "ListMLE",
     "ListNet",
     "LossFunction",
     "Needs",
+    "NeuralNDCG",
     "PearsonCorrelation",
     "PointwiseMSE",
     "PositionAwareListMLE",
