@@ -17,15 +17,19 @@ from lossbench.loss import (
     ApproxMRR,
     ApproxNDCG,
     ApproxRankMSE,
+    BinaryCrossEntropy,
     ConstantMarginMSE,
     InBatchCrossEntropy,
     InBatchLossFunction,
     InfoNCE,
     KLDivergence,
+    LambdaLoss,
     ListNet,
     LossFunction,
     Needs,
+    NeuralNDCG,
     PearsonCorrelation,
+    PointwiseMSE,
     RankNet,
     RegularizationLossFunction,
     ScoreBasedInBatchCrossEntropy,
@@ -43,9 +47,14 @@ EXPECTED_NAMES = {
     "pearson",
     "listnet",
     "listmle",
+    "plistmle",
     "approx_ndcg",
     "approx_mrr",
     "approx_rank_mse",
+    "lambdaloss",
+    "neural_ndcg",
+    "bce",
+    "pointwise_mse",
     "in_batch_ce",
     "score_based_in_batch_ce",
     "flops",
@@ -70,6 +79,17 @@ CONFIGS.update(
         "in_batch_ce_non_first": lambda: InBatchCrossEntropy("first", "all_and_non_first"),
         "in_batch_ce_t005": lambda: InBatchCrossEntropy(temperature=0.05),
         "score_based_in_batch_ce_t05": lambda: ScoreBasedInBatchCrossEntropy(0.5, temperature=0.5),
+        "bce_threshold": lambda: BinaryCrossEntropy("threshold", threshold=1.0),
+        "bce_t05": lambda: BinaryCrossEntropy(threshold=float("-inf"), temperature=0.5),
+        "lambdaloss_ndcg_loss2": lambda: LambdaLoss("ndcg_loss2"),
+        "lambdaloss_lambdarank": lambda: LambdaLoss("lambdarank"),
+        "lambdaloss_ranknet": lambda: LambdaLoss("ranknet", sigma=2.0),
+        "lambdaloss_k2": lambda: LambdaLoss(k=2, mu=5.0),
+        "lambdaloss_lambdarank_k2": lambda: LambdaLoss("lambdarank", k=2),
+        "lambdaloss_ranknet_k1": lambda: LambdaLoss("ranknet", k=1),
+        "neural_ndcg_k2": lambda: NeuralNDCG(k=2),
+        "neural_ndcg_linear": lambda: NeuralNDCG(temperature=0.1, scale_gains=False),
+        "neural_ndcg_one_iteration": lambda: NeuralNDCG(sinkhorn_iterations=1),
     }
 )
 NAMES = sorted(CONFIGS)
@@ -297,7 +317,14 @@ def test_float32_under_bf16_autocast(loss: LossFunction, inputs: Inputs) -> None
     torch.testing.assert_close(value, reference, rtol=1e-5, atol=1e-6)
 
 
-TIES_TEACH_NOTHING = (RankNet, ConstantMarginMSE, SupervisedMarginMSE, PearsonCorrelation)
+TIES_TEACH_NOTHING = (
+    RankNet,
+    ConstantMarginMSE,
+    SupervisedMarginMSE,
+    PearsonCorrelation,
+    LambdaLoss,
+)
+POINTWISE = (BinaryCrossEntropy, PointwiseMSE)
 
 
 def _nothing_to_learn(loss: LossFunction, inputs: Inputs) -> list[Inputs]:
@@ -317,10 +344,12 @@ def _nothing_to_learn(loss: LossFunction, inputs: Inputs) -> list[Inputs]:
     cases = [Inputs(huge, inputs.targets, no_real), Inputs(huge, inputs.targets, one_real)]
     if kind == "in_batch":
         return cases[:1]  # with one real doc per query, the other queries' docs are still negatives
+    if isinstance(loss, POINTWISE):
+        return cases[:1]  # every real candidate is a lesson on its own, alone in its list or not
     if isinstance(loss, TIES_TEACH_NOTHING):
         # all-equal targets: no pair (pairwise), a zero-variance target (Pearson)
         cases.append(Inputs(huge, torch.ones_like(inputs.targets), inputs.mask))
-    if isinstance(loss, ApproxNDCG | ApproxMRR):
+    if isinstance(loss, ApproxNDCG | ApproxMRR | NeuralNDCG):
         # all-zero relevance: no gain to win
         cases.append(Inputs(huge, torch.zeros_like(inputs.targets), inputs.mask))
     return cases
@@ -380,6 +409,76 @@ def test_invalid_configuration_raises_at_construction(make: Callable[[], LossFun
         make()
 
 
+# Every argument of the losses beyond the guide, one case per message: the message names the
+# argument and its valid values.
+ARGUMENT_ERRORS: dict[str, tuple[Callable[[], LossFunction], str]] = {
+    "bce_binarize": (
+        lambda: BinaryCrossEntropy(binarize="top"),  # type: ignore[arg-type]
+        r"^binarize must be 'max' or 'threshold', got 'top'$",
+    ),
+    "bce_threshold_type": (
+        lambda: BinaryCrossEntropy(threshold="0.5"),  # type: ignore[arg-type]
+        r"^threshold must be a number, got '0.5'$",
+    ),
+    "bce_threshold_nan": (
+        lambda: BinaryCrossEntropy(threshold=float("nan")),
+        r"^threshold must be a number, not NaN, got nan$",
+    ),
+    "bce_temperature": (
+        lambda: BinaryCrossEntropy(temperature=0.0),
+        r"^temperature must be a positive finite number, got 0\.0$",
+    ),
+    "lambdaloss_weighting": (
+        lambda: LambdaLoss(weighting="ndcg_loss1"),  # type: ignore[arg-type]
+        r"^weighting must be one of ndcg_loss2pp, ndcg_loss2, lambdarank, ranknet; "
+        r"got 'ndcg_loss1'$",
+    ),
+    "lambdaloss_k": (
+        lambda: LambdaLoss(k=0),
+        r"^k must be None \(every position\) or an integer >= 1, got 0$",
+    ),
+    "lambdaloss_k_float": (
+        lambda: LambdaLoss(k=2.5),  # type: ignore[arg-type]
+        r"^k must be None \(every position\) or an integer >= 1, got 2\.5$",
+    ),
+    "lambdaloss_sigma": (
+        lambda: LambdaLoss(sigma=-1.0),
+        r"^sigma must be a positive finite number, got -1\.0$",
+    ),
+    "lambdaloss_sigma_inf": (
+        lambda: LambdaLoss(sigma=float("inf")),
+        r"^sigma must be a positive finite number, got inf$",
+    ),
+    "lambdaloss_mu": (
+        lambda: LambdaLoss(mu=-0.5),
+        r"^mu must be a finite number >= 0, got -0\.5$",
+    ),
+    "neural_ndcg_temperature": (
+        lambda: NeuralNDCG(temperature=-1.0),
+        r"^temperature must be a positive finite number, got -1\.0$",
+    ),
+    "neural_ndcg_sinkhorn_iterations": (
+        lambda: NeuralNDCG(sinkhorn_iterations=0),
+        r"^sinkhorn_iterations must be an integer >= 1, got 0$",
+    ),
+    "neural_ndcg_k": (
+        lambda: NeuralNDCG(k=-3),
+        r"^k must be None \(every position\) or an integer >= 1, got -3$",
+    ),
+    "neural_ndcg_scale_gains": (
+        lambda: NeuralNDCG(scale_gains="false"),  # type: ignore[arg-type]
+        r"^scale_gains must be true or false, got 'false'$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARGUMENT_ERRORS))
+def test_invalid_argument_error_names_the_argument_and_valid_values(case: str) -> None:
+    make, message = ARGUMENT_ERRORS[case]
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_all_and_non_first_error_says_what_to_do() -> None:
     with pytest.raises(ValueError, match="pos_sampling_technique='first'"):
         InBatchCrossEntropy("all", "all_and_non_first")
@@ -408,6 +507,9 @@ def test_registry_needs() -> None:
     )
     assert LOSSES["in_batch_ce"].needs == Needs.IN_BATCH
     assert Needs.EMBEDDINGS in LOSSES["flops"].needs and Needs.SPARSE in LOSSES["flops"].needs
+    assert LOSSES["pointwise_mse"].needs == Needs.TARGETS | Needs.TEACHER_SCORES
+    for name in ("bce", "lambdaloss", "neural_ndcg", "plistmle"):
+        assert LOSSES[name].needs == Needs.TARGETS, name
 
 
 def test_unknown_name_lists_valid_names_sorted() -> None:

@@ -15,8 +15,17 @@ from lossbench.loss.base import (
     ScoringLossFunction,
 )
 from lossbench.loss.in_batch import InBatchCrossEntropy, ScoreBasedInBatchCrossEntropy
-from lossbench.loss.listwise import InfoNCE, KLDivergence, ListMLE, ListNet, PearsonCorrelation
+from lossbench.loss.listwise import (
+    InfoNCE,
+    KLDivergence,
+    ListMLE,
+    ListNet,
+    PearsonCorrelation,
+    PositionAwareListMLE,
+)
+from lossbench.loss.metric_driven import LambdaLoss, NeuralNDCG
 from lossbench.loss.pairwise import ConstantMarginMSE, RankNet, SupervisedMarginMSE
+from lossbench.loss.pointwise import BinaryCrossEntropy, PointwiseMSE
 from lossbench.loss.regularization import (
     FLOPSRegularization,
     L1Regularization,
@@ -32,9 +41,14 @@ LOSSES: dict[str, type[LossFunction]] = {
     "pearson": PearsonCorrelation,
     "listnet": ListNet,
     "listmle": ListMLE,
+    "plistmle": PositionAwareListMLE,
     "approx_ndcg": ApproxNDCG,
     "approx_mrr": ApproxMRR,
     "approx_rank_mse": ApproxRankMSE,
+    "lambdaloss": LambdaLoss,
+    "neural_ndcg": NeuralNDCG,
+    "bce": BinaryCrossEntropy,
+    "pointwise_mse": PointwiseMSE,
     "in_batch_ce": InBatchCrossEntropy,
     "score_based_in_batch_ce": ScoreBasedInBatchCrossEntropy,
     "flops": FLOPSRegularization,
@@ -58,6 +72,7 @@ __all__ = [
     "ApproxMRR",
     "ApproxNDCG",
     "ApproxRankMSE",
+    "BinaryCrossEntropy",
     "ConstantMarginMSE",
     "FLOPSRegularization",
     "InBatchCrossEntropy",
@@ -66,11 +81,15 @@ __all__ = [
     "KLDivergence",
     "L1Regularization",
     "L2Regularization",
+    "LambdaLoss",
     "ListMLE",
     "ListNet",
     "LossFunction",
     "Needs",
+    "NeuralNDCG",
     "PearsonCorrelation",
+    "PointwiseMSE",
+    "PositionAwareListMLE",
     "RankNet",
     "RegularizationLossFunction",
     "ScoreBasedInBatchCrossEntropy",

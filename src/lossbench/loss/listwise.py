@@ -26,6 +26,34 @@ def _target_distribution(
     return log_probs, probs
 
 
+def plackett_luce_terms(
+    scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ListMLE terms ``logsumexp_{k >= i} s_pi(k) - s_pi(i)`` of every position, and the positions.
+
+    ``pi`` sorts each query's real candidates by descending target, ties by position (earlier
+    first). Returns ``(terms, positions)``, both ``(Q, D)`` in sorted order: ``positions`` counts
+    1..n over the real entries (0 at padding); ``terms`` is 0 at padding and at the last real
+    position (a one-candidate softmax), exactly.
+    """
+    # Every term is a difference of scores, so shifting each list by its (detached) maximum
+    # changes nothing but keeps logcumsumexp and its backward precise for large scores.
+    top = scores.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True).detach()  # (Q, 1)
+    top = top.clamp(min=torch.finfo(scores.dtype).min)  # (Q, 1): finite for all-padding rows
+    scores = (scores - top).masked_fill(~mask, 0.0)  # (Q, D)
+    # Padded entries sort first so that no suffix starting at a real position contains them.
+    keys = targets.masked_fill(~mask, float("inf"))  # (Q, D)
+    order = torch.sort(keys, dim=-1, descending=True, stable=True).indices  # (Q, D)
+    sorted_scores = scores.gather(-1, order)  # (Q, D)
+    sorted_mask = mask.gather(-1, order)  # (Q, D)
+    positions = sorted_mask.cumsum(dim=-1) * sorted_mask  # (Q, D): 1..n at real entries
+    suffix_lse = torch.logcumsumexp(sorted_scores.flip(-1), dim=-1).flip(-1)  # (Q, D)
+    # The last position is always 0 (a one-candidate softmax): leave it out exactly.
+    sorted_mask[:, -1] = False
+    terms = (suffix_lse - sorted_scores).masked_fill(~sorted_mask, 0.0)  # (Q, D)
+    return terms, positions
+
+
 class KLDivergence(ScoringLossFunction):
     """KL divergence: make the student's softmax over the list match the teacher's softmax.
 
@@ -292,18 +320,80 @@ class ListMLE(ScoringLossFunction):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
-        # Every term is a difference of scores, so shifting each list by its (detached) maximum
-        # changes nothing but keeps logcumsumexp and its backward precise for large scores.
-        top = scores.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True).detach()  # (Q, 1)
-        top = top.clamp(min=torch.finfo(scores.dtype).min)  # (Q, 1): finite for all-padding rows
-        scores = (scores - top).masked_fill(~mask, 0.0)  # (Q, D)
-        # Padded entries sort first so that no suffix starting at a real position contains them.
-        keys = targets.masked_fill(~mask, float("inf"))  # (Q, D)
-        order = torch.sort(keys, dim=-1, descending=True, stable=True).indices  # (Q, D)
-        sorted_scores = scores.gather(-1, order)  # (Q, D)
-        sorted_mask = mask.gather(-1, order)  # (Q, D)
-        suffix_lse = torch.logcumsumexp(sorted_scores.flip(-1), dim=-1).flip(-1)  # (Q, D)
-        # The last position is always 0 (a one-candidate softmax): leave it out exactly.
-        sorted_mask[:, -1] = False
-        terms = (suffix_lse - sorted_scores).masked_fill(~sorted_mask, 0.0)  # (Q, D)
+        terms, _ = plackett_luce_terms(scores, targets, mask)  # (Q, D)
         return masked_mean(terms.sum(dim=-1), mask.any(dim=-1))
+
+
+def position_weights(positions: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """p-ListMLE weights ``(2^(n-i) - 1) / sum_j (2^(n-j) - 1)`` of positions ``i`` in 1..n.
+
+    ``positions`` ``(Q, D)`` (0 at padding), ``counts`` ``(Q, 1)`` real candidates per query. Both
+    sides are divided by ``2^n`` so that nothing overflows for long lists::
+
+        w_i = (2^-i - 2^-n) / (1 - (n + 1) 2^-n)
+
+    The denominator is at least 1/4 for every ``n >= 2``; with ``n <= 1`` every weight is 0.
+    """
+    n = counts.to(torch.float32)  # (Q, 1)
+    numerator = torch.exp2(-positions.to(torch.float32)) - torch.exp2(-n)  # (Q, D)
+    denominator = (1.0 - (n + 1.0) * torch.exp2(-n)).clamp(min=0.25)  # (Q, 1)
+    return (numerator / denominator).masked_fill(positions == 0, 0.0)  # (Q, D)
+
+
+class PositionAwareListMLE(ScoringLossFunction):
+    """Position-aware ListMLE (p-ListMLE): ListMLE whose top positions weigh exponentially more.
+
+    Formula (``pi_q`` sorts the real candidates of q by descending target, ties by position,
+    earlier first; ``n_q`` real candidates; ``mean_q`` over queries with at least one)::
+
+        alpha(i) = 2^(n_q - i) - 1,      w_qi = alpha(i) / sum_{j=1}^{n_q} alpha(j)
+        L        = mean_q sum_{i=1}^{n_q} w_qi * [ logsumexp_{k >= i} s_q,pi(k) - s_q,pi(i) ]
+
+    The paper weighs the i-th step of the sequential (Plackett-Luce) likelihood by a decreasing
+    ``alpha(i)``, which makes the loss consistent with NDCG; ``2^(n-i) - 1`` is the weight
+    TF-Ranking uses for it. Normalizing the weights to sum to 1 per query keeps them decreasing
+    (the paper's condition) and keeps the value on the scale of one softmax cross-entropy whatever
+    the list length (``alpha(1)`` alone is ``2^(n-1) - 1``, which overflows float32 from 129 candidates
+    on); the weights are computed in a form that never overflows.
+
+    Args:
+        None.
+
+    References:
+        Lan, Zhu, Guo, Niu and Cheng, "Position-Aware ListMLE: A Sequential Learning Process for
+        Ranking", UAI 2014. Xia, Liu, Wang, Zhang and Li, "Listwise Approach to Learning to Rank:
+        Theory and Algorithm", ICML 2008.
+
+    Inputs:
+        Targets of any kind; only the order they induce is used (teacher scores, a teacher's
+        ranking or labels). Ties are broken by position, as in :class:`ListMLE`.
+
+    Relations:
+        :class:`ListMLE` with position weights (ListMLE weighs every step 1 and sums, so its value
+        grows with the list length). Its first step alone is :class:`InfoNCE`; with two candidates
+        the weights are (1, 0) and it equals InfoNCE and ListMLE. TF-Ranking weighs by the padded
+        list size and does not normalize; sentence-transformers' PListMLELoss normalizes
+        ``2^(n-i+1) - 1``: the same family of decreasing weights, different constants.
+
+    Differs from lightning-ir:
+        Not in lightning-ir (it goes beyond the guide). Padded candidates take no part in any
+        term, and ``n_q`` counts real candidates only.
+
+    Example:
+        >>> import torch
+        >>> PositionAwareListMLE()(torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[2.0, 0.0, 1.0]]))
+        tensor(0.3840)
+    """
+
+    needs: ClassVar[Needs] = Needs.TARGETS
+
+    def __call__(
+        self,
+        scores: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
+        terms, positions = plackett_luce_terms(scores, targets, mask)  # (Q, D) each
+        weights = position_weights(positions, mask.sum(dim=-1, keepdim=True))  # (Q, D)
+        return masked_mean((weights * terms).sum(dim=-1), mask.any(dim=-1))
