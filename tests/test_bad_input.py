@@ -382,14 +382,9 @@ def test_an_unwritable_sqlite_store_fails_at_once(tmp_path: Path, monkeypatch) -
             "model=tiny makes dense vectors (DPR), but SparseIndex is built for sparse ones; "
             "choose index=exact or index=faiss_flat or index=faiss_ivf",
         ),
-        (
-            ["model=tiny", "loss=splade_flops"],
-            "loss=splade_flops trains with regularizer=flops, but regularizer=none; add "
-            "regularizer=flops",
-        ),
     ],
 )
-def test_an_index_or_regularizer_that_does_not_fit_names_the_one_that_does(
+def test_an_index_that_does_not_fit_names_the_one_that_does(
     compose, mlflow_uri: str, overrides: list[str], message: str
 ) -> None:
     """No option picks another group's option behind the user's back: a check names the one that fits."""
@@ -403,7 +398,14 @@ def test_an_index_or_regularizer_that_does_not_fit_names_the_one_that_does(
 
 @pytest.mark.parametrize(
     ("overrides", "warning"),
-    [(["model=tiny", "regularizer=flops"], "FLOPSRegularization is meant for sparse (SPLADE)")],
+    [
+        (["model=tiny", "regularizer=flops"], "FLOPSRegularization is meant for sparse (SPLADE)"),
+        (
+            ["model=tiny", "loss=splade_flops"],
+            "loss=splade_flops is meant to train with regularizer=flops, but regularizer=none; "
+            "add regularizer=flops",
+        ),
+    ],
 )
 def test_a_sparse_dense_mismatch_is_warned_about_before_tracking(
     compose, caplog, overrides: list[str], warning: str

@@ -165,15 +165,16 @@ def check_index(model_config: Any, index: Index, model_name: str = "") -> None:
     )
 
 
-def check_regularizer(cfg: Any) -> None:
-    """A loss config that names the regularizer it trains with (``loss.with_regularizer``) gets it."""
+def regularizer_warnings(cfg: Any) -> list[str]:
+    """A loss config that names the regularizer it trains with (``loss.with_regularizer``) without it
+    runs (``-m 'loss=glob(*)'`` sweeps every loss), but says which option it is meant for."""
     wanted = cfg.loss.get("with_regularizer")
-    if wanted and cfg.regularizer.name != wanted:
-        raise ConfigurationError(
-            f"loss={cfg.loss.name} trains with regularizer={wanted}, but regularizer="
-            f"{cfg.regularizer.name}; add regularizer={wanted} (or choose a preset that sets both, "
-            "such as experiment=splade)"
-        )
+    if not wanted or cfg.regularizer.name == wanted:
+        return []
+    return [
+        f"loss={cfg.loss.name} is meant to train with regularizer={wanted}, but regularizer="
+        f"{cfg.regularizer.name}; add regularizer={wanted} (experiment=splade sets both)"
+    ]
 
 
 def check_plan(cfg: Any, plan: Any, index: Index) -> None:
@@ -183,10 +184,12 @@ def check_plan(cfg: Any, plan: Any, index: Index) -> None:
     from lossbench.training.checkpoints import check_checkpoint_settings
 
     check_config(cfg)
-    check_regularizer(cfg)
     check_index(plan.model_config, index, cfg.model.name)
     log = logging.getLogger("lossbench")
-    for warning in compatibility_warnings(plan.losses, plan.model_config):
+    for warning in [
+        *compatibility_warnings(plan.losses, plan.model_config),
+        *regularizer_warnings(cfg),
+    ]:
         log.warning(warning)
     for schedule in plan.weight_schedules:
         check_weight_schedule(

@@ -124,7 +124,7 @@ class LossConf:
     name: str = MISSING
     train_source: TrainSource = MISSING
     function: Any = MISSING  # a node with _target_: the loss class and its arguments
-    with_regularizer: str | None = None  # the regularizer option this loss trains with (checked)
+    with_regularizer: str | None = None  # the regularizer option this loss is meant for (warned)
 
 
 @dataclass
