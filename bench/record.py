@@ -99,6 +99,10 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM")
+"""Environment variables that change how many threads a benchmark uses (recorded when set)."""
+
+
 def machine_info() -> dict[str, Any]:
     """Date, CPU, cores, load at start and now, GPU, library versions."""
     import torch
@@ -116,6 +120,7 @@ def machine_info() -> dict[str, Any]:
         "load_average_1m_start": STARTED["load_average_1m"],
         "load_average_1m_end": load_average(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "environment": {name: os.environ[name] for name in THREAD_SETTINGS if name in os.environ},
     }
     try:
         import lightning
