@@ -14,10 +14,12 @@ does with its corpus, through the library's own functions:
 
 The corpus is a lazy mapping (:class:`SyntheticCorpus`): each text is made from its id when read,
 so the benchmark itself holds no text, and any growth of peak memory with ``N`` is the library's.
-Per stage: wall seconds, docs/s, and ``peak_extra_mib`` = the process's peak RSS during the stage
-(sampled every 2 ms) above its RSS when the stage began. Memory the run must keep is listed beside
-it (the index's vectors, its doc-id list, the token cache), and ``unexplained_mib`` is the rest: it
-should not grow with ``N``. ``python_peak_mib`` (``--tracemalloc``) is tracemalloc's peak of
+Per stage: wall seconds, docs/s, and ``peak_mib`` = the process's peak RSS during the stage
+(sampled every 2 ms) above its baseline (the model built and warmed up, before the corpus is
+read). Memory the run must keep is listed beside encoding's (the index's vectors, its doc-id list,
+the token cache), and ``unexplained_mib`` is the rest: it should not grow with ``N``. The search's
+peak includes the index; ``score_block_mib`` is the largest block of scores it holds at once (a
+query batch x a chunk of 65,536 docs): its memory should stop growing once ``N`` passes a chunk. ``python_peak_mib`` (``--tracemalloc``) is tracemalloc's peak of
 Python allocations during encoding (slower; numpy arrays included, torch tensors not).
 
 Writes ``bench/results/scaling_cpu.json`` and the log-log plot ``bench/results/scaling_cpu.png``.
@@ -93,18 +95,28 @@ def collection_of(size: int, num_queries: int, words: list[str]) -> Any:
 
 
 def measure_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Encode ``size`` docs and search the queries in this process; time and memory of each."""
+    """Encode ``size`` docs and search the queries in this process; time and memory of each.
+
+    Memory is the process's peak RSS during a stage above its ``baseline``: the RSS once the model
+    is built and has encoded a few warm-up docs (torch's one-off allocations), before the stage
+    that reads the corpus. The search's peak therefore includes the index it searches.
+    """
     import torch
 
     from bench.common import RssSampler, word_pool
+    from lossbench.data.token_cache import TokenCache
     from lossbench.retrieval import ExactDenseIndex, index_corpus, search_split
 
     torch.manual_seed(0)
     module = tiny_module(args.token_cache_mib)
     words = word_pool(module.tokenizer)
+    warm_up = collection_of(2 * args.batch_size, 8, words)
+    search_split(module, warm_up, index_corpus(module, warm_up, ExactDenseIndex()), "test")
+    module.token_cache = TokenCache(args.token_cache_mib)  # empty, as at a run's first pass
     collection = collection_of(size, args.queries, words)
     index = ExactDenseIndex()
     result: dict[str, Any] = {"docs": size, "queries": args.queries}
+    baseline = RssSampler.rss_bytes()
     if args.tracemalloc:
         import tracemalloc
 
@@ -123,22 +135,27 @@ def measure_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         "index_ids_mib": ids_bytes / 2**20,
         "token_cache_mib": module.token_cache.bytes / 2**20,
     }
+    peak = (rss.peak_bytes - baseline) / 2**20
     result["encode"] = {
         "seconds": seconds,
         "docs_per_s": size / seconds,
-        "peak_extra_mib": rss.peak_extra_mib,
+        "peak_mib": peak,
         **kept,
         "token_cache_full": module.token_cache.full,
-        "unexplained_mib": rss.peak_extra_mib - sum(kept.values()),
+        "unexplained_mib": peak - sum(kept.values()),
     }
     with RssSampler() as rss:
         start = time.perf_counter()
         run = search_split(module, collection, index, "test", 100, args.batch_size)
         seconds = time.perf_counter() - start
+    batch = min(args.queries, args.batch_size, index.query_batch_size)  # search_split's batches
     result["search"] = {
         "seconds": seconds,
         "queries_per_s": args.queries / seconds,
-        "peak_extra_mib": rss.peak_extra_mib,
+        "peak_mib": (rss.peak_bytes - baseline) / 2**20,
+        "above_start_mib": rss.peak_extra_mib,
+        # the largest score block search_tensors holds: a query batch x a chunk of docs, float32
+        "score_block_mib": batch * min(size, index.chunk_size) * 4 / 2**20,
         "run_entries": sum(len(docs) for docs in run.values()),
     }
     return result
@@ -176,7 +193,7 @@ def growth_exponent(sizes: list[int], values: list[float]) -> float | None:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    """Log-log plot: seconds and peak extra MiB of encoding and search against the corpus size."""
+    """Log-log plot: seconds and peak MiB of encoding and search against the corpus size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,23 +204,28 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     for stage, marker in (("encode", "o"), ("search", "s")):
         left.plot(sizes, [r[stage]["seconds"] for r in results], marker=marker, label=stage)
         right.plot(
-            sizes,
-            [max(r[stage]["peak_extra_mib"], 0.1) for r in results],
-            marker=marker,
-            label=stage,
+            sizes, [max(r[stage]["peak_mib"], 0.1) for r in results], marker=marker, label=stage
         )
     ideal = [results[0]["encode"]["seconds"] * s / sizes[0] for s in sizes]
     left.plot(sizes, ideal, linestyle=":", color="grey", label="linear")
+    kept = [r["encode"]["index_vectors_mib"] + r["encode"]["index_ids_mib"] for r in results]
+    right.plot(sizes, kept, linestyle=":", label="index (vectors + ids)")
     right.plot(
-        sizes, [r["encode"]["index_vectors_mib"] for r in results], linestyle=":", label="index"
+        sizes, [r["encode"]["token_cache_mib"] for r in results], linestyle=":", label="token cache"
     )
-    for axis, label in ((left, "seconds"), (right, "peak extra MiB (RSS)")):
+    right.plot(
+        sizes,
+        [r["search"]["score_block_mib"] for r in results],
+        linestyle="--",
+        label="score block",
+    )
+    for axis, label in ((left, "seconds"), (right, "peak RSS above baseline, MiB")):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("docs in the corpus")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize="small")
     figure.suptitle("tiny model on the CPU: encoding (index_corpus) and search (search_split)")
     figure.tight_layout()
     figure.savefig(path, dpi=80)
@@ -241,16 +263,16 @@ def main(argv: list[str] | None = None) -> None:
         results.append(run_child(size, args))
         row = results[-1]
         print(
-            f"  encode {row['encode']['seconds']:.1f} s (+{row['encode']['peak_extra_mib']:.0f} "
+            f"  encode {row['encode']['seconds']:.1f} s (peak +{row['encode']['peak_mib']:.0f} "
             f"MiB), search {row['search']['seconds']:.2f} s "
-            f"(+{row['search']['peak_extra_mib']:.0f} MiB)",
+            f"(peak +{row['search']['peak_mib']:.0f} MiB)",
             flush=True,
         )
     sizes = [r["docs"] for r in results]
     exponents = {
         f"{stage}_{what}": growth_exponent(sizes, [r[stage][what] for r in results])
         for stage in ("encode", "search")
-        for what in ("seconds", "peak_extra_mib")
+        for what in ("seconds", "peak_mib")
     }
     out = results_dir(args.quick)
     out.mkdir(parents=True, exist_ok=True)

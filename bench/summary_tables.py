@@ -243,13 +243,14 @@ def scaling(doc: dict[str, Any]) -> str:
                 "docs": r["docs"],
                 "encode s": e["seconds"],
                 "docs/s": e["docs_per_s"],
-                "encode peak +MiB": e["peak_extra_mib"],
+                "encode peak MiB": e["peak_mib"],
                 "index vectors MiB": e["index_vectors_mib"],
                 "doc ids MiB": e["index_ids_mib"],
                 "token cache MiB": e["token_cache_mib"],
                 "unexplained MiB": e["unexplained_mib"],
                 "search s": s["seconds"],
-                "search peak +MiB": s["peak_extra_mib"],
+                "search peak MiB": s["peak_mib"],
+                "score block MiB": s["score_block_mib"],
                 "load": "-".join(fmt(x, 1) for x in r.get("load_average_1m", [])),
             }
         )
@@ -265,7 +266,8 @@ def scaling(doc: dict[str, Any]) -> str:
             f"{doc['model']}; synthetic docs of {doc['words_per_doc']} whole-token words, read "
             f"lazily; {args['queries']:,} test queries, top-100; batches of {args['batch_size']}, "
             f"a token cache of {fmt(args['token_cache_mib'], 0)} MiB; each size in its own "
-            "process, timed once (no ratio).",
+            "process, timed once (no ratio). Peak MiB: the process's peak RSS during the stage above "
+            "its RSS once the model was built and warmed up; the search's includes the index.",
             "",
             table(rows, list(rows[0])),
             "",
