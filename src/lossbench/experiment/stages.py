@@ -274,6 +274,7 @@ class Experiment:
             self.tracked.log_metrics(
                 {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
             )
+            self.tracked.log_artifact(self.write_run(base.evaluation.ranking, "test_base.run"))
             start = self.validation.evaluate_index(self.module, base.index, step=0)
         self.tracked.log_metrics(
             {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
@@ -396,14 +397,19 @@ class Experiment:
         return objective
 
     def write_run_files(self) -> list[Path]:
-        """``test.run`` (TREC), ``per_query.csv`` and ``test.qrels`` in the run's folder."""
-        from lossbench.data.sources.formats import write_qrels, write_trec_run
+        """``test.run`` (TREC, the ranking evaluated), ``per_query.csv`` and ``test.qrels`` in the
+        run's folder."""
+        from lossbench.data.sources.formats import write_qrels
 
         folder = self.folder
         return [
-            write_trec_run(
-                self.test_run, folder / "test.run", tag=f"lossbench-{self.cfg.loss.name}"
-            ),
+            self.write_run(self.evaluation.ranking, "test.run"),
             self.evaluation.write_per_query_csv(folder / "per_query.csv"),
             write_qrels(self.collection.qrels["test"], folder / "test.qrels"),
         ]
+
+    def write_run(self, ranking: Any, name: str) -> Path:
+        """A ranking of record as a TREC run file in the run's folder (tag ``lossbench-<loss>``)."""
+        from lossbench.data.sources.formats import write_trec_run
+
+        return write_trec_run(ranking, self.folder / name, tag=f"lossbench-{self.cfg.loss.name}")
