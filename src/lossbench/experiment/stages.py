@@ -169,8 +169,9 @@ class Experiment:
 
     # ---- track -------------------------------------------------------------------------------
     def tags(self) -> dict[str, Any]:
-        """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds)."""
-        from lossbench.experiment.identity import system_hash
+        """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds,
+        ``code_version`` names the code: :mod:`lossbench.experiment.identity`)."""
+        from lossbench.experiment.identity import identity_tags
         from lossbench.experiment.tracking import git_commit
 
         cfg = self.cfg
@@ -184,8 +185,7 @@ class Experiment:
             "seed": cfg.seed,
             "git_commit": git_commit(CONF_DIR.parent),
             "command": " ".join(sys.argv[1:]),
-            "config_hash": self.plan.config_hash,
-            "system_hash": system_hash(cfg),
+            **identity_tags(cfg),
         }
 
     @contextmanager
