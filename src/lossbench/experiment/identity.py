@@ -71,7 +71,9 @@ def code_files(sources: Iterable[tuple[Path, str]] = CODE_FILES) -> list[tuple[s
         for path in folder.rglob(pattern):
             if "__pycache__" in path.parts or not path.is_file():
                 continue
-            files.append((f"{folder.name}/{path.relative_to(folder).as_posix()}", path.read_bytes()))
+            files.append(
+                (f"{folder.name}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+            )
     return files
 
 
@@ -93,7 +95,11 @@ def machine_roots(cfg: DictConfig) -> dict[str, str]:
     if paths is not None:
         for key in paths:
             value = paths.get(key)
-            if isinstance(value, str) and Path(value).is_absolute() and Path(value).parent != Path(value):
+            if (
+                isinstance(value, str)
+                and Path(value).is_absolute()
+                and Path(value).parent != Path(value)
+            ):
                 roots[f"<paths.{key}>"] = str(Path(value))
     try:
         from lossbench.models.backbone import minilm_path

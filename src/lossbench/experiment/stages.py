@@ -79,6 +79,7 @@ class Experiment:
         self.uri = ""
         self.resume: Any = None
         self.base: dict[str, float] = {}
+        self.tracked: Any = None  # the MLflow run, once track() opened it
 
     def run(self) -> float:
         """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
@@ -172,6 +173,7 @@ class Experiment:
         """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds,
         ``code_version`` names the code: :mod:`lossbench.experiment.identity`)."""
         from lossbench.experiment.identity import identity_tags
+        from lossbench.experiment.sweep_jobs import sweep_job_tags
         from lossbench.experiment.tracking import git_commit
 
         cfg = self.cfg
@@ -185,6 +187,7 @@ class Experiment:
             "seed": cfg.seed,
             "git_commit": git_commit(CONF_DIR.parent),
             "command": " ".join(sys.argv[1:]),
+            **sweep_job_tags(),
             **identity_tags(cfg),
         }
 
