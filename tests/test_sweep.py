@@ -200,24 +200,79 @@ def sweep_runs(root: Path) -> tuple[object, list]:
     return parent, [r for r in runs if r is not parent]
 
 
+@pytest.fixture(scope="module")
+def check_failures(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
+    """A 2-seed sweep whose precision@3 jobs fail their checks (precision@3 is not among
+    eval.metrics), before their runs would open: 2 jobs finish, 2 fail."""
+    root = tmp_path_factory.mktemp("check-failures")
+    with pytest.MonkeyPatch.context() as patch:
+        small_sweep(root, data_cache, patch, "eval.objective=ndcg@10,precision@3", "seed=0,1")
+    return root, exit_status()
+
+
 def test_a_job_failing_its_checks_is_a_failed_child_named_after_its_overrides(
-    tmp_path: Path, data_cache: Path, monkeypatch: pytest.MonkeyPatch
+    check_failures,
 ) -> None:
-    """precision@3 is not among eval.metrics: that job fails its checks, before its run would open."""
-    small_sweep(tmp_path, data_cache, monkeypatch, "eval.objective=ndcg@10,precision@3")
-    assert exit_status() == 1
-    parent, children = sweep_runs(tmp_path)
+    root, status = check_failures
+    assert status == 1
+    parent, children = sweep_runs(root)
     assert parent.info.status == "FAILED"
-    assert parent.data.tags["failed_jobs"] == "1" and parent.data.tags["missing_jobs"] == "0"
-    by_objective = {r.data.tags["sweep_job"].split()[-1]: r for r in children}
-    assert by_objective["eval.objective=ndcg@10"].info.status == "FINISHED"
-    failed = by_objective["eval.objective=precision@3"]
-    assert failed.info.status == "FAILED"
-    assert failed.info.run_name.endswith("eval.objective=precision@3")
-    assert "eval.objective='precision@3' is not computed" in failed.data.tags["error"]
-    assert failed.data.tags["loss"] == "ranknet" and failed.data.tags["seed"] == "0"
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert "error.txt" in {a.path for a in client.list_artifacts(failed.info.run_id)}
+    assert parent.data.tags["failed_jobs"] == "2" and parent.data.tags["missing_jobs"] == "0"
+    failed = [r for r in children if "precision@3" in r.data.tags["sweep_job"]]
+    assert {r.info.status for r in children if r not in failed} == {"FINISHED"}
+    assert {r.info.status for r in failed} == {"FAILED"} and len(failed) == 2
+    for run in failed:
+        assert run.info.run_name == run.data.tags["sweep_job"]
+        assert "eval.objective=precision@3" in run.info.run_name
+        assert "eval.objective='precision@3' is not computed" in run.data.tags["error"]
+        assert run.data.tags["loss"] == "ranknet"
+    assert {r.data.tags["seed"] for r in failed} == {"0", "1"}
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    assert "error.txt" in {a.path for a in client.list_artifacts(failed[0].info.run_id)}
+
+
+def test_the_comparison_lists_the_failed_jobs_and_the_code_version(
+    check_failures, tmp_path: Path
+) -> None:
+    from lossbench.experiment.comparison import run_comparison
+    from lossbench.experiment.identity import code_version
+
+    root, _ = check_failures
+    parent, _ = sweep_runs(root)
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    comparison, *_ = run_comparison(client, parent.info.run_id, ["ndcg@10"], tmp_path / "r")
+    assert list(comparison.code_versions) == [code_version()]
+    assert comparison.code_versions[code_version()].startswith("2 runs, git ")
+    assert len(comparison.failed_jobs) == 2 and comparison.missing_jobs == []
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "Failed jobs:" in report and "eval.objective=precision@3" in report
+    assert f"Code versions:\n- {code_version()}: 2 runs" in report
+
+
+def test_the_comparison_refuses_runs_of_different_code_unless_told(
+    check_failures, tmp_path: Path
+) -> None:
+    from lossbench.experiment.comparison import run_comparison
+    from lossbench.experiment.pooling import MixedCodeError
+
+    root, _ = check_failures
+    parent, children = sweep_runs(root)
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    original = finished[1].data.tags["code_version"]
+    client.set_tag(finished[1].info.run_id, "code_version", "0123456789abcdef")
+    try:
+        with pytest.raises(
+            MixedCodeError, match=r"ranknet: 0123456789abcdef \(1 run, git .*allow_mixed_code=true"
+        ):
+            run_comparison(client, parent.info.run_id, ["ndcg@10"], tmp_path / "refused")
+        comparison, *_ = run_comparison(
+            client, parent.info.run_id, ["ndcg@10"], tmp_path / "mixed", allow_mixed_code=True
+        )
+    finally:
+        client.set_tag(finished[1].info.run_id, "code_version", original)
+    assert set(comparison.code_versions) == {original, "0123456789abcdef"}
+    assert comparison.seeds == [0, 1]  # both runs pooled into the one system
 
 
 def test_a_job_that_does_not_compose_stops_the_sweep_before_any_job_runs_on_record(

@@ -50,14 +50,26 @@ def legend(comparison: Comparison) -> str:
     )
 
 
+def record_sections(comparison: Comparison) -> list[tuple[str, list[str]]]:
+    """What the report lists below the table: the code versions pooled, the sweep's failed and
+    missing jobs, and the runs left out (only the sections that have items)."""
+    sections = [
+        ("Code versions", [f"{v}: {d}" for v, d in comparison.code_versions.items()]),
+        ("Failed jobs", [f"{job}: {error}" for job, error in comparison.failed_jobs.items()]),
+        ("Jobs that never ran", list(comparison.missing_jobs)),
+        ("Left out", list(comparison.excluded)),
+    ]
+    return [(title, items) for title, items in sections if items]
+
+
 def write_markdown(comparison: Comparison, plots: Sequence[Path], path: Path, source: str) -> Path:
     header, rows = table_rows(comparison)
     lines = [f"# Loss comparison: {source}", "", "| " + " | ".join(header) + " |"]
     lines.append("| " + " | ".join("---" for _ in header) + " |")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", legend(comparison), ""]
-    if comparison.excluded:
-        lines += ["Left out:", *[f"- {item}" for item in comparison.excluded], ""]
+    for title, items in record_sections(comparison):
+        lines += [f"{title}:", *[f"- {item}" for item in items], ""]
     lines += [f"![{plot.stem}]({plot.name})" for plot in plots]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -71,7 +83,10 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
     )
-    excluded = "".join(f"<li>{escape(item)}</li>" for item in comparison.excluded)
+    sections = "".join(
+        f"<p>{escape(title)}:</p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+        for title, items in record_sections(comparison)
+    )
     images = "".join(
         f'<p><img src="{escape(p.name)}" alt="{escape(p.stem)}" width="720"></p>' for p in plots
     )
@@ -82,7 +97,7 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>"
         f"</head><body><h1>Loss comparison: {escape(source)}</h1>"
         f"<table><tr>{head}</tr>{body}</table><p>{escape(legend(comparison))}</p>"
-        + (f"<p>Left out:</p><ul>{excluded}</ul>" if excluded else "")
+        + sections
         + images
         + "</body></html>"
     )
@@ -145,6 +160,7 @@ def print_report(comparison: Comparison, output: Path) -> None:
     header, rows = table_rows(comparison)
     print(format_text_table(header, rows))
     print(legend(comparison))
-    for item in comparison.excluded:
-        print(f"left out: {item}")
+    for title, items in record_sections(comparison):
+        for item in items:
+            print(f"{title.lower()}: {item}")
     print(f"\nreport: {output / 'report.md'} and {output / 'report.html'}; plots: {output}")
