@@ -85,27 +85,6 @@ def test_guard_checks_before_a_checkpoint_and_at_the_end() -> None:
     FiniteLossGuard().on_train_end(trainer, module)  # type: ignore[arg-type]  # nothing seen: fine
 
 
-class _RecordingRun:
-    def __init__(self) -> None:
-        self.batches: list[list[tuple[dict[str, float], int | None]]] = []
-
-    def log_metric_steps(self, entries) -> None:  # noqa: ANN001
-        self.batches.append(list(entries))
-
-
-def test_mlflow_logger_buffers_steps_and_flushes_on_finalize() -> None:
-    from lossbench.experiment.mlflow_logger import MlflowRunLogger
-
-    run = _RecordingRun()
-    logger = MlflowRunLogger(run, flush_every_steps=3, flush_every_s=3600)  # type: ignore[arg-type]
-    for step in range(4):
-        logger.log_metrics({"train/loss": float(step), "epoch": 0.0}, step)
-    assert [len(batch) for batch in run.batches] == [3]  # one write for three steps
-    assert run.batches[0][0] == ({"train/loss": 0.0}, 0)  # Lightning's epoch counter dropped
-    logger.finalize("failed")  # an error or Ctrl-C: what is buffered is still written
-    assert [len(batch) for batch in run.batches] == [3, 1]
-
-
 def test_compile_encoders_keeps_parameter_names(tiny_module) -> None:  # noqa: ANN001
     names = list(tiny_module.state_dict())
     tiny_module.compile_encoders()
