@@ -228,6 +228,12 @@ BAD_RUNS = {
         ConfigurationError,
         r"trainer\.default_root_dir is set by pipeline\.run",
     ),
+    "a loss argument out of range": BadRun(
+        ["loss.function.temperature=-1.0"],
+        Exception,  # Hydra's InstantiationException, naming the loss and the key
+        r"RankNet':\nValueError\('temperature must be a positive finite number, got -1\.0'\)\n"
+        r"full_key: loss\.function",
+    ),
     "unknown metric": BadRun(
         ["eval.metrics=[ndcg@10,ndgc@5]"],
         ConfigurationError,

@@ -7,7 +7,14 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from lossbench.loss.base import Needs, ScoringLossFunction, masked_mean, prepare
+from lossbench.loss.base import (
+    Needs,
+    ScoringLossFunction,
+    check_positive,
+    check_temperature,
+    masked_mean,
+    prepare,
+)
 
 
 def pair_mask(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -63,7 +70,7 @@ class RankNet(ScoringLossFunction):
     needs: ClassVar[Needs] = Needs.TARGETS
 
     def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)
 
     def __call__(
         self,
@@ -113,7 +120,8 @@ class ConstantMarginMSE(ScoringLossFunction):
     needs: ClassVar[Needs] = Needs.TARGETS
 
     def __init__(self, margin: float = 1.0) -> None:
-        self.margin = float(margin)
+        # > 0: a negative margin asks worse candidates to win, 0 asks every pair to tie
+        self.margin = check_positive(margin, "margin")
 
     def __call__(
         self,
