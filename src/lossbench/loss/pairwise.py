@@ -44,6 +44,8 @@ class RankNet(ScoringLossFunction):
     Args:
         temperature: multiplies the score difference, so it is an *inverse* temperature (larger
             means sharper). The name and behaviour are kept from lightning-ir, whose users pass it.
+            Positive and finite (a ``ValueError`` otherwise: a negative one would invert the
+            objective, 0 would give zero gradients).
 
     References:
         Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
@@ -59,7 +61,7 @@ class RankNet(ScoringLossFunction):
 
     Differs from lightning-ir:
         Ragged lists are masked instead of misaligned, and a batch with no pair (all ties) returns
-        0 with zero gradients instead of NaN.
+        0 with zero gradients instead of NaN; the temperature is checked.
 
     Example:
         >>> import torch
@@ -93,7 +95,8 @@ class ConstantMarginMSE(ScoringLossFunction):
         L = mean_{(q,i,j)} ((s_qi - s_qj) - margin)^2
 
     Args:
-        margin: the score gap each pair should show; ints are accepted (``margin=1``).
+        margin: the score gap each pair should show, positive and finite; ints are accepted
+            (``margin=1``).
 
     References:
         Hofstätter et al., "Improving Efficient Neural Ranking Models with Cross-Architecture
