@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lossbench.data.sources.formats import read_trec_run
-from tests.helpers import FAST_RUN, assert_logged_equals_references, compose_config
+from tests.helpers import FAST_RUN, all_runs, assert_logged_equals_references, compose_config
 
 FAST_RUN_HERE = [*FAST_RUN, "trainer.max_steps=4", "eval.val_every_n_steps=2"]
 
@@ -123,3 +123,24 @@ def test_a_bad_config_fails_before_any_run_is_logged(compose, mlflow_uri: str) -
         run(compose(*FAST_RUN_HERE, "index.chunk_size=0"))
     client = MlflowClient(tracking_uri=mlflow_uri)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_training_beats_the_untrained_model(compose, mlflow_uri: str) -> None:
+    """20 steps of in-batch cross-entropy on the small synthetic data lift the tiny random model well
+    above where it started (nDCG@10 about 0.065 -> 0.17 for seeds 0, 1 and 2; this test runs seed 0:
+    on the CPU a seed gives the same numbers every time)."""
+    from pipeline.run import run
+
+    run(
+        compose(
+            *FAST_RUN,
+            "loss=in_batch_ce",
+            "trainer.max_steps=20",
+            "schedule.optimizer.lr=3e-3",
+            "seed=0",
+        )
+    )
+    (finished,) = [r for r in all_runs(mlflow_uri) if r.info.status == "FINISHED"]
+    metrics = finished.data.metrics
+    assert metrics["test/ndcg_at_10"] > metrics["test/base_ndcg_at_10"] + 0.05
+    assert metrics["test/mrr_at_10"] > metrics["test/base_mrr_at_10"]

@@ -67,12 +67,35 @@ def test_a_nan_loss_stops_the_run_naming_the_step(compose, mlflow_uri: str, monk
     assert "test/base_ndcg_at_10" in failed.data.metrics
 
 
-def test_same_config_and_seed_give_the_same_metrics(compose, tmp_path: Path) -> None:
+def test_same_config_and_seed_give_the_same_run(compose, mlflow_uri: str, tmp_path: Path) -> None:
+    """Every logged metric at every step (but the stage times), every per-query value and every run
+    file, byte for byte."""
     from pipeline.run import run
 
-    first = run(compose(*FAST_RUN, "eval.base=false", "seed=7"))
-    second = run(compose(*FAST_RUN, "eval.base=false", "seed=7", "tracking.rerun=true"))
+    overrides = [*FAST_RUN, "seed=7", "eval.val_every_n_steps=2"]
+    first = run(compose(*overrides))
+    second = run(compose(*overrides, "tracking.rerun=true"))
     assert first == second
+    client = MlflowClient(mlflow_uri)
+    runs = sorted(all_runs(mlflow_uri), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+
+    def curves(run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+        return {
+            key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+            for key in keys
+        }
+
+    keys = sorted(k for k in runs[0].data.metrics if not k.startswith("time/"))
+    assert keys == sorted(k for k in runs[1].data.metrics if not k.startswith("time/"))
+    assert {"test/ndcg_at_10", "test/base_ndcg_at_10", "val/ndcg_at_10", "train/loss"} <= set(keys)
+    assert curves(runs[0].info.run_id, keys) == curves(runs[1].info.run_id, keys)
+    for name in ("test.run", "test_base.run", "per_query.csv", "test.qrels"):
+        files = [
+            Path(client.download_artifacts(r.info.run_id, name, str(tmp_path / r.info.run_id)))
+            for r in runs
+        ]
+        assert files[0].read_bytes() == files[1].read_bytes(), name
 
 
 def pipeline_command(root: Path, cache: Path, *overrides: str) -> list[str]:
