@@ -55,7 +55,13 @@ def record_sections(comparison: Comparison) -> list[tuple[str, list[str]]]:
     missing jobs, and the runs left out (only the sections that have items)."""
     sections = [
         ("Code versions", [f"{v}: {d}" for v, d in comparison.code_versions.items()]),
-        ("Failed jobs", [f"{job}: {error}" for job, error in comparison.failed_jobs.items()]),
+        (
+            "Failed jobs",
+            [
+                f"{job}: {error.splitlines()[0][:300]}"
+                for job, error in comparison.failed_jobs.items()
+            ],
+        ),
         ("Jobs that never ran", list(comparison.missing_jobs)),
         ("Left out", list(comparison.excluded)),
     ]
