@@ -58,7 +58,7 @@ def record_sections(comparison: Comparison) -> list[tuple[str, list[str]]]:
         (
             "Failed jobs",
             [
-                f"{job}: {error.splitlines()[0][:300]}"
+                f"{job}: {(error.splitlines() or [''])[0][:300]}"
                 for job, error in comparison.failed_jobs.items()
             ],
         ),

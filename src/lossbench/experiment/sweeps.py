@@ -126,7 +126,7 @@ def summary(outcome: SweepOutcome) -> str:
     message = f"sweep done: {outcome.runs} runs under MLflow parent run {outcome.run_id}"
     if outcome.failed:
         message += f"; {len(outcome.failed)} FAILED: " + "; ".join(
-            f"{job or 'default'} ({error.splitlines()[0][:200]})"
+            f"{job or 'default'} ({(error.splitlines() or [''])[0][:200]})"
             for job, error in outcome.failed.items()
         )
     if outcome.missing:
