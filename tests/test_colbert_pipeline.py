@@ -98,3 +98,13 @@ def test_bad_colbert_combinations_fail_before_any_run(
         run(compose(*COLBERT_RUN, "eval.base=false", *overrides))
     assert message in str(raised.value)
     assert all_runs(mlflow_uri) == []
+
+
+def test_tiny_colbert_has_the_tiny_shape_and_the_preset_picks_the_exact_index(compose) -> None:
+    from lossbench.models.backbone import TINY_BERT
+
+    cfg = compose("experiment=colbert", "model=tiny_colbert")
+    assert dict(cfg.model.config.backbone_overrides) == TINY_BERT
+    assert cfg.model.config._target_ == "lossbench.models.ColConfig"
+    assert cfg.index._target_ == "lossbench.retrieval.MaxSimIndex"
+    assert compose("model=colbert_minilm").index._target_ == "lossbench.retrieval.ExactDenseIndex"

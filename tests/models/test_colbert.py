@@ -248,3 +248,17 @@ def test_query_augmentation_needs_a_mask_token(tmp_path: Path) -> None:
     ):
         tiny_colbert(folder)
     assert tiny_colbert(folder, query_augmentation=False).encoder.mask_token_id is None  # type: ignore[union-attr]
+
+
+def test_encoding_many_texts_pads_token_vectors_with_zeros(colbert: BiEncoderModule) -> None:
+    from lossbench.data.datasets import TextSample
+    from lossbench.retrieval.encode import encode_texts
+
+    samples = [TextSample(f"t{i}", text) for i, text in enumerate(TEXTS)]
+    ids, vectors = encode_texts(colbert, samples, "doc", batch_size=1, progress=False)
+    for row, text_id in enumerate(ids):
+        text = TEXTS[int(text_id[1:])]
+        with torch.no_grad():
+            alone = colbert.eval().encode_docs(tokenized(colbert, [text], 16))[0]
+        assert torch.allclose(vectors[row, : alone.shape[0]], alone, atol=1e-5)
+        assert not vectors[row, alone.shape[0] :].any()
