@@ -1,7 +1,7 @@
 """Late interaction (ColBERT): MaxSim search vs a bare matrix-product floor, index bytes per doc, and
 the training step vs a minimal hand-written ColBERT step, both sides interleaved in one invocation.
 
-    python -m bench.maxsim            # CPU: 10,000 docs x 24-64 tokens, 64 queries x 32 tokens, dim 128
+    python -m bench.maxsim            # CPU: 5,000 docs x 24-64 tokens, 64 queries x 32 tokens, dim 128
     python -m bench.maxsim --quick    # small shapes: check that it works
     python -m bench.maxsim --skip-train / --skip-search
 
@@ -294,7 +294,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small shapes, one round")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
-    parser.add_argument("--num-docs", type=int, default=10_000)
+    parser.add_argument("--num-docs", type=int, default=5_000)
     parser.add_argument("--min-tokens", type=int, default=24)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--num-queries", type=int, default=64)
@@ -306,7 +306,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-docs", type=int, default=2)
     parser.add_argument("--query-length", type=int, default=32)
     parser.add_argument("--doc-length", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=3, help="training steps per side and round")
+    parser.add_argument("--steps", type=int, default=2, help="training steps per side and round")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     if args.quick:
