@@ -146,7 +146,9 @@ def evaluation_dataset(collection: Any, split: str) -> Any:
         source = str(Path(collection.source).resolve())
     with warnings.catch_warnings():  # MLflow's hint about integer columns in model signatures
         warnings.filterwarnings("ignore", message=".*integer column")
-        return from_pandas(frame, source=source, name=f"{collection.name} {split}")
+        dataset = from_pandas(frame, source=source, name=f"{collection.name} {split}")
+        dataset.schema  # noqa: B018 -- inferred (and cached) here, where the hint is silenced
+    return dataset
 
 
 def per_query_table(
