@@ -144,7 +144,7 @@ def test_report_html_renders_every_image_in_a_real_browser(report: Path) -> None
         title = driver.title
     finally:
         driver.quit()
-    assert title == "Loss comparison: a sweep"
+    assert title == "Loss comparison: in_batch_ce, infonce vs ranknet"
     assert [alt for alt, *_ in images] == ["metrics", "val_ndcg", "train_loss"]
     for alt, complete, natural_width, shown_width in images:
         assert complete and natural_width > 0, f"{alt} did not load"

@@ -50,6 +50,13 @@ def format_text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def title(comparison: Comparison) -> str:
+    """``Loss comparison: in_batch_ce, infonce vs ranknet``."""
+    others = sorted(s for s in comparison.means if s != comparison.baseline)
+    compared = f"{', '.join(others)} vs {comparison.baseline}" if others else comparison.baseline
+    return f"Loss comparison: {compared}"
+
+
 def legend(comparison: Comparison) -> str:
     return (
         f"Mean ± std over seeds {comparison.seeds}. ▲/▼: significantly better/worse than the baseline "
@@ -62,7 +69,8 @@ def legend(comparison: Comparison) -> str:
 def markdown_table(comparison: Comparison, source: str) -> str:
     """The title, the table, its legend and what was left out, as Markdown."""
     header, rows = table_rows(comparison)
-    lines = [f"# Loss comparison: {source}", "", "| " + " | ".join(header) + " |"]
+    lines = [f"# {title(comparison)}", "", f"Compared: `{source}`", ""]
+    lines.append("| " + " | ".join(header) + " |")
     lines.append("| " + " | ".join("---" for _ in header) + " |")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", legend(comparison)]
@@ -72,9 +80,11 @@ def markdown_table(comparison: Comparison, source: str) -> str:
 
 
 def write_markdown(comparison: Comparison, plots: Sequence[Path], path: Path, source: str) -> Path:
-    """``report.md``: the table, and the plots by file name (they sit beside it)."""
-    lines = [markdown_table(comparison, source), ""]
-    lines += [f"![{plot.stem}]({plot.name})" for plot in plots]
+    """``report.md``: the table, and the plots by file name. MLflow's Markdown preview shows no
+    images (it prints an image link as text), so the plots are named, not linked: they sit beside
+    this file, and ``report.html`` shows them inline."""
+    names = ", ".join(f"`{plot.name}`" for plot in plots)
+    lines = [markdown_table(comparison, source), "", f"Plots: {names} (inline in `report.html`)."]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -103,13 +113,13 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
     html = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>Loss comparison: {escape(source)}</title>"
-        "<style>body{font-family:sans-serif;margin:1em;max-width:760px}"
+        f"<title>{escape(title(comparison))}</title>"
+        "<style>body{font-family:sans-serif;margin:1em;max-width:760px}h1{font-size:1.4em}"
         "table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}"
         "img{max-width:100%;height:auto}figure{margin:1em 0}"
         "figcaption{font-size:12px;color:#666}</style>"
-        f"</head><body><h1>Loss comparison: {escape(source)}</h1>"
+        f"</head><body><h1>{escape(title(comparison))}</h1><p>Compared: <code>{escape(source)}</code></p>"
         f"<table><tr>{head}</tr>{body}</table><p>{escape(legend(comparison))}</p>"
         + (f"<p>Left out:</p><ul>{excluded}</ul>" if excluded else "")
         + images
@@ -234,10 +244,8 @@ def _mlflow_key(system: str) -> str:
 
 def comparison_name(comparison: Comparison) -> str:
     """``compare in_batch_ce, infonce vs ranknet · seeds 0, 1``: what the run compares."""
-    others = sorted(s for s in comparison.means if s != comparison.baseline)
-    seeds = ", ".join(map(str, comparison.seeds))
-    compared = f"{', '.join(others)} vs {comparison.baseline}" if others else comparison.baseline
-    return f"compare {compared} · seeds {seeds}"[:250]
+    compared = title(comparison).removeprefix("Loss comparison: ")
+    return f"compare {compared} · seeds {', '.join(map(str, comparison.seeds))}"[:250]
 
 
 def comparison_params(comparison: Comparison, source: str) -> dict[str, str]:
