@@ -42,17 +42,19 @@ LEGACY_FILES = {RUN_FILE: "test.run", QRELS_FILE: "test.qrels"}
 EXPERIMENT_DESCRIPTION = """\
 lossbench runs: one run per job, named `<loss> · seed <n>` (plus what else its sweep varies); a sweep
 is a parent run with its jobs nested under it, and `pipeline.compare` adds a comparison run under the
-sweep with significance tests (its params, metrics and `report.html`).
+sweep with significance tests (in its params, its metrics and its HTML report).
 
 Compare losses here:
 
-- **Runs table**: *Group by* → param `loss` pools each loss's seeds; the columns `test/ndcg_at_10`
-  and `test/base_ndcg_at_10` (the untrained model) show the result.
-- **Chart view**: type `test/` in the chart search to see only the test metrics, `val/` for the
-  validation curves, `train/` for the losses.
+- **Runs table**: search `params.loss LIKE '%'` (the jobs only), then *Group by* → param `loss`
+  pools each loss's seeds; `test/ndcg_at_10` is the result, `test/base_ndcg_at_10` the untrained
+  model's.
+- **Chart view**: with that grouping, one bar or curve per loss; type `test/` in the chart search
+  for the test metrics, `ndcg` for nDCG@10 trained, untrained and on the dev split.
 - **Box plot**: select the runs, *Compare*, *Box Plot*, X axis param `loss`, Y axis
   `test/ndcg_at_10`.
-- **Evaluation**: the table `per_query.json` of each run compares losses query by query.
+- **Evaluation view** (the third view button): the table `per_query.json`, grouped by `query_id`,
+  compares the runs query by query (pick the metric under *Compare*).
 """
 
 
@@ -154,16 +156,17 @@ def evaluation_dataset(collection: Any, split: str) -> Any:
 def per_query_table(
     per_query: Mapping[str, Mapping[str, float]], queries: Mapping[str, str]
 ) -> Any:
-    """One row per evaluated query: its id, its text and each metric's value (a pandas DataFrame)."""
+    """One row per evaluated query: its id, each metric's value, its text (a pandas DataFrame).
+
+    MLflow's Evaluation view groups by the first column and compares the second: the query id and
+    the first metric."""
     import pandas as pd
 
     query_ids = sorted({qid for values in per_query.values() for qid in values})
-    columns: dict[str, list[Any]] = {
-        "query_id": query_ids,
-        "query": [queries.get(q, "") for q in query_ids],
-    }
+    columns: dict[str, list[Any]] = {"query_id": query_ids}
     for metric, values in per_query.items():
         columns[metric] = [float(values.get(q, 0.0)) for q in query_ids]
+    columns["query"] = [queries.get(q, "") for q in query_ids]
     return pd.DataFrame(columns)
 
 
