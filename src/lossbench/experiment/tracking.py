@@ -18,6 +18,8 @@ from typing import Any
 
 MAX_PARAM_LENGTH = 6000
 BATCH_LIMIT = 100
+DATASET_FIELDS = ("name", "digest", "source_type", "source", "schema", "profile")
+"""What an ``mlflow.data`` dataset's ``to_dict()`` holds for the dataset entity a run's input names."""
 
 
 class TrackingError(RuntimeError):
@@ -106,13 +108,13 @@ class TrackedRun:
 
     def log_dataset(self, dataset: Any, context: str) -> None:
         """An ``mlflow.data`` dataset as the run's input (the Dataset column), used for ``context``."""
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        entity = DatasetInput(
-            dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]
-        )
-        self.client.log_inputs(self.run_id, datasets=[entity])
+        fields = dataset.to_dict()  # name, digest, source, source_type; schema and profile if any
+        entity = Dataset(**{key: fields.get(key) for key in DATASET_FIELDS})
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags)])
 
     def log_table(self, table: Any, name: str) -> None:
         """A pandas DataFrame as an MLflow table (``name`` ends in ``.json``), shown by the

@@ -143,9 +143,9 @@ def evaluation_dataset(collection: Any, split: str) -> Any:
             "relevant_docs": [sum(g > 0 for g in qrels[q].values()) for q in queries],
         }
     )
-    source: Any = CodeDatasetSource({"collection": collection.source or collection.name})
-    if collection.source and Path(collection.source).exists():
-        source = str(Path(collection.source).resolve())
+    # where it was read from (a folder, an ir_datasets id) as the source's tag: MLflow resolves a
+    # bare path to two local source types at once, and warns
+    source = CodeDatasetSource({"collection": collection.source or collection.name})
     with warnings.catch_warnings():  # MLflow's hint about integer columns in model signatures
         warnings.filterwarnings("ignore", message=".*integer column")
         dataset = from_pandas(frame, source=source, name=f"{collection.name} {split}")
