@@ -4,7 +4,7 @@
     python docs/screenshots.py --url http://127.0.0.1:5000 --experiment-id 1 --comparison <run id>
 
 Takes ``docs/mlflow-grouped-charts.png`` (the job runs grouped by the ``loss`` param, chart view,
-charts filtered to ``test/``) and ``docs/mlflow-comparison-report.png`` (the comparison run's
+charts filtered to ``ndcg``: trained, untrained, validation) and ``docs/mlflow-comparison-report.png`` (the comparison run's
 ``report.html`` in the artifact viewer). Needs selenium and Chromium with its driver (Debian:
 ``apt-get install chromium chromium-driver``). The clicks follow MLflow 3.17's UI.
 """
@@ -65,7 +65,7 @@ def close_assistant(driver) -> None:  # noqa: ANN001
         time.sleep(1)
 
 
-def grouped_charts(driver, url: str, experiment_id: str, out: Path) -> None:  # noqa: ANN001
+def grouped_charts(driver, url: str, experiment_id: str, search: str, out: Path) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -87,12 +87,12 @@ def grouped_charts(driver, url: str, experiment_id: str, out: Path) -> None:  # 
     chart_view = driver.find_elements(By.CSS_SELECTOR, "[role=radio], [role=radiogroup] label")
     chart_view[1].click()
     time.sleep(5)
-    search = next(
+    box = next(
         i
         for i in driver.find_elements(By.TAG_NAME, "input")
         if "chart" in (i.get_attribute("placeholder") or "").lower()
     )
-    search.send_keys("test/")
+    box.send_keys(search)
     time.sleep(8)
     driver.save_screenshot(str(out))
 
@@ -113,10 +113,17 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:5000")
     parser.add_argument("--experiment-id", required=True)
     parser.add_argument("--comparison", required=True, help="the comparison run's id")
+    parser.add_argument("--chart-search", default="ndcg", help="typed into the chart search")
     args = parser.parse_args()
     driver = browser(1400, 860)
     try:
-        grouped_charts(driver, args.url, args.experiment_id, DOCS / "mlflow-grouped-charts.png")
+        grouped_charts(
+            driver,
+            args.url,
+            args.experiment_id,
+            args.chart_search,
+            DOCS / "mlflow-grouped-charts.png",
+        )
         comparison_report(
             driver,
             args.url,
