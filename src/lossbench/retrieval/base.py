@@ -37,6 +37,9 @@ class Index(ABC):
     """Whether a search may miss docs that an exhaustive search of the same vectors finds."""
     report_recall_vs_exact: bool = False
     """Whether a run also searches exhaustively and logs ``index/recall_at_100_vs_exact``."""
+    measured_stats: ClassVar[frozenset[str]] = frozenset()
+    """The :meth:`stats` that depend on the trained model (logged as MLflow metrics); the others
+    follow from the config and the corpus (logged as params)."""
 
     @abstractmethod
     def add(self, embeddings: torch.Tensor, doc_ids: list[str]) -> None:
