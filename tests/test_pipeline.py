@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lossbench.data.sources.formats import read_trec_run
+from lossbench.experiment.ui import BASE_RUN_FILE, QRELS_FILE, RUN_FILE
 from tests.helpers import FAST_RUN, all_runs, assert_logged_equals_references, compose_config
 
 FAST_RUN_HERE = [*FAST_RUN, "trainer.max_steps=4", "eval.val_every_n_steps=2"]
@@ -63,7 +64,7 @@ def test_params_tags_and_artifacts(finished_run) -> None:
     assert tags["schedule"] == cfg.schedule.name
     assert tags["git_commit"]
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
-    assert {"config.yaml", "test.run", "test_base.run", "per_query.csv"} <= artifacts
+    assert {"config.yaml", RUN_FILE, BASE_RUN_FILE, QRELS_FILE, "per_query.csv"} <= artifacts
 
 
 def test_logged_metrics_equal_ranx_and_trec_eval_on_the_run_file(
@@ -73,14 +74,14 @@ def test_logged_metrics_equal_ranx_and_trec_eval_on_the_run_file(
 
     cfg, _, client, mlflow_run, _ = finished_run
     run_id = mlflow_run.info.run_id
-    run_file = Path(client.download_artifacts(run_id, "test.run", str(tmp_path)))
-    qrels_file = Path(client.download_artifacts(run_id, "test.qrels", str(tmp_path)))
+    run_file = Path(client.download_artifacts(run_id, RUN_FILE, str(tmp_path)))
+    qrels_file = Path(client.download_artifacts(run_id, QRELS_FILE, str(tmp_path)))
     run_from_file = read_trec_run(run_file)
     assert len(run_from_file) == 16  # every judged test query
     assert all(len(docs) == cfg.eval.k for docs in run_from_file.values())
     logged = {m: mlflow_run.data.metrics[mlflow_metric_name(m, "test")] for m in cfg.eval.metrics}
     assert_logged_equals_references(logged, run_file, qrels_file)
-    base_file = Path(client.download_artifacts(run_id, "test_base.run", str(tmp_path)))
+    base_file = Path(client.download_artifacts(run_id, BASE_RUN_FILE, str(tmp_path)))
     base = {m: mlflow_run.data.metrics[f"test/base_{mlflow_metric_name(m)}"] for m in logged}
     assert_logged_equals_references(base, base_file, qrels_file)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lossbench.experiment.ui import BASE_RUN_FILE, QRELS_FILE, RUN_FILE
 from tests.helpers import FAST_RUN, REPO, SMALL_SYNTHETIC, all_runs, free_port
 
 
@@ -90,7 +91,7 @@ def test_same_config_and_seed_give_the_same_run(compose, mlflow_uri: str, tmp_pa
     assert keys == sorted(k for k in runs[1].data.metrics if not k.startswith("time/"))
     assert {"test/ndcg_at_10", "test/base_ndcg_at_10", "val/ndcg_at_10", "train/loss"} <= set(keys)
     assert curves(runs[0].info.run_id, keys) == curves(runs[1].info.run_id, keys)
-    for name in ("test.run", "test_base.run", "per_query.csv", "test.qrels"):
+    for name in (RUN_FILE, BASE_RUN_FILE, "per_query.csv", QRELS_FILE):
         files = [
             Path(client.download_artifacts(r.info.run_id, name, str(tmp_path / r.info.run_id)))
             for r in runs
@@ -186,7 +187,7 @@ def test_a_real_mlflow_server_over_http(tmp_path: Path, data_cache: Path) -> Non
         assert run.info.status == "FINISHED"
         assert "test/ndcg_at_10" in run.data.metrics
         artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id)}
-        assert {"test.run", "per_query.csv", "config.yaml"} <= artifacts
+        assert {RUN_FILE, "per_query.csv", "config.yaml"} <= artifacts
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -10,7 +10,7 @@ of docs with equal scores:
   only beyond float32 precision (``1.0`` and ``1.0 + 1e-9``) are a tie to it.
 
 Ties are common (a SPLADE run scores many docs exactly 0; a bi-encoder's float32 dot products
-collide), so the logged metrics, ranx reading ``test.run`` and trec_eval reading ``test.run`` would
+collide), so the logged metrics, ranx reading ``test.run.txt`` and trec_eval reading ``test.run.txt`` would
 otherwise each see another ranking. lossbench therefore fixes the order itself and writes it into
 the scores, so that no reader has a tie left to break:
 
@@ -20,11 +20,11 @@ the scores, so that no reader has a tie left to break:
 3. The *scores of record* are the float32 scores, each lowered by the fewest float32 steps that
    make it strictly lower than the one ranked above it. A tie group of ``n`` docs moves by at most
    ``n - 1`` steps (units in the last place: ``1.2e-7`` relative), docs without ties do not move.
-4. ``test.run`` holds the scores of record with 9 significant digits, which round-trips every
+4. ``test.run.txt`` holds the scores of record with 9 significant digits, which round-trips every
    float32 value: ranx (float64) and trec_eval (float32) parse strictly decreasing scores, so both
    sort the file into exactly the order of record, and evaluate what the logged metrics evaluated.
 
-The ranking of a ranking is itself (the scores of record have no ties left), so reading ``test.run``
+The ranking of a ranking is itself (the scores of record have no ties left), so reading ``test.run.txt``
 back and ranking it again gives the same order, the same scores and, written again, the same bytes.
 """
 

@@ -3,8 +3,15 @@ trained ranker shares; BiEncoderModule)."""
 
 from __future__ import annotations
 
-from lossbench.models.config import BiEncoderConfig, DprConfig, SpladeConfig
+from lossbench.models.config import BiEncoderConfig, ColConfig, DprConfig, SpladeConfig
 from lossbench.models.module import BiEncoderModule
 from lossbench.models.ranking_module import RankingModule
 
-__all__ = ["BiEncoderConfig", "BiEncoderModule", "DprConfig", "RankingModule", "SpladeConfig"]
+__all__ = [
+    "BiEncoderConfig",
+    "BiEncoderModule",
+    "ColConfig",
+    "DprConfig",
+    "RankingModule",
+    "SpladeConfig",
+]
