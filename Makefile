@@ -7,6 +7,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PORT ?= 5000
+EXPERIMENT ?= lossbench
 ARGS ?=
 
 BIN := $(VENV)/bin
@@ -57,6 +58,8 @@ bench: $(STAMP) ## CPU benchmarks -> bench/results/*.json, then bench/RESULTS.md
 	$(BIN)/python -m bench.run_breakdown $(ARGS)
 	$(BIN)/python -m bench.sweep $(ARGS)
 	$(BIN)/python -m bench.scaling $(ARGS)
+	$(BIN)/python -m bench.ranx_first_call $(ARGS)
+	$(BIN)/python -m bench.maxsim $(ARGS)
 	$(BIN)/python -m bench.summary $(filter --quick,$(ARGS))
 
 bench-tables: $(STAMP) ## rewrite bench/RESULTS.md's tables from the committed bench/results/*.json (seconds)
@@ -66,9 +69,11 @@ bench-gpu: $(STAMP) ## GPU benchmarks (bf16, BERT-base and MiniLM) and the bf16 
 	PYTHON=$(BIN)/python bash bench/run_gpu.sh
 	$(BIN)/python -m bench.summary
 
-ui: $(STAMP) ## open the MLflow UI on the default store at http://127.0.0.1:$(PORT)
+ui: $(STAMP) ## open the MLflow UI on the default store; prints the link to the runs table (EXPERIMENT=lossbench)
+	@$(BIN)/python -m lossbench.experiment.ui --uri "sqlite:///$(CURDIR)/mlflow.db" \
+		--experiment "$(EXPERIMENT)" --url "http://127.0.0.1:$(PORT)"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
-		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(PORT)
+		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(PORT) --workers 1
 
 clean: ## remove outputs, caches, the MLflow store and .venv
 	rm -rf outputs multirun .cache mlflow.db mlartifacts .pytest_cache .ruff_cache .mypy_cache $(VENV)

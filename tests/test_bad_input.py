@@ -228,6 +228,12 @@ BAD_RUNS = {
         ConfigurationError,
         r"trainer\.default_root_dir is set by pipeline\.run",
     ),
+    "a loss argument out of range": BadRun(
+        ["loss.function.temperature=-1.0"],
+        Exception,  # Hydra's InstantiationException, naming the loss and the key
+        r"RankNet':\nValueError\('temperature must be a positive finite number, got -1\.0'\)\n"
+        r"full_key: loss\.function",
+    ),
     "unknown metric": BadRun(
         ["eval.metrics=[ndcg@10,ndgc@5]"],
         ConfigurationError,
@@ -375,12 +381,13 @@ def test_an_unwritable_sqlite_store_fails_at_once(tmp_path: Path, monkeypatch) -
         (
             ["model=tiny_splade", "index=exact"],
             "model=tiny_splade makes sparse vocabulary-sized vectors (SPLADE), but "
-            "ExactDenseIndex is built for dense ones; choose index=sparse",
+            "ExactDenseIndex is built for dense vectors (DPR); choose index=sparse",
         ),
         (
             ["model=tiny", "index=sparse"],
-            "model=tiny makes dense vectors (DPR), but SparseIndex is built for sparse ones; "
-            "choose index=exact or index=faiss_flat or index=faiss_ivf",
+            "model=tiny makes dense vectors (DPR), but SparseIndex is built for sparse "
+            "vocabulary-sized vectors (SPLADE); choose index=exact or index=faiss_flat or "
+            "index=faiss_ivf",
         ),
     ],
 )
@@ -443,11 +450,17 @@ def test_a_malformed_line_deep_in_a_streamed_file_ends_the_run_failed(
 @pytest.mark.slow  # a subprocess that imports Hydra and MLflow: ~6-10 s
 def test_a_sweep_whose_job_does_not_compose_leaves_no_run_running(tmp_path: Path) -> None:
     """Hydra composes each job's config after the sweep's parent run exists; a bad value in the
-    sweep list stops it there, and the parent ends FAILED (it used to stay RUNNING)."""
+    sweep list stops it there: the parent ends FAILED (it used to stay RUNNING), the job that does
+    not compose is a FAILED child with the error, and the command exits 1."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = cli("loss=ranknett,ranknet", "model=tiny", root=tmp_path, multirun=True)
     assert result.returncode == 1
     assert "Could not find 'loss/ranknett'" in result.stderr
-    runs = all_runs(uri)
-    assert [run.info.status for run in runs] == ["FAILED"]
-    assert runs[0].data.tags["lossbench_role"] == "sweep"
+    runs = {run.data.tags.get("lossbench_role", "job"): run for run in all_runs(uri)}
+    assert {role: run.info.status for role, run in runs.items()} == {
+        "sweep": "FAILED",
+        "job": "FAILED",
+    }
+    assert runs["job"].data.tags["sweep_job"] == "loss=ranknett model=tiny"
+    assert "Could not find 'loss/ranknett'" in runs["job"].data.tags["error"]
+    assert runs["sweep"].data.tags["missing_jobs"] == "1"

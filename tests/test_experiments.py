@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import compose_config
+from lossbench.experiment.ui import QRELS_FILE, RUN_FILE
+from tests.helpers import assert_logged_equals_references, compose_config
 
 SPLADE_RUN = [
     "experiment=splade",
@@ -122,18 +123,32 @@ def test_splade_run_logs_the_flops_weight_along_its_curve(splade_run) -> None:
 
 def test_splade_run_logs_non_zeros_and_the_sparse_index(splade_run) -> None:
     _, client, mlflow_run = splade_run
-    metrics = mlflow_run.data.metrics
+    metrics, params = mlflow_run.data.metrics, mlflow_run.data.params
     vocab = 30522
     for name in ("train/query_nnz", "train/doc_nnz"):
         history = client.get_metric_history(mlflow_run.info.run_id, name)
         assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
         assert all(0 < m.value <= vocab for m in history)
-    assert metrics["index/docs"] == 150 and metrics["index/dim"] == vocab
+    # the corpus and the model fix docs and dim (params); the trained model's sparsity is measured
+    assert params["index/docs"] == "150" and params["index/dim"] == str(vocab)
     assert 0 < metrics["index/avg_doc_nnz"] <= vocab
     assert metrics["index/avg_posting_length"] == pytest.approx(
         metrics["index/nnz"] / metrics["index/terms"]
     )
     assert 0.0 <= metrics["test/ndcg_at_10"] <= 1.0
+
+
+def test_a_sparse_runs_metrics_are_what_ranx_and_trec_eval_read_in_its_run_file(
+    splade_run, tmp_path: Path
+) -> None:
+    from lossbench.evaluation import mlflow_metric_name
+
+    cfg, client, mlflow_run = splade_run
+    run_id = mlflow_run.info.run_id
+    run_file = Path(client.download_artifacts(run_id, RUN_FILE, str(tmp_path)))
+    qrels_file = Path(client.download_artifacts(run_id, QRELS_FILE, str(tmp_path)))
+    logged = {m: mlflow_run.data.metrics[mlflow_metric_name(m, "test")] for m in cfg.eval.metrics}
+    assert_logged_equals_references(logged, run_file, qrels_file)
 
 
 def test_distillation_preset_trains_on_the_teacher_run_and_logs_to_mlflow(
@@ -160,4 +175,4 @@ def test_distillation_preset_trains_on_the_teacher_run_and_logs_to_mlflow(
     losses = client.get_metric_history(mlflow_run.info.run_id, "train/loss")
     assert sorted(m.step for m in losses) == [0, 1, 2]
     assert mlflow_run.data.metrics["test/ndcg_at_10"] == pytest.approx(objective)
-    assert mlflow_run.data.metrics["index/dim"] == 32  # the tiny dense model
+    assert mlflow_run.data.params["index/dim"] == "32"  # the tiny dense model

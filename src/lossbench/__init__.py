@@ -18,6 +18,7 @@ _EXPORTS = {
     "BiEncoderConfig": "lossbench.models.config",
     "DprConfig": "lossbench.models.config",
     "SpladeConfig": "lossbench.models.config",
+    "ColConfig": "lossbench.models.config",
     # data
     "Collection": "lossbench.data.collection",
     "TupleDataset": "lossbench.data.datasets",
@@ -34,6 +35,8 @@ _EXPORTS = {
     # retrieval and evaluation
     "ExactDenseIndex": "lossbench.retrieval.dense",
     "SparseIndex": "lossbench.retrieval.sparse",
+    "MaxSimIndex": "lossbench.retrieval.maxsim",
+    "MaxSimANNIndex": "lossbench.retrieval.maxsim_ann",
     "evaluate_run": "lossbench.evaluation",
 }
 

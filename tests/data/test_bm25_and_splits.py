@@ -1,15 +1,14 @@
-"""BM25 against a hand-computed score, negative mining, and the fixed query-split rules."""
+"""Negative mining with BM25, and the fixed query-split rules."""
 
 from __future__ import annotations
 
-import math
 import zlib
 
 import pytest
 
-from lossbench.data.bm25 import BM25, tokenize
 from lossbench.data.mining import mine_triples
 from lossbench.data.splits import hash_order, hold_out, split_by_percent
+from lossbench.retrieval.bm25 import BM25Index
 
 DOCS = {
     "d1": "wing lift in a slipstream",
@@ -19,23 +18,8 @@ DOCS = {
 }
 
 
-def test_tokens_are_lowercase_words_without_stopwords() -> None:
-    assert tokenize("The Lift, of a WING-tip!") == ["lift", "wing", "tip"]
-
-
-def test_score_matches_the_formula_worked_by_hand() -> None:
-    k1, b = 1.2, 0.75
-    bm25 = BM25(DOCS, k1=k1, b=b)
-    # d3 = "lift lift wing" (3 tokens); avgdl = (3 + 3 + 3 + 3) / 4 = 3; "lift" is in 2 of 4 docs
-    idf = math.log(1 + (4 - 2 + 0.5) / (2 + 0.5))
-    expected = idf * 2 * (k1 + 1) / (2 + k1 * (1 - b + b * 3 / 3))
-    assert bm25.scores("lift")[2] == pytest.approx(expected, rel=1e-5)
-    assert [doc for doc, _ in bm25.search("wing lift", k=10)] == ["d3", "d1"]
-    assert bm25.search("nothing matches", k=10) == []
-
-
 def test_mined_negatives_are_bm25_candidates_that_are_not_positive() -> None:
-    bm25 = BM25(DOCS)
+    bm25 = BM25Index().add(DOCS)
     queries = {"q1": "lift of a wing in heat", "q2": "slab heat"}
     qrels = {"q1": {"d1": 2, "d2": 0}, "q2": {"d2": 1}, "q3": {"d4": 1}}
     triples = mine_triples(queries, qrels, bm25, negatives_per_positive=2, depth=10, seed=0)

@@ -9,7 +9,7 @@ from lossbench.data.batches import TrainCollator
 from lossbench.data.datasets import TrainSample
 from lossbench.loss import InBatchCrossEntropy, L2Regularization, RankNet, ScoringLossFunction
 from lossbench.models.backbone import pool
-from lossbench.models.module import loss_log_names, normalize_losses
+from lossbench.models.ranking_module import loss_log_names, normalize_losses
 
 
 def test_pooling_ignores_padding() -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from lossbench.data.bm25 import BM25
 from lossbench.data.collection import Qrels
+
+if TYPE_CHECKING:
+    from lossbench.retrieval.bm25 import BM25Index
 
 
 def mine_triples(
     queries: Mapping[str, str],
     qrels: Qrels,
-    bm25: BM25,
+    bm25: BM25Index,
     negatives_per_positive: int = 1,
     depth: int = 100,
     seed: int = 0,
@@ -29,13 +32,15 @@ def mine_triples(
         raise ValueError(f"negatives_per_positive={negatives_per_positive}: need at least 1")
     rng = random.Random(seed)
     triples: list[tuple[str, str, str]] = []
+    retrieved = bm25.search(queries, depth)  # every query at once
     for qid in sorted(queries):
         judged = qrels.get(qid, {})
         positives = sorted(d for d, grade in judged.items() if grade > 0)
         if not positives:
             continue
         relevant = set(positives)
-        candidates = [d for d, _ in bm25.search(queries[qid], depth) if d not in relevant]
+        ranked = sorted(retrieved.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))
+        candidates = [d for d, _ in ranked if d not in relevant]
         if not candidates:
             candidates = [d for d in bm25.doc_ids if d not in relevant]
         if not candidates:

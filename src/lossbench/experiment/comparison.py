@@ -1,6 +1,8 @@
 """Compare finished runs: seed-aggregated systems, ranx significance tests, a report and plots.
 
-A *system* is a set of runs that differ only by seed (same ``system_hash`` tag), labelled by its loss.
+A *system* is a set of runs that differ only by seed (same ``system_hash`` tag: the same config and
+code), labelled by its loss (:mod:`lossbench.experiment.pooling`; runs of different code are refused
+unless ``allow_mixed_code``).
 Its runs over seeds ``s`` and test queries ``q`` are pooled into one ranx Run with query ids
 ``s:q`` (the qrels repeated per seed), so ranx ``compare`` pairs the same query of the same seed
 across systems: a paired test over (seed, query) pairs. Means and standard deviations over seeds
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,18 +24,17 @@ from typing import Any
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.data.sources.formats import read_qrels, read_trec_run
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
+from lossbench.experiment.pooling import (
+    SystemRuns,
+    describe_code_versions,
+    group_systems,
+    pooled_runs,
+)
+from lossbench.experiment.ui import LEGACY_FILES, QRELS_FILE, RUN_FILE
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 STAT_TESTS = ("student", "fisher", "tukey")
 CORRECTIONS = ("holm", "bonferroni", "none")
-
-
-@dataclass
-class SystemRuns:
-    """The finished runs of one system: seed -> MLflow run."""
-
-    label: str
-    runs: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +55,9 @@ class Comparison:
     stat_test: str = "student"
     correction: str = "holm"
     max_p: float = 0.05
+    code_versions: dict[str, str] = field(default_factory=dict)  # version -> runs, git commits
+    failed_jobs: dict[str, str] = field(default_factory=dict)  # job -> error of its latest run
+    missing_jobs: list[str] = field(default_factory=list)  # jobs of the sweep that never ran
 
     def significant(self, system: str, metric: str) -> bool:
         return self.p_values.get(system, {}).get(metric, 1.0) < self.max_p
@@ -69,7 +74,7 @@ def resolve_runs(client: Any, sweep: str) -> tuple[list[Any], str, str | None]:
         runs = client.search_runs(
             [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep}'"
         )
-        return runs, experiment_id, sweep
+        return jobs_only(runs), experiment_id, sweep
     experiment = client.get_experiment_by_name(sweep)
     if experiment is None:
         names = ", ".join(sorted(e.name for e in client.search_experiments()))
@@ -77,43 +82,12 @@ def resolve_runs(client: Any, sweep: str) -> tuple[list[Any], str, str | None]:
             f"sweep={sweep!r} is neither a run id nor an experiment; experiments: {names}"
         )
     runs = client.search_runs([experiment.experiment_id])
-    roles = ("sweep", "comparison")
-    return (
-        [r for r in runs if r.data.tags.get("lossbench_role") not in roles],
-        experiment.experiment_id,
-        None,
-    )
+    return jobs_only(runs), experiment.experiment_id, None
 
 
-def system_label(run: Any) -> str:
-    tags = run.data.tags
-    label = tags.get("loss", run.info.run_name or run.info.run_id)
-    regularizer = tags.get("regularizer", "none")
-    return label if regularizer in ("none", "") else f"{label}+{regularizer}"
-
-
-def group_systems(runs: Sequence[Any]) -> tuple[dict[str, SystemRuns], list[str]]:
-    """Group FINISHED runs into systems by ``system_hash``; one run per seed (the latest)."""
-    excluded = []
-    by_hash: dict[str, SystemRuns] = {}
-    for run in sorted(runs, key=lambda r: r.info.start_time or 0):
-        name = run.info.run_name or run.info.run_id
-        if run.info.status != "FINISHED":
-            excluded.append(
-                f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})"
-            )
-            continue
-        key = run.data.tags.get("system_hash") or system_label(run)
-        system = by_hash.setdefault(key, SystemRuns(system_label(run)))
-        system.runs[int(run.data.tags.get("seed", len(system.runs)))] = run
-    labels: dict[str, int] = defaultdict(int)
-    for system in by_hash.values():
-        labels[system.label] += 1
-    systems: dict[str, SystemRuns] = {}
-    for key, system in by_hash.items():
-        label = system.label if labels[system.label] == 1 else f"{system.label} [{key[:6]}]"
-        systems[label] = system
-    return systems, excluded
+def jobs_only(runs: Sequence[Any]) -> list[Any]:
+    """The runs of jobs: no sweep parents, no comparison runs."""
+    return [r for r in runs if r.data.tags.get("lossbench_role") not in ("sweep", "comparison")]
 
 
 def pool_seeds(
@@ -253,6 +227,15 @@ def confidence_halfwidth(values: Sequence[float]) -> float:
 
 
 # ---- collecting from MLflow --------------------------------------------------------------------
+def download_run_file(client: Any, run_id: str, name: str, folder: Path) -> Path:
+    """A run's file ``name``, or its earlier name (:data:`~lossbench.experiment.ui.LEGACY_FILES`)
+    for runs logged before."""
+    logged = {artifact.path for artifact in client.list_artifacts(run_id)}
+    if name not in logged and LEGACY_FILES.get(name) in logged:
+        name = LEGACY_FILES[name]
+    return Path(client.download_artifacts(run_id, name, str(folder)))
+
+
 def download_runs(
     client: Any, systems: dict[str, SystemRuns], folder: Path
 ) -> tuple[dict[str, dict[int, ScoredRun]], Qrels]:
@@ -265,10 +248,8 @@ def download_runs(
             target = folder / mlflow_run.info.run_id
             target.mkdir(parents=True, exist_ok=True)
             run_id = mlflow_run.info.run_id
-            runs[label][seed] = read_trec_run(
-                Path(client.download_artifacts(run_id, "test.run", str(target)))
-            )
-            these = read_qrels(Path(client.download_artifacts(run_id, "test.qrels", str(target))))
+            runs[label][seed] = read_trec_run(download_run_file(client, run_id, RUN_FILE, target))
+            these = read_qrels(download_run_file(client, run_id, QRELS_FILE, target))
             if qrels is None:
                 qrels = these
             elif these != qrels:
@@ -316,11 +297,23 @@ def run_comparison(
     stat_test: str = "student",
     correction: str = "holm",
     max_p: float = 0.05,
+    allow_mixed_code: bool = False,
 ) -> tuple[Comparison, list[Path], str | None, str]:
     """Collect, compare, write the report and plots under ``output``. Returns the comparison, the files
-    written, the parent run id (if ``sweep`` was one) and the experiment id."""
+    written, the sweep's parent run id (``sweep`` itself, or the parent every compared run shares;
+    None when they share none) and the experiment id.
+
+    Runs of one system made by different code are refused unless ``allow_mixed_code``
+    (:func:`~lossbench.experiment.pooling.group_systems`)."""
+    from lossbench.experiment.sweep_jobs import job_outcomes, read_expected
+
     runs, experiment_id, parent = resolve_runs(client, sweep)
-    systems, excluded = group_systems(runs)
+    systems, excluded = group_systems(runs, allow_mixed_code)
+    parent = parent or common_parent([r for s in systems.values() for r in s.runs.values()])
+    outcomes = job_outcomes(
+        sorted(runs, key=lambda r: r.info.start_time or 0),
+        read_expected(client, parent) if parent else None,
+    )
     if not systems:
         raise ValueError(
             f"sweep={sweep!r} has no FINISHED run to compare"
@@ -333,6 +326,8 @@ def run_comparison(
     comparison = compare_systems(
         run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded
     )
+    comparison.code_versions = describe_code_versions(pooled_runs(systems))
+    comparison.failed_jobs, comparison.missing_jobs = outcomes.failed, outcomes.missing
     from lossbench.experiment.report import (
         plot_curves,
         plot_metric_bars,
@@ -352,7 +347,13 @@ def run_comparison(
     )
     training = metric_curves(client, systems, "train/loss")
     plots.append(
-        plot_curves(training, "training loss, mean over seeds", "loss", output / "train_loss.png")
+        plot_curves(
+            training,
+            "training loss, mean over seeds",
+            "loss",
+            output / "train_loss.png",
+            split_scales=True,
+        )
     )
     files = [
         write_markdown(comparison, plots, output / "report.md", sweep),
@@ -362,20 +363,49 @@ def run_comparison(
     return comparison, files, parent, experiment_id
 
 
+def common_parent(runs: Sequence[Any]) -> str | None:
+    """The parent run (a sweep) that every one of ``runs`` is nested under, if they share one."""
+    parents = {run.data.tags.get("mlflow.parentRunId") for run in runs}
+    return parents.pop() if len(parents) == 1 else None
+
+
 def log_comparison(
     client: Any,
     experiment_id: str,
     sweep: str,
     parent: str | None,
     files: Sequence[Path],
+    comparison: Comparison,
 ) -> str:
-    """Log the report and plots to a new comparison run (nested under the sweep's parent run, if
-    any); returns its run id."""
+    """Log a comparison run: its results as params and metrics
+    (:func:`~lossbench.experiment.report.comparison_metrics`), the table as its description, the
+    report and plots as files; nested under the sweep's parent run. Returns its run id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from lossbench.experiment.report import (
+        comparison_metrics,
+        comparison_name,
+        comparison_params,
+        markdown_table,
+    )
+    from lossbench.experiment.ui import DESCRIPTION_TAG
+
     tags = {"lossbench_role": "comparison", "compared": sweep}
     if parent:
         tags["mlflow.parentRunId"] = parent
-    run = client.create_run(experiment_id, run_name=f"compare {sweep}", tags=tags)
+    run = client.create_run(experiment_id, run_name=comparison_name(comparison), tags=tags)
+    run_id = run.info.run_id
+    client.log_batch(
+        run_id,
+        params=[Param(k, v) for k, v in comparison_params(comparison, sweep).items()],
+        tags=[RunTag(DESCRIPTION_TAG, markdown_table(comparison, sweep))],
+    )
+    metrics = [
+        Metric(k, v, int(time.time() * 1000), 0) for k, v in comparison_metrics(comparison).items()
+    ]
+    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
     for path in files:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return str(run.info.run_id)
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, "FINISHED")
+    return str(run_id)

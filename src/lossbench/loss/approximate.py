@@ -10,7 +10,14 @@ from typing import ClassVar, Literal
 
 import torch
 
-from lossbench.loss.base import Needs, ScoringLossFunction, check_temperature, masked_mean, prepare
+from lossbench.loss.base import (
+    Needs,
+    ScoringLossFunction,
+    check_flag,
+    check_temperature,
+    masked_mean,
+    prepare,
+)
 
 
 def approx_ranks(scores: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -93,7 +100,7 @@ class ApproxNDCG(_ApproxLoss):
 
     def __init__(self, temperature: float = 1.0, scale_gains: bool = True) -> None:
         super().__init__(temperature)
-        self.scale_gains = bool(scale_gains)
+        self.scale_gains = check_flag(scale_gains, "scale_gains")
 
     def __call__(
         self,

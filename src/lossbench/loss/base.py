@@ -13,7 +13,11 @@ on the declared needs, never on a loss's name):
   ``gather_across_devices=True`` under DDP, the module passes the docs of every rank instead:
   ``scores`` ``(Q, B*D)``, ``mask`` ``(B, D)`` and ``query_offset`` (the first own block).
 * :class:`RegularizationLossFunction` -- ``loss(query_embeddings, doc_embeddings)`` on ``(Nq, dim)`` and
-  ``(Nd, dim)``; weights are plain float attributes so weight schedulers can change them.
+  ``(Nd, dim)``; weights are plain float attributes so weight schedulers can change them. A
+  multi-vector model (ColBERT: a vector per token) has no such embeddings and refuses them.
+
+The scores come from the model (its scoring: the dot product of single vectors, MaxSim of token
+vectors); a loss never sees how they were computed.
 
 Every loss returns a 0-dim float32 tensor, computed in float32 even under bf16 autocast, and a batch
 with nothing to learn from gives a finite value with zero gradients, never NaN.
@@ -22,6 +26,7 @@ with nothing to learn from gives a finite value with zero gradients, never NaN.
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -96,8 +101,9 @@ class RegularizationLossFunction(LossFunction):
     needs: ClassVar[Needs] = Needs.EMBEDDINGS
 
     def __init__(self, query_weight: float = 1e-4, doc_weight: float = 1e-4) -> None:
-        self.query_weight = float(query_weight)
-        self.doc_weight = float(doc_weight)
+        # >= 0: a negative weight would reward what the penalty is meant to shrink
+        self.query_weight = check_non_negative(query_weight, "query_weight")
+        self.doc_weight = check_non_negative(doc_weight, "doc_weight")
 
     @abstractmethod
     def __call__(
@@ -170,12 +176,24 @@ def masked_log_softmax(values: torch.Tensor, mask: torch.Tensor, dim: int = -1) 
     return log_probs.masked_fill(~mask, 0.0)
 
 
+def check_positive(value: float, name: str) -> float:
+    """Return ``value`` as a float, raising a ``ValueError`` naming ``name`` unless it is in (0, inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_non_negative(value: float, name: str) -> float:
+    """Return ``value`` as a float, raising a ``ValueError`` naming ``name`` unless it is in [0, inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_temperature(temperature: float) -> float:
-    """Return ``temperature`` as a float, raising a ``ValueError`` unless it is a positive number."""
-    temperature = float(temperature)
-    if not temperature > 0.0 or temperature == float("inf"):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    return temperature
+    """Return ``temperature`` as a float, raising a ``ValueError`` unless it is a positive finite
+    number (a negative one would invert the objective, 0 divides by zero)."""
+    return check_positive(temperature, "temperature")
 
 
 def check_flag(value: bool, name: str) -> bool:

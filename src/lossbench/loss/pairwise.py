@@ -7,7 +7,14 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from lossbench.loss.base import Needs, ScoringLossFunction, masked_mean, prepare
+from lossbench.loss.base import (
+    Needs,
+    ScoringLossFunction,
+    check_positive,
+    check_temperature,
+    masked_mean,
+    prepare,
+)
 
 
 def pair_mask(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -37,6 +44,8 @@ class RankNet(ScoringLossFunction):
     Args:
         temperature: multiplies the score difference, so it is an *inverse* temperature (larger
             means sharper). The name and behaviour are kept from lightning-ir, whose users pass it.
+            Positive and finite (a ``ValueError`` otherwise: a negative one would invert the
+            objective, 0 would give zero gradients).
 
     References:
         Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
@@ -52,7 +61,7 @@ class RankNet(ScoringLossFunction):
 
     Differs from lightning-ir:
         Ragged lists are masked instead of misaligned, and a batch with no pair (all ties) returns
-        0 with zero gradients instead of NaN.
+        0 with zero gradients instead of NaN; the temperature is checked.
 
     Example:
         >>> import torch
@@ -63,7 +72,7 @@ class RankNet(ScoringLossFunction):
     needs: ClassVar[Needs] = Needs.TARGETS
 
     def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)
 
     def __call__(
         self,
@@ -86,7 +95,8 @@ class ConstantMarginMSE(ScoringLossFunction):
         L = mean_{(q,i,j)} ((s_qi - s_qj) - margin)^2
 
     Args:
-        margin: the score gap each pair should show; ints are accepted (``margin=1``).
+        margin: the score gap each pair should show, positive and finite; ints are accepted
+            (``margin=1``).
 
     References:
         Hofstätter et al., "Improving Efficient Neural Ranking Models with Cross-Architecture
@@ -113,7 +123,8 @@ class ConstantMarginMSE(ScoringLossFunction):
     needs: ClassVar[Needs] = Needs.TARGETS
 
     def __init__(self, margin: float = 1.0) -> None:
-        self.margin = float(margin)
+        # > 0: a negative margin asks worse candidates to win, 0 asks every pair to tie
+        self.margin = check_positive(margin, "margin")
 
     def __call__(
         self,

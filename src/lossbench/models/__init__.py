@@ -1,8 +1,17 @@
-"""Bi-encoder models: configurations, backbones and the Lightning module."""
+"""Models: configurations, backbones, encoders, and the Lightning modules (RankingModule, what every
+trained ranker shares; BiEncoderModule)."""
 
 from __future__ import annotations
 
-from lossbench.models.config import BiEncoderConfig, DprConfig, SpladeConfig
+from lossbench.models.config import BiEncoderConfig, ColConfig, DprConfig, SpladeConfig
 from lossbench.models.module import BiEncoderModule
+from lossbench.models.ranking_module import RankingModule
 
-__all__ = ["BiEncoderConfig", "BiEncoderModule", "DprConfig", "SpladeConfig"]
+__all__ = [
+    "BiEncoderConfig",
+    "BiEncoderModule",
+    "ColConfig",
+    "DprConfig",
+    "RankingModule",
+    "SpladeConfig",
+]

@@ -12,7 +12,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from lossbench.data.bm25 import BM25
 from lossbench.data.collection import Collection, Qrels
 from lossbench.data.mining import mine_triples
 from lossbench.data.runs import RUN_HINT, read_run_source
@@ -61,10 +60,12 @@ def ir_datasets_collection(
     splits = split_by_percent(judged, dev_percent, test_percent)
     split_qrels: dict[str, Qrels] = {s: {q: qrels[q] for q in ids} for s, ids in splits.items()}
     split_queries = {s: {q: queries[q] for q in ids} for s, ids in splits.items()}
+    from lossbench.retrieval.bm25 import BM25Index
+
     triples = mine_triples(
         split_queries["train"],
         split_qrels["train"],
-        BM25(docs),
+        BM25Index().add(docs),
         negatives_per_positive,
         mining_depth,
         seed,

@@ -30,7 +30,6 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from lossbench.data.bm25 import BM25
 from lossbench.data.collection import SPLITS, Collection, Qrels, map_relevance
 from lossbench.data.mining import mine_triples
 from lossbench.data.sources.formats import iter_run, read_qrels
@@ -149,8 +148,10 @@ def load_local(
         triples_source = FilteredTuples(source, held_out) if held_out else source
     elif qrels.get("train"):
         train = {q: all_queries[q] for q in sorted(qrels["train"]) if q in all_queries}
+        from lossbench.retrieval.bm25 import BM25Index
+
         triples_source = mine_triples(
-            train, qrels["train"], BM25(docs), negatives_per_positive, mining_depth, seed
+            train, qrels["train"], BM25Index().add(docs), negatives_per_positive, mining_depth, seed
         )
         extra["triples"] = (
             f"mined with BM25 (top {mining_depth}, {negatives_per_positive}/positive)"
