@@ -70,10 +70,28 @@ def git(*args: str) -> str | None:
 
 
 def code_version() -> dict[str, Any]:
-    """The commit that ran and whether the tree differed from it (results excluded)."""
+    """The commit checked out now and whether the tree differs from it (results excluded)."""
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--", ".", ":!bench/results")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+CODE_AT_START = code_version()
+"""The code when this process started: a result is clean only if it is unchanged at the end."""
+
+
+def code_that_ran() -> dict[str, Any]:
+    """The commit at the start, dirty if the tree differed from it at the start or at the end.
+
+    A benchmark runs for minutes and some start fresh processes that import the code later, so an
+    edit or a commit made while it ran means its figures cannot be traced to one commit.
+    """
+    now = code_version()
+    dirty = [CODE_AT_START["dirty"], now["dirty"], now["commit"] != CODE_AT_START["commit"]]
+    return {
+        "commit": CODE_AT_START["commit"],
+        "dirty": None if None in dirty[:2] else any(dirty),
+    }
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -144,7 +162,7 @@ def write_result(
     document = {
         "benchmark": name,
         "command": command_line(argv),
-        **code_version(),
+        **code_that_ran(),
         "quick": quick,
         "machine": machine_info(),
         **payload,

@@ -39,6 +39,8 @@ SINGLE: dict[str, Callable[[dict[str, Any]], str]] = {
     "run_breakdown": render.run_breakdown,
     "scaling": render.scaling,
     "gpu_smoke": render.gpu_smoke,
+    "ranx_first_call": render.ranx_first_call,
+    "maxsim": render.maxsim,
 }
 """Result-name stem -> the renderer of one file."""
 
@@ -164,6 +166,25 @@ def goals(docs: dict[str, dict[str, Any]]) -> str:
                 name,
                 measured,
                 s["met"],
+            )
+    for name, doc in docs.items():
+        if not name.startswith("maxsim_"):
+            continue
+        if doc.get("search"):
+            ratio = doc["search"]["throughput_ratio"]
+            add(
+                "MaxSim search >= 0.8 x the floor's docs/s",
+                name,
+                ratio_text(ratio),
+                ratio["median"] >= 0.8,
+            )
+        if doc.get("train"):
+            ratio = doc["train"]["step_ratio"]
+            add(
+                "ColBERT training step <= 1.15 x minimal",
+                name,
+                ratio_text(ratio),
+                ratio["median"] <= 1.15,
             )
     scaling = docs.get("scaling_cpu")
     if scaling:

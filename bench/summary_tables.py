@@ -289,3 +289,93 @@ def gpu_smoke(doc: dict[str, Any]) -> str:
             + "; ".join(f"{k} {fmt(v)}" for k, v in shown.items()),
         ]
     )
+
+
+def ranx_first_call(doc: dict[str, Any]) -> str:
+    case = doc["case"]
+    rows = [
+        {
+            "variant": variant,
+            "import ranx s": seconds_text(row["import_ranx"]),
+            "first evaluation s": seconds_text(row["first_evaluate"]),
+            "second evaluation s": seconds_text(row["second_evaluate"]),
+            "first x lossbench": ratio_text(row.get("first_evaluate_vs_lossbench"), 2),
+        }
+        for variant, row in doc["results"].items()
+    ]
+    return "\n".join(
+        [
+            provenance(doc),
+            "",
+            f"Fresh processes, {doc['rounds']} rounds of the variants in turn; {case['queries']} "
+            f"queries x {case['docs_per_query']} docs with ties, metrics "
+            f"{', '.join(doc['metrics'])}. Seconds: median (range) over the rounds; x lossbench: "
+            "per round, the variant's first evaluation over `lossbench`'s; median [min-max].",
+            "",
+            table(rows, list(rows[0])),
+        ]
+    )
+
+
+def maxsim(doc: dict[str, Any]) -> str:
+    lines = [provenance(doc), ""]
+    search, train = doc.get("search"), doc.get("train")
+    if search:
+        lo, hi = search["doc_tokens"]
+        lines += [
+            f"Search: {search['docs']:,} docs of {lo}-{hi} tokens, {search['queries']} queries of "
+            f"{search['query_tokens']} tokens, dim {search['dim']}, top-100; {doc['rounds']} "
+            "interleaved rounds. x floor: per round, the floor's seconds over the index's (a "
+            f"docs/s ratio; goal >= 0.8); same top-100 as the floor: "
+            f"{'yes' if search['same_top_k_as_floor'] else '**no**'}.",
+            "",
+            table(
+                [
+                    {
+                        "side": "floor (padded blocks, one matmul per chunk)",
+                        "seconds, median (range)": seconds_text(search["floor"]),
+                        "docs/s per query": search["floor_docs_per_s"],
+                        "x floor": None,
+                    },
+                    {
+                        "side": "MaxSimIndex.search_tensors",
+                        "seconds, median (range)": seconds_text(search["index"]),
+                        "docs/s per query": search["index_docs_per_s"],
+                        "x floor": ratio_text(search["throughput_ratio"]),
+                    },
+                ],
+                ["side", "seconds, median (range)", "docs/s per query", "x floor"],
+            ),
+            "",
+            f"Index: {fmt(search['index_bytes_per_doc'], 0)} bytes per doc "
+            f"({fmt(search['tokens_per_doc'], 1)} tokens x {search['dim']} dims in fp16, with "
+            f"lengths and offsets), against {search['padded_fp32_bytes_per_doc']:,} padded to "
+            f"{hi} tokens in fp32 and {search['dpr_768_fp32_bytes_per_doc']:,} for one 768-dim "
+            "fp32 vector (DPR).",
+            "",
+        ]
+    if train:
+        lines += [
+            f"Training step: {train['model']}, {train['queries']} queries x "
+            f"{train['docs_per_query']} docs, {train['query_length']} / {train['doc_length']} "
+            f"tokens, dim {train['dim']}, InfoNCE; {train['steps_per_round']} steps per side and "
+            f"round, {doc['rounds']} interleaved rounds. x minimal: per round, lossbench's s/step "
+            "over the minimal step's (goal <= 1.15).",
+            "",
+            table(
+                [
+                    {
+                        "side": "minimal ColBERT step",
+                        "s/step, median (range)": seconds_text(train["minimal_step"]),
+                        "x minimal": None,
+                    },
+                    {
+                        "side": "BiEncoderModule + ColConfig",
+                        "s/step, median (range)": seconds_text(train["lossbench_step"]),
+                        "x minimal": ratio_text(train["step_ratio"]),
+                    },
+                ],
+                ["side", "s/step, median (range)", "x minimal"],
+            ),
+        ]
+    return "\n".join(lines).rstrip()

@@ -207,7 +207,11 @@ def test_the_gpu_script_path_rehearsed_on_the_cpu(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["faiss_recall", "scaling", "sweep", "run_breakdown"], ids=str)
+@pytest.mark.parametrize(
+    "script",
+    ["faiss_recall", "scaling", "sweep", "run_breakdown", "ranx_first_call", "maxsim"],
+    ids=str,
+)
 def test_quick_mode_runs_and_summarizes(tmp_path: Path, script: str) -> None:
     extra = ["--runs", "1"] if script == "run_breakdown" else []
     run_bench([sys.executable, "-m", f"bench.{script}", "--quick", *extra], tmp_path)
