@@ -22,8 +22,10 @@ def provenance(doc: dict[str, Any]) -> str:
     load = (
         f"load {fmt(m.get('load_average_1m_start'), 1)} -> {fmt(m.get('load_average_1m_end'), 1)}"
     )
+    settings = "".join(f"{k}={v} " for k, v in sorted(m.get("environment", {}).items()))
+    settings = settings.replace("TOKENIZERS_PARALLELISM=false ", "")
     return (
-        f"_`{doc['command']}` at commit `{commit}`{dirty}; {m['started']}; {m['cpu']} "
+        f"_`{settings}{doc['command']}` at commit `{commit}`{dirty}; {m['started']}; {m['cpu']} "
         f"({m['cpu_count']} cores{gpu}, {load}); torch {m['torch']}, "
         f"lightning {m.get('lightning', '?')}_"
     )
