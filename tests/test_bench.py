@@ -131,6 +131,24 @@ def test_train_step_pipeline_settings_are_the_composed_run_config(compose: Any) 
     assert schedule["final_factor"] == cfg.schedule.lr_schedule.final_factor
 
 
+def test_ranx_first_call_compares_each_variant_with_lossbench_round_by_round() -> None:
+    from bench.ranx_first_call import summarize
+
+    def figures(first: float) -> dict[str, float]:
+        return {"import_ranx": 2.0, "first_evaluate": first, "second_evaluate": 0.1}
+
+    samples = {
+        "lossbench": [figures(1.0), figures(2.0), figures(8.0)],
+        "ranx_run": [figures(10.0), figures(30.0), figures(8.0)],
+    }
+    results = summarize(samples)
+    assert results["lossbench"]["first_evaluate"]["median_s"] == pytest.approx(2.0)
+    assert "first_evaluate_vs_lossbench" not in results["lossbench"]
+    ratio = results["ranx_run"]["first_evaluate_vs_lossbench"]
+    assert ratio["per_round"] == pytest.approx([10.0, 15.0, 1.0])
+    assert ratio["median"] == pytest.approx(10.0)  # the ratio of the medians would be 10 / 2
+
+
 # ---- the sweep's and the scaling benchmark's arithmetic -------------------------------------------
 def test_a_sweep_must_pay_training_one_untrained_evaluation_and_each_final_search() -> None:
     from bench.sweep import account
