@@ -360,7 +360,7 @@ def maxsim(doc: dict[str, Any]) -> str:
         lines += [
             f"Training step: {train['model']}, {train['queries']} queries x "
             f"{train['docs_per_query']} docs, {train['query_length']} / {train['doc_length']} "
-            f"tokens, dim {train['dim']}, InfoNCE; {train['steps_per_round']} steps per side and "
+            f"tokens, dim {train['dim']}, InfoNCE; {train['steps_per_round']} step(s) per side and "
             f"round, {doc['rounds']} interleaved rounds. x minimal: per round, lossbench's s/step "
             "over the minimal step's (goal <= 1.15).",
             "",
