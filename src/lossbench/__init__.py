@@ -18,6 +18,8 @@ _EXPORTS = {
     "BiEncoderConfig": "lossbench.models.config",
     "DprConfig": "lossbench.models.config",
     "SpladeConfig": "lossbench.models.config",
+    "CrossEncoderModule": "lossbench.models.cross_encoder",
+    "CrossEncoderConfig": "lossbench.models.config",
     # data
     "Collection": "lossbench.data.collection",
     "TupleDataset": "lossbench.data.datasets",

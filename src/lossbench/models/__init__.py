@@ -1,10 +1,19 @@
 """Models: configurations, backbones, encoders, and the Lightning modules (RankingModule, what every
-trained ranker shares; BiEncoderModule)."""
+trained ranker shares; BiEncoderModule; CrossEncoderModule)."""
 
 from __future__ import annotations
 
-from lossbench.models.config import BiEncoderConfig, DprConfig, SpladeConfig
+from lossbench.models.config import BiEncoderConfig, CrossEncoderConfig, DprConfig, SpladeConfig
+from lossbench.models.cross_encoder import CrossEncoderModule
 from lossbench.models.module import BiEncoderModule
 from lossbench.models.ranking_module import RankingModule
 
-__all__ = ["BiEncoderConfig", "BiEncoderModule", "DprConfig", "RankingModule", "SpladeConfig"]
+__all__ = [
+    "BiEncoderConfig",
+    "BiEncoderModule",
+    "CrossEncoderConfig",
+    "CrossEncoderModule",
+    "DprConfig",
+    "RankingModule",
+    "SpladeConfig",
+]

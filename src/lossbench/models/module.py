@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lossbench.data.batches import TrainBatch
+from lossbench.data.batches import TrainBatch, TrainCollator
 from lossbench.data.token_cache import TokenCache
 from lossbench.loss.base import (
     InBatchLossFunction,
@@ -160,6 +160,11 @@ class BiEncoderModule(RankingModule):
         return self.encode(encoding, "doc")
 
     # ---- training -----------------------------------------------------------------------------
+    def train_collator(self, fixed_length: bool = False) -> TrainCollator:
+        """Tokenizes each batch's queries and docs separately, to ``query_length`` / ``doc_length``."""
+        config = self.config
+        return TrainCollator(self.tokenizer, config.query_length, config.doc_length, fixed_length)
+
     def _losses_of_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         queries = self.encode_queries(batch.query_encoding)  # (Q, H)
         real_docs = self.encode_docs(batch.doc_encoding)  # (N, H)
