@@ -23,6 +23,8 @@ from lossbench.data.sources.formats import read_qrels, read_trec_run
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+FIRST_STAGE_RUN = "first_stage.run"
+"""A re-ranker's first-stage run (artifact), shown in the report as a reference row."""
 STAT_TESTS = ("student", "fisher", "tukey")
 CORRECTIONS = ("holm", "bonferroni", "none")
 
@@ -280,6 +282,26 @@ def download_runs(
     return runs, qrels
 
 
+def first_stage_references(
+    client: Any, systems: dict[str, SystemRuns], folder: Path
+) -> dict[str, dict[int, ScoredRun]]:
+    """The first stages that re-rankers re-ranked (tag ``first_stage``), as reference systems
+    labelled ``first stage: <tag>``: the run of each (``first_stage.run``), the same for every seed."""
+    seeds = sorted({seed for system in systems.values() for seed in system.runs})
+    references: dict[str, dict[int, ScoredRun]] = {}
+    for system in systems.values():
+        for mlflow_run in system.runs.values():
+            tag = mlflow_run.data.tags.get("first_stage")
+            label = f"first stage: {tag}"
+            if not tag or label in references:
+                continue
+            target = folder / f"first_stage-{mlflow_run.info.run_id}"
+            target.mkdir(parents=True, exist_ok=True)
+            path = client.download_artifacts(mlflow_run.info.run_id, FIRST_STAGE_RUN, str(target))
+            references[label] = dict.fromkeys(seeds, read_trec_run(Path(path)))
+    return references
+
+
 def metric_curves(
     client: Any, systems: dict[str, SystemRuns], key: str
 ) -> dict[str, dict[int, float]]:
@@ -329,6 +351,7 @@ def run_comparison(
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         run_files, qrels = download_runs(client, systems, Path(scratch))
+        run_files.update(first_stage_references(client, systems, Path(scratch)))
     chosen = choose_baseline(list(systems), baseline)
     comparison = compare_systems(
         run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded

@@ -1,13 +1,18 @@
 """One run of ``python -m pipeline.run``, stage by stage, in the order of the data flow.
 
     prepare    every check the config allows; losses, optimizer, schedules, model config, index
+               (a cross-encoder: its first stage)
     skip       a FINISHED run of the same config (unless tracking.rerun), or the run to resume
-    data       the collection, checked against what the run will read
+    data       the collection, checked against what the run will read; a cross-encoder's first
+               stage on the dev and test queries (its candidates, checked)
     track      the MLflow run: tags, params, the resolved config, the data's counts
-    model      the bi-encoder with its losses, optimizer and LR schedule
-    start      the untrained model's test metrics (test/base_*) and step-0 validation
+    model      the module the model config says (bi-encoder or cross-encoder) with its losses,
+               optimizer and LR schedule
+    start      the untrained model's test metrics (test/base_*) and step-0 validation; a
+               cross-encoder's first stage (test/first_stage_*, first_stage.run)
     train      Lightning, validating on the dev split
-    test       index (the last validation's, when it holds the final weights), search, evaluate
+    test       bi-encoder: index (the last validation's, when it holds the final weights), search;
+               cross-encoder: re-rank the test candidates; then evaluate
     report     stage times, run files, the summary table, the objective for Hydra sweepers
 
 Each stage is a method of :class:`Experiment` timed under its name (``time/<stage>_s`` in MLflow,
@@ -29,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.experiment.config import instantiate_unwrapped, plain_dict
 from lossbench.experiment.jobs import CONF_DIR, job_name, output_folder, sweep_parent_run_id
-from lossbench.experiment.retrieval import BiEncoderRetrieval
+from lossbench.experiment.retrieval import BiEncoderRetrieval, RerankRetrieval
 
 log = logging.getLogger("lossbench")
 
@@ -60,6 +65,7 @@ class Plan:
     model_config: Any
     weight_schedules: list[Any] = field(default_factory=list)  # callbacks changing loss weights
     config_hash: str = ""
+    first_stage: Any = None  # a cross-encoder's candidates (a FirstStage); None for a bi-encoder
 
 
 def run_experiment(cfg: DictConfig) -> float:
@@ -79,6 +85,7 @@ class Experiment:
         self.uri = ""
         self.resume: Any = None
         self.base: dict[str, float] = {}
+        self.retrieval: Any = None  # BiEncoderRetrieval, or RerankRetrieval for a cross-encoder
 
     def run(self) -> float:
         """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
@@ -123,9 +130,16 @@ class Experiment:
             if callback:
                 self.plan.weight_schedules.append(instantiate(callback))
             check_plan(cfg, self.plan, self.make_index())
+            if self.reranks:
+                self.plan.first_stage = instantiate_unwrapped(cfg.first_stage.retriever)
             from lossbench.experiment.identity import config_hash
 
             self.plan.config_hash = config_hash(cfg)
+
+    @property
+    def reranks(self) -> bool:
+        """Whether the model re-ranks a first stage (a cross-encoder) instead of indexing the corpus."""
+        return bool(self.plan.model_config.reranks)
 
     def make_index(self) -> Any:
         """A new, empty index as ``index`` configures it."""
@@ -166,6 +180,28 @@ class Experiment:
                 [cfg.eval.val_split, "test"],
                 self.plan.losses,
             )
+        if self.reranks:
+            with self.watch.stage("first_stage"):
+                self.retrieve_candidates()
+
+    def retrieve_candidates(self) -> None:
+        """A cross-encoder's first stage on the dev and test queries, once: its candidates are what
+        every validation and the test re-rank. A run file that is malformed (file and line) or
+        matches no query fails here, before anything is logged; thin candidate lists warn."""
+        from lossbench.training.hardware import inference_batch_size, inference_device
+
+        cfg = self.cfg
+        device = inference_device(cfg.trainer.get("accelerator"))
+        self.retrieval = RerankRetrieval(
+            self.plan.first_stage,
+            k=cfg.eval.k,
+            batch_size=inference_batch_size(cfg.data.inference_batch_size, device),
+            device=device,
+        )
+        for warning in self.retrieval.retrieve_candidates(
+            self.collection, [cfg.eval.val_split, "test"]
+        ):
+            log.warning(warning)
 
     # ---- track -------------------------------------------------------------------------------
     def tags(self) -> dict[str, Any]:
@@ -186,6 +222,7 @@ class Experiment:
             "command": " ".join(sys.argv[1:]),
             "config_hash": self.plan.config_hash,
             "system_hash": system_hash(cfg),
+            **({"first_stage": self.plan.first_stage.describe()} if self.reranks else {}),
         }
 
     @contextmanager
@@ -224,11 +261,12 @@ class Experiment:
 
     # ---- model -------------------------------------------------------------------------------
     def build_model(self) -> None:
-        """The bi-encoder, its losses, optimizer and LR schedule, seeded."""
+        """The module the model config says (a bi-encoder, or a cross-encoder when it re-ranks),
+        its losses, optimizer and LR schedule, seeded."""
         import lightning as L
 
         from lossbench.data.token_cache import TokenCache
-        from lossbench.models import BiEncoderModule
+        from lossbench.models import BiEncoderModule, CrossEncoderModule
         from lossbench.training.hardware import (
             encoding_workers,
             inference_batch_size,
@@ -237,8 +275,9 @@ class Experiment:
 
         cfg, plan = self.cfg, self.plan
         L.seed_everything(cfg.seed, workers=True, verbose=False)
+        module_class: Any = CrossEncoderModule if self.reranks else BiEncoderModule
         with self.watch.stage("model"):
-            module = BiEncoderModule(
+            module = module_class(
                 model_name_or_path=cfg.model.model_name_or_path,
                 config=plan.model_config,
                 loss_functions=list(zip(plan.losses, plan.weights, strict=True)),
@@ -249,6 +288,8 @@ class Experiment:
             if cfg.get("compile", False):
                 module.compile_encoders()
         self.module = module
+        if self.reranks:  # its retrieval exists since the data stage (the first stage's candidates)
+            return
         device = inference_device(cfg.trainer.get("accelerator"))
         self.retrieval = BiEncoderRetrieval(
             self.make_index,
@@ -266,6 +307,9 @@ class Experiment:
 
         cfg = self.cfg
         self.validation = self.make_validation()
+        if self.reranks:
+            self.evaluate_start_reranking()
+            return
         if not (cfg.eval.base and self.primary and self.resume is None):
             return
         with self.watch.stage("base_eval"):
@@ -279,11 +323,57 @@ class Experiment:
             {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
         )
 
+    def evaluate_start_reranking(self) -> None:
+        """A cross-encoder's starting point: the first stage's own test metrics
+        (``test/first_stage_*``, its run as ``first_stage.run``), then the untrained re-ranker's
+        (``test/base_*``) and the step-0 validation. A resumed run has them all already."""
+        from lossbench.data.sources.formats import read_trec_run, write_trec_run
+        from lossbench.evaluation import evaluate_run, mlflow_metric_name
+
+        cfg, collection, retrieval = self.cfg, self.collection, self.retrieval
+        if not (self.primary and self.resume is None):
+            return
+        metrics = cfg.eval.metrics
+        tag = f"lossbench-first-stage-{self.cfg.first_stage.name}"
+        path = write_trec_run(retrieval.candidates["test"], self.folder / "first_stage.run", tag)
+        self.tracked.log_artifact(path)
+        # evaluated as written (scores to 6 decimals, ties by doc id): what ranx, trec_eval and
+        # pipeline.compare read from the file
+        written = read_trec_run(path)
+        self.first_stage_means = evaluate_run(collection.qrels["test"], written, metrics).means
+        self.tracked.log_metrics(
+            {
+                f"test/first_stage_{mlflow_metric_name(m)}": v
+                for m, v in self.first_stage_means.items()
+            }
+        )
+        if not cfg.eval.base:
+            return
+        with self.watch.stage("base_eval"):
+            base = retrieval.evaluate(self.module, collection, "test", metrics)
+            self.base = base.evaluation.means
+            self.tracked.log_metrics(
+                {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
+            )
+            start = self.validation.evaluate_now(self.module, step=0)
+        self.tracked.log_metrics(
+            {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
+        )
+
     def make_validation(self) -> Any:
         """The dev-split validation callback (every ``eval.val_every_n_steps``, each epoch, at the end)."""
-        from lossbench.training.validation import RetrievalValidation
+        from lossbench.training.validation import RerankValidation, RetrievalValidation
 
         cfg, retrieval = self.cfg, self.retrieval
+        if self.reranks:
+            return RerankValidation(
+                self.collection,
+                retrieval.candidates[cfg.eval.val_split],
+                split=cfg.eval.val_split,
+                metrics=cfg.eval.val_metrics,
+                every_n_steps=cfg.eval.get("val_every_n_steps"),
+                batch_size=retrieval.batch_size,
+            )
         return RetrievalValidation(
             self.collection,
             self.make_index,
@@ -351,12 +441,29 @@ class Experiment:
 
     # ---- test --------------------------------------------------------------------------------
     def test(self) -> None:
-        """Index the corpus with the trained model, search the test queries and evaluate."""
+        """Index the corpus with the trained model and search the test queries (a cross-encoder:
+        re-rank the test queries' candidates), then evaluate."""
         from lossbench.evaluation import evaluate_run
 
-        cfg, module, collection = self.cfg, self.module, self.collection
+        cfg, collection = self.cfg, self.collection
+        self.module.to(
+            self.retrieval.device
+        )  # Lightning moves the model back to the CPU at the end
+        if self.reranks:
+            with self.watch.stage("rerank"):
+                self.test_run = self.retrieval.rerank(self.module, collection, "test")
+        else:
+            self.search_test()
+        with self.watch.stage("evaluate"):
+            self.evaluation = evaluate_run(
+                collection.qrels["test"], self.test_run, cfg.eval.metrics
+            )
+
+    def search_test(self) -> None:
+        """A bi-encoder's test run: the trained model's index (the last validation's when it holds
+        the final weights), the test queries searched in it."""
+        module, collection = self.module, self.collection
         retrieval, validation = self.retrieval, self.validation
-        module.to(retrieval.device)  # Lightning moves the model back to the CPU when fit ends
         with self.watch.stage("index"):
             if (
                 validation.last_step == self.trainer.global_step
@@ -372,10 +479,6 @@ class Experiment:
             with self.watch.stage("recall_vs_exact"):
                 recall = retrieval.recall_vs_exact(module, collection, index, "test")
             self.tracked.log_metrics({"index/recall_at_100_vs_exact": recall})
-        with self.watch.stage("evaluate"):
-            self.evaluation = evaluate_run(
-                collection.qrels["test"], self.test_run, cfg.eval.metrics
-            )
 
     # ---- report ------------------------------------------------------------------------------
     def report(self) -> float:
@@ -390,7 +493,8 @@ class Experiment:
         tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in means.items()})
         tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
-        print_summary(means, base, tracked, self.folder)
+        reference = getattr(self, "first_stage_means", None)
+        print_summary(means, base, tracked, self.folder, reference)
         objective = objective_value(cfg, means, self.validation.history)
         discard_when_finished(self.checkpoints, cfg.get("checkpoint"))
         return objective
