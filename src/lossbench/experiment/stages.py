@@ -86,6 +86,7 @@ class Experiment:
         self.resume: Any = None
         self.base: dict[str, float] = {}
         self.retrieval: Any = None  # BiEncoderRetrieval, or RerankRetrieval for a cross-encoder
+        self.first_stage_means: dict[str, float] = {}  # a cross-encoder's first stage on test
 
     def run(self) -> float:
         """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
@@ -493,8 +494,7 @@ class Experiment:
         tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in means.items()})
         tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
-        reference = getattr(self, "first_stage_means", None)
-        print_summary(means, base, tracked, self.folder, reference)
+        print_summary(means, base, tracked, self.folder, self.first_stage_means)
         objective = objective_value(cfg, means, self.validation.history)
         discard_when_finished(self.checkpoints, cfg.get("checkpoint"))
         return objective

@@ -128,12 +128,18 @@ class CrossEncoderModule(RankingModule):
             cache=self.token_cache,
         )
 
-    @torch.inference_mode()
     def score_pairs(self, queries: Sequence[str], docs: Sequence[str]) -> torch.Tensor:
-        """Scores ``(N,)`` of the pairs ``(queries[i], docs[i])`` in one batch, float32 on the
-        module's device (for a few pairs; :func:`lossbench.retrieval.rerank.rerank` for a run)."""
-        encoding = self.pairs(queries, docs)
-        return self.score({k: v.to(self.device) for k, v in encoding.items()}).float()
+        """Scores ``(N,)`` of the pairs ``(queries[i], docs[i])`` in one batch, in eval mode and
+        inference mode, float32 on the module's device (for a few pairs;
+        :func:`lossbench.retrieval.rerank.rerank` for a run)."""
+        encoding = {k: v.to(self.device) for k, v in self.pairs(queries, docs).items()}
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                return self.score(encoding).float()
+        finally:
+            self.train(was_training)
 
     # ---- saving and loading -------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> Path:
