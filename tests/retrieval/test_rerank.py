@@ -46,6 +46,26 @@ def test_reranking_equals_scoring_each_candidate_alone_and_sorting(
     assert module.training is False  # left as it was
 
 
+def test_chunks_tokenized_ahead_in_a_thread_give_the_same_run(
+    tiny_cross_module, collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lossbench.retrieval.rerank as reranking
+
+    module = tiny_cross_module.eval()
+    queries = collection.split_queries("test")
+    candidates = BM25FirstStage().search(collection, queries, k=6)
+    whole = rerank(module, candidates, queries, collection.docs, progress=False)
+    monkeypatch.setattr(reranking, "PAIRS_PER_CHUNK", 5)  # several chunks, the last one partial
+    for ahead in (False, True):
+        module.token_cache.clear()
+        chunked = rerank(
+            module, candidates, queries, collection.docs, 4, progress=False, tokenize_ahead=ahead
+        )
+        assert chunked.keys() == whole.keys()
+        for qid, scores in whole.items():
+            assert chunked[qid] == pytest.approx(scores, abs=1e-5)
+
+
 def test_validation_scores_the_dev_candidates_only(tiny_cross_module, collection) -> None:
     """Its cost is the split's queries x their candidates, whatever the corpus size."""
     from dataclasses import replace
