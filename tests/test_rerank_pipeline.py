@@ -268,6 +268,27 @@ def test_a_short_run_file_reranks_what_it_has_with_warnings(
     assert mlflow_run.data.tags["first_stage"] == "run file bm25-top5.run"
 
 
+def test_a_saved_bi_encoder_is_a_first_stage(compose, mlflow_uri, tmp_path, tiny_module) -> None:
+    from pipeline.run import run
+
+    tiny_module.save_pretrained(tmp_path / "dpr")
+    quick = ["trainer.max_steps=1", "eval.base=false", "eval.k=10"]
+    run(
+        compose(
+            *FAST_RUN,
+            "model=tiny_cross",
+            *quick,
+            "first_stage=model",
+            f"first_stage.path={tmp_path / 'dpr'}",
+        )
+    )
+    (mlflow_run,) = all_runs(mlflow_uri)
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.tags["first_stage"] == "bi-encoder dpr"
+    assert mlflow_run.data.params["first_stage.retriever.batch_size"] == "None"
+    assert 0.0 <= mlflow_run.data.metrics["test/first_stage_ndcg_at_10"] <= 1.0
+
+
 def test_the_rerank_preset_sweeps_every_loss_that_fits(tmp_path, data_cache) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
