@@ -150,7 +150,7 @@ def test_an_embedding_regularizer_is_refused(compose, mlflow_uri) -> None:
 
 
 def test_an_index_for_vectors_is_refused_for_a_cross_encoder(tmp_path, data_cache) -> None:
-    from lossbench.experiment.checks import check_reranker_settings
+    from lossbench.experiment.model_checks import check_reranker_settings
     from lossbench.models import CrossEncoderConfig, DprConfig
 
     overrides = ("model=tiny_cross", "index=faiss_flat")
@@ -292,8 +292,8 @@ def test_a_saved_bi_encoder_is_a_first_stage(compose, mlflow_uri, tmp_path, tiny
 def test_the_rerank_preset_sweeps_every_loss_that_fits(tmp_path, data_cache) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from lossbench.experiment.checks import fitting_options
     from lossbench.experiment.jobs import group_options
+    from lossbench.experiment.model_checks import fitting_options
     from lossbench.models import CrossEncoderConfig
 
     cfg = compose_config(tmp_path, data_cache, "experiment=compare_rerank_losses", hydra_node=True)

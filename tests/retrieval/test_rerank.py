@@ -9,7 +9,8 @@ import pytest
 
 from lossbench.data.collection import Collection
 from lossbench.data.sources.formats import DataFormatError
-from lossbench.experiment.checks import ConfigurationError, check_candidates
+from lossbench.experiment.checks import ConfigurationError
+from lossbench.experiment.model_checks import check_candidates
 from lossbench.retrieval.first_stage import BiEncoderFirstStage, BM25FirstStage, RunFileFirstStage
 from lossbench.retrieval.rerank import rerank
 from tests.helpers import tiny_collection

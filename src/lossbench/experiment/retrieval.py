@@ -104,7 +104,7 @@ class RerankRetrieval:
         """Run the first stage on the judged queries of ``splits``; returns warnings (queries
         without candidates, fewer candidates than ``k``, unknown docs dropped). A first stage
         that gives no judged query of a split any candidate fails with a ConfigurationError."""
-        from lossbench.experiment.checks import check_candidates
+        from lossbench.experiment.model_checks import check_candidates
 
         warnings: list[str] = []
         for split in dict.fromkeys(splits):

@@ -1,18 +1,15 @@
 """One run of ``python -m pipeline.run``, stage by stage, in the order of the data flow.
 
     prepare    every check the config allows; losses, optimizer, schedules, model config, index
-               (a cross-encoder: its first stage)
     skip       a FINISHED run of the same config (unless tracking.rerun), or the run to resume
-    data       the collection, checked against what the run will read; a cross-encoder's first
-               stage on the dev and test queries (its candidates, checked)
+    data       the collection, checked against what the run will read (a cross-encoder: its
+               first stage's dev and test candidates)
     track      the MLflow run: tags, params, the resolved config, the data's counts
-    model      the module the model config says (bi-encoder or cross-encoder) with its losses,
-               optimizer and LR schedule
-    start      the untrained model's test metrics (test/base_*) and step-0 validation; a
-               cross-encoder's first stage (test/first_stage_*, first_stage.run)
+    model      the module its config says (bi- or cross-encoder), losses, optimizer, LR schedule
+    start      the untrained model's test metrics (test/base_*, test/first_stage_*), step-0 validation
     train      Lightning, validating on the dev split
-    test       bi-encoder: index (the last validation's, when it holds the final weights), search;
-               cross-encoder: re-rank the test candidates; then evaluate
+    test       index (the last validation's, when it holds the final weights) and search, or
+               re-rank the test candidates (a cross-encoder); evaluate
     report     stage times, run files, the summary table, the objective for Hydra sweepers
 
 Each stage is a method of :class:`Experiment` timed under its name (``time/<stage>_s`` in MLflow,
@@ -34,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.experiment.config import instantiate_unwrapped, plain_dict
 from lossbench.experiment.jobs import CONF_DIR, job_name, output_folder, sweep_parent_run_id
-from lossbench.experiment.retrieval import BiEncoderRetrieval, RerankRetrieval
+from lossbench.experiment.rerank_stages import RerankStages
+from lossbench.experiment.retrieval import BiEncoderRetrieval
 
 log = logging.getLogger("lossbench")
 
@@ -73,8 +71,9 @@ def run_experiment(cfg: DictConfig) -> float:
     return Experiment(cfg).run()
 
 
-class Experiment:
-    """The stages of one run, sharing what each produces (see the module docstring)."""
+class Experiment(RerankStages):
+    """The stages of one run, sharing what each produces (see the module docstring); a
+    cross-encoder's own steps come from :class:`~lossbench.experiment.rerank_stages.RerankStages`."""
 
     def __init__(self, cfg: DictConfig) -> None:
         from lossbench.experiment.launch import is_launch_primary
@@ -137,11 +136,6 @@ class Experiment:
 
             self.plan.config_hash = config_hash(cfg)
 
-    @property
-    def reranks(self) -> bool:
-        """Whether the model re-ranks a first stage (a cross-encoder) instead of indexing the corpus."""
-        return bool(self.plan.model_config.reranks)
-
     def make_index(self) -> Any:
         """A new, empty index as ``index`` configures it."""
         from hydra.utils import instantiate
@@ -184,25 +178,6 @@ class Experiment:
         if self.reranks:
             with self.watch.stage("first_stage"):
                 self.retrieve_candidates()
-
-    def retrieve_candidates(self) -> None:
-        """A cross-encoder's first stage on the dev and test queries, once: its candidates are what
-        every validation and the test re-rank. A run file that is malformed (file and line) or
-        matches no query fails here, before anything is logged; thin candidate lists warn."""
-        from lossbench.training.hardware import inference_batch_size, inference_device
-
-        cfg = self.cfg
-        device = inference_device(cfg.trainer.get("accelerator"))
-        self.retrieval = RerankRetrieval(
-            self.plan.first_stage,
-            k=cfg.eval.k,
-            batch_size=inference_batch_size(cfg.data.inference_batch_size, device),
-            device=device,
-        )
-        for warning in self.retrieval.retrieve_candidates(
-            self.collection, [cfg.eval.val_split, "test"]
-        ):
-            log.warning(warning)
 
     # ---- track -------------------------------------------------------------------------------
     def tags(self) -> dict[str, Any]:
@@ -324,57 +299,13 @@ class Experiment:
             {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
         )
 
-    def evaluate_start_reranking(self) -> None:
-        """A cross-encoder's starting point: the first stage's own test metrics
-        (``test/first_stage_*``, its run as ``first_stage.run``), then the untrained re-ranker's
-        (``test/base_*``) and the step-0 validation. A resumed run has them all already."""
-        from lossbench.data.sources.formats import read_trec_run, write_trec_run
-        from lossbench.evaluation import evaluate_run, mlflow_metric_name
-
-        cfg, collection, retrieval = self.cfg, self.collection, self.retrieval
-        if not (self.primary and self.resume is None):
-            return
-        metrics = cfg.eval.metrics
-        tag = f"lossbench-first-stage-{self.cfg.first_stage.name}"
-        path = write_trec_run(retrieval.candidates["test"], self.folder / "first_stage.run", tag)
-        self.tracked.log_artifact(path)
-        # evaluated as written (scores to 6 decimals, ties by doc id): what ranx, trec_eval and
-        # pipeline.compare read from the file
-        written = read_trec_run(path)
-        self.first_stage_means = evaluate_run(collection.qrels["test"], written, metrics).means
-        self.tracked.log_metrics(
-            {
-                f"test/first_stage_{mlflow_metric_name(m)}": v
-                for m, v in self.first_stage_means.items()
-            }
-        )
-        if not cfg.eval.base:
-            return
-        with self.watch.stage("base_eval"):
-            base = retrieval.evaluate(self.module, collection, "test", metrics)
-            self.base = base.evaluation.means
-            self.tracked.log_metrics(
-                {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
-            )
-            start = self.validation.evaluate_now(self.module, step=0)
-        self.tracked.log_metrics(
-            {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
-        )
-
     def make_validation(self) -> Any:
         """The dev-split validation callback (every ``eval.val_every_n_steps``, each epoch, at the end)."""
-        from lossbench.training.validation import RerankValidation, RetrievalValidation
+        from lossbench.training.validation import RetrievalValidation
 
         cfg, retrieval = self.cfg, self.retrieval
         if self.reranks:
-            return RerankValidation(
-                self.collection,
-                retrieval.candidates[cfg.eval.val_split],
-                split=cfg.eval.val_split,
-                metrics=cfg.eval.val_metrics,
-                every_n_steps=cfg.eval.get("val_every_n_steps"),
-                batch_size=retrieval.batch_size,
-            )
+            return self.make_rerank_validation()
         return RetrievalValidation(
             self.collection,
             self.make_index,
@@ -447,9 +378,7 @@ class Experiment:
         from lossbench.evaluation import evaluate_run
 
         cfg, collection = self.cfg, self.collection
-        self.module.to(
-            self.retrieval.device
-        )  # Lightning moves the model back to the CPU at the end
+        self.module.to(self.retrieval.device)  # Lightning moved it back to the CPU after fit
         if self.reranks:
             with self.watch.stage("rerank"):
                 self.test_run = self.retrieval.rerank(self.module, collection, "test")
