@@ -7,6 +7,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PORT ?= 5000
+EXPERIMENT ?= lossbench
 ARGS ?=
 
 BIN := $(VENV)/bin
@@ -61,9 +62,11 @@ bench-gpu: $(STAMP) ## GPU benchmarks at the H100 shapes (bf16, BERT-base and Mi
 	PYTHON=$(BIN)/python bash bench/run_gpu.sh bench/results
 	$(BIN)/python -m bench.summary $(ARGS)
 
-ui: $(STAMP) ## open the MLflow UI on the default store at http://127.0.0.1:$(PORT)
+ui: $(STAMP) ## open the MLflow UI on the default store; prints the link to the runs table (EXPERIMENT=lossbench)
+	@$(BIN)/python -m lossbench.experiment.ui --uri "sqlite:///$(CURDIR)/mlflow.db" \
+		--experiment "$(EXPERIMENT)" --url "http://127.0.0.1:$(PORT)"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
-		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(PORT)
+		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(PORT) --workers 1
 
 clean: ## remove outputs, caches, the MLflow store and .venv
 	rm -rf outputs multirun .cache mlflow.db mlartifacts .pytest_cache .ruff_cache .mypy_cache $(VENV)

@@ -38,7 +38,7 @@ def compare(cfg: DictConfig) -> Path:
         correction=cfg.correction,
         max_p=float(cfg.max_p),
     )
-    run_id = log_comparison(client, experiment_id, str(cfg.sweep), parent, files)
+    run_id = log_comparison(client, experiment_id, str(cfg.sweep), parent, files, comparison)
     print_report(comparison, output)
     print(f"logged to MLflow comparison run {run_id} in {cfg.tracking.uri}")
     return output

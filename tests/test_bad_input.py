@@ -375,12 +375,13 @@ def test_an_unwritable_sqlite_store_fails_at_once(tmp_path: Path, monkeypatch) -
         (
             ["model=tiny_splade", "index=exact"],
             "model=tiny_splade makes sparse vocabulary-sized vectors (SPLADE), but "
-            "ExactDenseIndex is built for dense ones; choose index=sparse",
+            "ExactDenseIndex is built for dense vectors (DPR); choose index=sparse",
         ),
         (
             ["model=tiny", "index=sparse"],
-            "model=tiny makes dense vectors (DPR), but SparseIndex is built for sparse ones; "
-            "choose index=exact or index=faiss_flat or index=faiss_ivf",
+            "model=tiny makes dense vectors (DPR), but SparseIndex is built for sparse "
+            "vocabulary-sized vectors (SPLADE); choose index=exact or index=faiss_flat or "
+            "index=faiss_ivf",
         ),
     ],
 )

@@ -122,13 +122,14 @@ def test_splade_run_logs_the_flops_weight_along_its_curve(splade_run) -> None:
 
 def test_splade_run_logs_non_zeros_and_the_sparse_index(splade_run) -> None:
     _, client, mlflow_run = splade_run
-    metrics = mlflow_run.data.metrics
+    metrics, params = mlflow_run.data.metrics, mlflow_run.data.params
     vocab = 30522
     for name in ("train/query_nnz", "train/doc_nnz"):
         history = client.get_metric_history(mlflow_run.info.run_id, name)
         assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
         assert all(0 < m.value <= vocab for m in history)
-    assert metrics["index/docs"] == 150 and metrics["index/dim"] == vocab
+    # the corpus and the model fix docs and dim (params); the trained model's sparsity is measured
+    assert params["index/docs"] == "150" and params["index/dim"] == str(vocab)
     assert 0 < metrics["index/avg_doc_nnz"] <= vocab
     assert metrics["index/avg_posting_length"] == pytest.approx(
         metrics["index/nnz"] / metrics["index/terms"]
@@ -160,4 +161,4 @@ def test_distillation_preset_trains_on_the_teacher_run_and_logs_to_mlflow(
     losses = client.get_metric_history(mlflow_run.info.run_id, "train/loss")
     assert sorted(m.step for m in losses) == [0, 1, 2]
     assert mlflow_run.data.metrics["test/ndcg_at_10"] == pytest.approx(objective)
-    assert mlflow_run.data.metrics["index/dim"] == 32  # the tiny dense model
+    assert mlflow_run.data.params["index/dim"] == "32"  # the tiny dense model

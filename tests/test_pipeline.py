@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lossbench.data.sources.formats import read_trec_run
+from lossbench.experiment.ui import QRELS_FILE, RUN_FILE
 from tests.helpers import FAST_RUN, compose_config
 
 FAST_RUN_HERE = [*FAST_RUN, "trainer.max_steps=4", "eval.val_every_n_steps=2"]
@@ -63,7 +64,7 @@ def test_params_tags_and_artifacts(finished_run) -> None:
     assert tags["schedule"] == cfg.schedule.name
     assert tags["git_commit"]
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
-    assert {"config.yaml", "test.run", "per_query.csv"} <= artifacts
+    assert {"config.yaml", RUN_FILE, QRELS_FILE, "per_query.csv"} <= artifacts
 
 
 def test_logged_metrics_match_the_run_file_evaluated_with_ranx(
@@ -74,7 +75,7 @@ def test_logged_metrics_match_the_run_file_evaluated_with_ranx(
     from lossbench.data import synthetic_collection
 
     cfg, _, client, mlflow_run, _ = finished_run
-    local = Path(client.download_artifacts(mlflow_run.info.run_id, "test.run", str(tmp_path)))
+    local = Path(client.download_artifacts(mlflow_run.info.run_id, RUN_FILE, str(tmp_path)))
     run_from_file = read_trec_run(local)
     collection = synthetic_collection(
         **{k: v for k, v in cfg.dataset.collection.items() if k != "_target_"}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lossbench.experiment.ui import RUN_FILE
 from tests.helpers import REPO, SMALL_SYNTHETIC
 
 BATCH_SIZE = 8
@@ -88,5 +89,5 @@ def test_two_process_ddp_run_logs_one_finished_mlflow_run(tmp_path: Path) -> Non
     first = min(losses, key=lambda m: m.step).value
     assert abs(first - math.log(2 * BATCH_SIZE * 2)) < abs(first - math.log(BATCH_SIZE * 2))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "test.run", "per_query.csv"} <= artifacts
+    assert {"config.yaml", RUN_FILE, "per_query.csv"} <= artifacts
     assert sorted(p.name for p in (tmp_path / "hydra").iterdir()) == [".hydra"]  # rank 0's only

@@ -32,8 +32,9 @@ def test_an_ivf_run_logs_its_recall_against_exact_search(tmp_path: Path, data_ca
     metrics = mlflow_run.data.metrics
     assert mlflow_run.info.status == "FINISHED"
     assert 0.0 < metrics["index/recall_at_100_vs_exact"] <= 1.0
-    assert metrics["index/nlist"] == 8 and metrics["index/nprobe"] == 1
-    assert metrics["index/docs"] == 150
+    params = mlflow_run.data.params
+    assert params["index/nlist"] == "8" and params["index/nprobe"] == "1"
+    assert params["index/docs"] == "150"
     assert "time/recall_vs_exact_s" in metrics
     assert 0.0 <= metrics["test/ndcg_at_10"] <= 1.0
     assert mlflow_run.data.params["index._target_"] == "lossbench.retrieval.FaissIVFIndex"

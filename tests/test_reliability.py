@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lossbench.experiment.ui import RUN_FILE
 from tests.helpers import FAST_RUN, REPO, SMALL_SYNTHETIC, all_runs, free_port
 
 
@@ -162,7 +163,7 @@ def test_a_real_mlflow_server_over_http(tmp_path: Path, data_cache: Path) -> Non
         assert run.info.status == "FINISHED"
         assert "test/ndcg_at_10" in run.data.metrics
         artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id)}
-        assert {"test.run", "per_query.csv", "config.yaml"} <= artifacts
+        assert {RUN_FILE, "per_query.csv", "config.yaml"} <= artifacts
     finally:
         server.terminate()
         server.wait(timeout=30)

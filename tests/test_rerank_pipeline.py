@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from lossbench.data.sources.formats import DataFormatError, read_qrels, read_trec_run
 from lossbench.experiment.checks import ConfigurationError
+from lossbench.experiment.ui import DESCRIPTION_TAG, FIRST_STAGE_RUN_FILE, QRELS_FILE, RUN_FILE
 from tests.helpers import FAST_RUN, all_runs, as_hydra_job, compose_config
 
 RERANK_RUN = [*FAST_RUN, "model=tiny_cross", "trainer.max_steps=4", "eval.val_every_n_steps=2"]
@@ -30,7 +31,7 @@ def reranked(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
     (mlflow_run,) = all_runs(str(cfg.tracking.uri))
     files = root / "files"
     files.mkdir()
-    for name in ("test.run", "first_stage.run", "test.qrels"):
+    for name in (RUN_FILE, FIRST_STAGE_RUN_FILE, QRELS_FILE):
         client.download_artifacts(mlflow_run.info.run_id, name, str(files))
     return cfg, objective, client, mlflow_run, files
 
@@ -63,7 +64,7 @@ def test_both_stages_and_the_untrained_reranker_are_logged(reranked) -> None:
     assert sorted(m.step for m in validation) == [0, 2, 3, 4]  # 3: the end of an epoch
     assert "time/first_stage_s" in metrics and "time/rerank_s" in metrics
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
-    assert {"test.run", "first_stage.run", "per_query.csv", "config.yaml"} <= artifacts
+    assert {RUN_FILE, FIRST_STAGE_RUN_FILE, "per_query.csv", "config.yaml"} <= artifacts
 
 
 def test_first_stage_metrics_equal_ranx_on_the_first_stage_run(reranked, data_cache) -> None:
@@ -72,13 +73,13 @@ def test_first_stage_metrics_equal_ranx_on_the_first_stage_run(reranked, data_ca
 
     cfg, _, _, mlflow_run, files = reranked
     logged = mlflow_run.data.metrics
-    expected = ranx_means(files / "test.qrels", files / "first_stage.run")
+    expected = ranx_means(files / QRELS_FILE, files / FIRST_STAGE_RUN_FILE)
     for name, value in expected.items():
         assert logged[f"test/first_stage_{name}"] == pytest.approx(value, abs=1e-6), name
     settings = {k: v for k, v in cfg.dataset.collection.items() if k != "_target_"}
     collection = synthetic_collection(**settings)
     bm25 = BM25Index().add(collection.docs).search(collection.split_queries("test"), cfg.eval.k)
-    first_stage = read_trec_run(files / "first_stage.run")
+    first_stage = read_trec_run(files / FIRST_STAGE_RUN_FILE)
     assert first_stage.keys() == {q for q, docs in bm25.items() if docs}
     for qid, docs in first_stage.items():
         assert docs == pytest.approx(bm25[qid], abs=1e-5)
@@ -86,12 +87,12 @@ def test_first_stage_metrics_equal_ranx_on_the_first_stage_run(reranked, data_ca
 
 def test_the_reranked_run_holds_the_candidates_and_its_metrics_equal_ranx(reranked) -> None:
     _, _, _, mlflow_run, files = reranked
-    reranked_run = read_trec_run(files / "test.run")
-    first_stage = read_trec_run(files / "first_stage.run")
+    reranked_run = read_trec_run(files / RUN_FILE)
+    first_stage = read_trec_run(files / FIRST_STAGE_RUN_FILE)
     assert {q: set(d) for q, d in reranked_run.items()} == {
         q: set(d) for q, d in first_stage.items()
     }
-    expected = ranx_means(files / "test.qrels", files / "test.run")
+    expected = ranx_means(files / QRELS_FILE, files / RUN_FILE)
     for name, value in expected.items():
         assert mlflow_run.data.metrics[f"test/{name}"] == pytest.approx(value, abs=1e-6), name
     # the same candidates: recall at the re-ranking depth is the first stage's
@@ -289,6 +290,25 @@ def test_a_saved_bi_encoder_is_a_first_stage(compose, mlflow_uri, tmp_path, tiny
     assert 0.0 <= mlflow_run.data.metrics["test/first_stage_ndcg_at_10"] <= 1.0
 
 
+def test_bce_trains_a_cross_encoder_from_triples(compose, mlflow_uri) -> None:
+    """The baseline of cross-encoder comparisons reads triples (the other tests train from a run);
+    the run's description says what it re-ranked."""
+    import math
+
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.run import run
+
+    cfg = compose(*FAST_RUN, "model=tiny_cross", "loss=bce", "trainer.max_steps=2", "eval.k=10")
+    assert cfg.loss.train_source == "triples"
+    run(cfg)
+    (mlflow_run,) = all_runs(mlflow_uri)
+    assert mlflow_run.info.status == "FINISHED"
+    history = MlflowClient(mlflow_uri).get_metric_history(mlflow_run.info.run_id, "train/loss")
+    assert len(history) == 2 and all(math.isfinite(point.value) for point in history)
+    assert "Re-ranks the top 10 of `bm25`." in mlflow_run.data.tags[DESCRIPTION_TAG]
+
+
 def test_the_rerank_preset_sweeps_every_loss_that_fits(tmp_path, data_cache) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -304,3 +324,4 @@ def test_the_rerank_preset_sweeps_every_loss_that_fits(tmp_path, data_cache) -> 
     swept = set(glob.filter(sorted(group_options("loss"))))
     fits = {name.split("=")[1] for name in fitting_options("loss", CrossEncoderConfig())}
     assert swept == fits and "ranknet" in swept and "in_batch_ce" not in swept
+    assert {"bce", "pointwise_mse", "lambdaloss", "neural_ndcg", "plistmle"} <= swept

@@ -117,6 +117,7 @@ def test_the_comparison_report_matches_ranx_on_the_logged_run_files(swept, tmp_p
 
     from lossbench.data.sources.formats import read_qrels, read_trec_run
     from lossbench.experiment.comparison import run_comparison
+    from lossbench.experiment.ui import QRELS_FILE, RUN_FILE
 
     _, client, _ = swept
     (parent,) = runs_by_role(client)[0]
@@ -145,10 +146,10 @@ def test_the_comparison_report_matches_ranx_on_the_logged_run_files(swept, tmp_p
             folder = tmp_path / run.info.run_id
             folder.mkdir()
             run_file = read_trec_run(
-                Path(client.download_artifacts(run.info.run_id, "test.run", str(folder)))
+                Path(client.download_artifacts(run.info.run_id, RUN_FILE, str(folder)))
             )
             qrels = read_qrels(
-                Path(client.download_artifacts(run.info.run_id, "test.qrels", str(folder)))
+                Path(client.download_artifacts(run.info.run_id, QRELS_FILE, str(folder)))
             )
             values.append(evaluate(Qrels(qrels), Run(run_file), "ndcg@10", make_comparable=True))
         assert len(values) == 2

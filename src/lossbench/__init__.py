@@ -18,6 +18,7 @@ _EXPORTS = {
     "BiEncoderConfig": "lossbench.models.config",
     "DprConfig": "lossbench.models.config",
     "SpladeConfig": "lossbench.models.config",
+    "ColConfig": "lossbench.models.config",
     "CrossEncoderModule": "lossbench.models.cross_encoder",
     "CrossEncoderConfig": "lossbench.models.config",
     # data
@@ -36,6 +37,8 @@ _EXPORTS = {
     # retrieval and evaluation
     "ExactDenseIndex": "lossbench.retrieval.dense",
     "SparseIndex": "lossbench.retrieval.sparse",
+    "MaxSimIndex": "lossbench.retrieval.maxsim",
+    "MaxSimANNIndex": "lossbench.retrieval.maxsim_ann",
     "evaluate_run": "lossbench.evaluation",
 }
 

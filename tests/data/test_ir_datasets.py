@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from lossbench.experiment.ui import RUN_FILE
 from tests.helpers import CONF_DIR
 
 
@@ -140,14 +141,14 @@ def test_pipeline_on_cranfield(ir_datasets_home: Path, compose, tmp_path: Path) 
 
     cfg = compose("dataset=cranfield", *FAST, small=False)
     objective = run(cfg)
-    metrics = logged_run(cfg).data.metrics
-    assert metrics["test/ndcg_at_10"] == pytest.approx(objective)
-    assert metrics["data/test_queries"] == 45 and metrics["data/triples"] > 1000
+    logged = logged_run(cfg).data
+    assert logged.metrics["test/ndcg_at_10"] == pytest.approx(objective)
+    assert logged.params["data/test_queries"] == "45" and int(logged.params["data/triples"]) > 1000
     # the logged nDCG@10 is ranx's on the mapped grades (1 -> 4, ..., -1 -> 0)
     from hydra.utils import instantiate
 
     collection = instantiate(cranfield_config())
-    test_run = read_trec_run(Path(cfg.paths.output) / "test.run")
+    test_run = read_trec_run(Path(cfg.paths.output) / RUN_FILE)
     expected = evaluate(
         Qrels(collection.qrels["test"]), Run(test_run), "ndcg@10", make_comparable=True
     )
@@ -164,9 +165,9 @@ def test_pipeline_on_a_local_folder(layout: str, compose, tmp_path: Path) -> Non
     write_beir(folder, BEIR_SPLITS) if layout == "beir" else write_trec(folder)
     cfg = compose("dataset=local", f"dataset.path={folder}", *FAST, small=False)
     objective = run(cfg)
-    metrics = logged_run(cfg).data.metrics
-    assert 0.0 <= objective <= 1.0 and metrics["test/ndcg_at_10"] == pytest.approx(objective)
-    assert metrics["data/dev_queries"] == (2 if layout == "beir" else 4)
+    logged = logged_run(cfg).data
+    assert 0.0 <= objective <= 1.0 and logged.metrics["test/ndcg_at_10"] == pytest.approx(objective)
+    assert logged.params["data/dev_queries"] == ("2" if layout == "beir" else "4")
 
 
 @pytest.mark.slow

@@ -157,6 +157,16 @@ def test_a_saved_bi_encoder_first_stage_searches_like_its_module(
     assert stage.describe() == "bi-encoder dpr"
 
 
+@pytest.mark.parametrize("config_name", ["DprConfig", "SpladeConfig", "ColConfig"])
+def test_a_saved_bi_encoder_is_searched_in_an_exact_index_for_its_vectors(config_name: str) -> None:
+    from lossbench.models.config import CONFIG_CLASSES
+    from lossbench.retrieval.first_stage import exact_index_for
+
+    config = CONFIG_CLASSES[config_name]()
+    index = exact_index_for(config)
+    assert index.vectors == config.vectors and not index.approximate
+
+
 def test_bi_encoder_first_stage_errors_name_the_fix(tmp_path: Path, tiny_cross_module) -> None:
     with pytest.raises(ValueError, match=r"first_stage=model needs a saved bi-encoder"):
         BiEncoderFirstStage(None)

@@ -146,8 +146,9 @@ def check_weight_schedule(
 def check_index(model_config: Any, index: Index, model_name: str = "") -> None:
     """Fail unless the index takes the vectors the model makes, naming the index options that do."""
     from lossbench.experiment.jobs import group_choice, group_options
+    from lossbench.retrieval.base import VECTOR_KINDS
 
-    made = "sparse" if model_config.sparse else "dense"
+    made = model_config.vectors
     if index.vectors == made:
         return
     fitting = []
@@ -155,14 +156,33 @@ def check_index(model_config: Any, index: Index, model_name: str = "") -> None:
         target = option.get("_target_")
         if target and getattr(get_class(str(target)), "vectors", None) == made:
             fitting.append(f"index={name}")
-    what = "sparse vocabulary-sized vectors (SPLADE)" if made == "sparse" else "dense vectors (DPR)"
     model = f"model={model_name}" if model_name else type(model_config).__name__
     chosen = group_choice("index", "")
     index_name = f"index={chosen} ({type(index).__name__})" if chosen else type(index).__name__
     raise ConfigurationError(
-        f"{model} makes {what}, but {index_name} is built for {index.vectors} ones; "
-        f"choose {' or '.join(fitting) or 'an index for ' + made + ' vectors'}"
+        f"{model} makes {VECTOR_KINDS[made]}, but {index_name} is built for "
+        f"{VECTOR_KINDS[index.vectors]}; "
+        f"choose {' or '.join(fitting) or 'an index for ' + VECTOR_KINDS[made]}"
     )
+
+
+def check_model(model_config: Any, model_name_or_path: str, losses: Sequence[LossFunction]) -> None:
+    """Fail unless the model can train with the losses (a multi-vector model has no single vector
+    to regularize) and its backbone can carry its config (hidden size, tokenizer), read from the
+    backbone's config and tokenizer files only (no weights)."""
+    from lossbench.models.module import check_losses_fit
+
+    if model_config.reranks:  # a cross-encoder: check_model_losses asks its config's ``provides``
+        return
+    try:
+        check_losses_fit(model_config, losses)
+        if model_config.vectors == "multi_vector":  # the single-vector configs fit any backbone
+            from lossbench.models.backbone import backbone_config, load_tokenizer
+
+            hidden_size = int(backbone_config(model_name_or_path, model_config).hidden_size)
+            model_config.check_backbone(hidden_size, load_tokenizer(model_name_or_path))
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 def regularizer_warnings(cfg: Any) -> list[str]:
@@ -185,6 +205,7 @@ def check_plan(cfg: Any, plan: Any, index: Index) -> None:
     from lossbench.training.checkpoints import check_checkpoint_settings
 
     check_config(cfg)
+    check_model(plan.model_config, cfg.model.model_name_or_path, plan.losses)  # ColBERT's own words
     check_model_losses(cfg, plan.losses, plan.model_config)
     check_reranker_settings(cfg, plan.model_config)
     if not plan.model_config.reranks:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,10 +22,9 @@ from typing import Any
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.data.sources.formats import read_qrels, read_trec_run
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
+from lossbench.experiment.ui import FIRST_STAGE_RUN_FILE, LEGACY_FILES, QRELS_FILE, RUN_FILE
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-FIRST_STAGE_RUN = "first_stage.run"
-"""A re-ranker's first-stage run (artifact), shown in the report as a reference row."""
 STAT_TESTS = ("student", "fisher", "tukey")
 CORRECTIONS = ("holm", "bonferroni", "none")
 
@@ -255,6 +255,15 @@ def confidence_halfwidth(values: Sequence[float]) -> float:
 
 
 # ---- collecting from MLflow --------------------------------------------------------------------
+def download_run_file(client: Any, run_id: str, name: str, folder: Path) -> Path:
+    """A run's file ``name``, or its earlier name (:data:`~lossbench.experiment.ui.LEGACY_FILES`)
+    for runs logged before."""
+    logged = {artifact.path for artifact in client.list_artifacts(run_id)}
+    if name not in logged and LEGACY_FILES.get(name) in logged:
+        name = LEGACY_FILES[name]
+    return Path(client.download_artifacts(run_id, name, str(folder)))
+
+
 def download_runs(
     client: Any, systems: dict[str, SystemRuns], folder: Path
 ) -> tuple[dict[str, dict[int, ScoredRun]], Qrels]:
@@ -267,10 +276,8 @@ def download_runs(
             target = folder / mlflow_run.info.run_id
             target.mkdir(parents=True, exist_ok=True)
             run_id = mlflow_run.info.run_id
-            runs[label][seed] = read_trec_run(
-                Path(client.download_artifacts(run_id, "test.run", str(target)))
-            )
-            these = read_qrels(Path(client.download_artifacts(run_id, "test.qrels", str(target))))
+            runs[label][seed] = read_trec_run(download_run_file(client, run_id, RUN_FILE, target))
+            these = read_qrels(download_run_file(client, run_id, QRELS_FILE, target))
             if qrels is None:
                 qrels = these
             elif these != qrels:
@@ -286,7 +293,7 @@ def first_stage_references(
     client: Any, systems: dict[str, SystemRuns], folder: Path
 ) -> dict[str, dict[int, ScoredRun]]:
     """The first stages that re-rankers re-ranked (tag ``first_stage``), as reference systems
-    labelled ``first stage: <tag>``: the run of each (``first_stage.run``), the same for every seed."""
+    labelled ``first stage: <tag>``: the run of each (:data:`~lossbench.experiment.ui.FIRST_STAGE_RUN_FILE`), the same for every seed."""
     seeds = sorted({seed for system in systems.values() for seed in system.runs})
     references: dict[str, dict[int, ScoredRun]] = {}
     for system in systems.values():
@@ -297,7 +304,9 @@ def first_stage_references(
                 continue
             target = folder / f"first_stage-{mlflow_run.info.run_id}"
             target.mkdir(parents=True, exist_ok=True)
-            path = client.download_artifacts(mlflow_run.info.run_id, FIRST_STAGE_RUN, str(target))
+            path = client.download_artifacts(
+                mlflow_run.info.run_id, FIRST_STAGE_RUN_FILE, str(target)
+            )
             references[label] = dict.fromkeys(seeds, read_trec_run(Path(path)))
     return references
 
@@ -340,9 +349,11 @@ def run_comparison(
     max_p: float = 0.05,
 ) -> tuple[Comparison, list[Path], str | None, str]:
     """Collect, compare, write the report and plots under ``output``. Returns the comparison, the files
-    written, the parent run id (if ``sweep`` was one) and the experiment id."""
+    written, the sweep's parent run id (``sweep`` itself, or the parent every compared run shares;
+    None when they share none) and the experiment id."""
     runs, experiment_id, parent = resolve_runs(client, sweep)
     systems, excluded = group_systems(runs)
+    parent = parent or common_parent([r for s in systems.values() for r in s.runs.values()])
     if not systems:
         raise ValueError(
             f"sweep={sweep!r} has no FINISHED run to compare"
@@ -375,7 +386,13 @@ def run_comparison(
     )
     training = metric_curves(client, systems, "train/loss")
     plots.append(
-        plot_curves(training, "training loss, mean over seeds", "loss", output / "train_loss.png")
+        plot_curves(
+            training,
+            "training loss, mean over seeds",
+            "loss",
+            output / "train_loss.png",
+            split_scales=True,
+        )
     )
     files = [
         write_markdown(comparison, plots, output / "report.md", sweep),
@@ -385,20 +402,49 @@ def run_comparison(
     return comparison, files, parent, experiment_id
 
 
+def common_parent(runs: Sequence[Any]) -> str | None:
+    """The parent run (a sweep) that every one of ``runs`` is nested under, if they share one."""
+    parents = {run.data.tags.get("mlflow.parentRunId") for run in runs}
+    return parents.pop() if len(parents) == 1 else None
+
+
 def log_comparison(
     client: Any,
     experiment_id: str,
     sweep: str,
     parent: str | None,
     files: Sequence[Path],
+    comparison: Comparison,
 ) -> str:
-    """Log the report and plots to a new comparison run (nested under the sweep's parent run, if
-    any); returns its run id."""
+    """Log a comparison run: its results as params and metrics
+    (:func:`~lossbench.experiment.report.comparison_metrics`), the table as its description, the
+    report and plots as files; nested under the sweep's parent run. Returns its run id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from lossbench.experiment.report import (
+        comparison_metrics,
+        comparison_name,
+        comparison_params,
+        markdown_table,
+    )
+    from lossbench.experiment.ui import DESCRIPTION_TAG
+
     tags = {"lossbench_role": "comparison", "compared": sweep}
     if parent:
         tags["mlflow.parentRunId"] = parent
-    run = client.create_run(experiment_id, run_name=f"compare {sweep}", tags=tags)
+    run = client.create_run(experiment_id, run_name=comparison_name(comparison), tags=tags)
+    run_id = run.info.run_id
+    client.log_batch(
+        run_id,
+        params=[Param(k, v) for k, v in comparison_params(comparison, sweep).items()],
+        tags=[RunTag(DESCRIPTION_TAG, markdown_table(comparison, sweep))],
+    )
+    metrics = [
+        Metric(k, v, int(time.time() * 1000), 0) for k, v in comparison_metrics(comparison).items()
+    ]
+    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
     for path in files:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return str(run.info.run_id)
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, "FINISHED")
+    return str(run_id)

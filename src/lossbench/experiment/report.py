@@ -1,11 +1,20 @@
-"""The comparison report: the text table, ``report.md``, ``report.html`` and the plots."""
+"""The comparison report: the text table, ``report.md``, a self-contained ``report.html``, the plots
+(sized for MLflow's artifact pane), and the comparison run's name, params and metrics."""
 
 from __future__ import annotations
 
+import base64
+import re
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from lossbench.evaluation import mlflow_metric_name
 from lossbench.experiment.comparison import Comparison, confidence_halfwidth
+
+PANE_WIDTH_INCHES = 7.2
+DPI = 100
+"""Plots are at most 720 pixels wide: MLflow's artifact pane shows them without scrolling."""
 
 
 def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
@@ -41,6 +50,13 @@ def format_text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def title(comparison: Comparison) -> str:
+    """``Loss comparison: in_batch_ce, infonce vs ranknet``."""
+    others = sorted(s for s in comparison.means if s != comparison.baseline)
+    compared = f"{', '.join(others)} vs {comparison.baseline}" if others else comparison.baseline
+    return f"Loss comparison: {compared}"
+
+
 def legend(comparison: Comparison) -> str:
     return (
         f"Mean ± std over seeds {comparison.seeds}. ▲/▼: significantly better/worse than the baseline "
@@ -50,20 +66,37 @@ def legend(comparison: Comparison) -> str:
     )
 
 
-def write_markdown(comparison: Comparison, plots: Sequence[Path], path: Path, source: str) -> Path:
+def markdown_table(comparison: Comparison, source: str) -> str:
+    """The title, the table, its legend and what was left out, as Markdown."""
     header, rows = table_rows(comparison)
-    lines = [f"# Loss comparison: {source}", "", "| " + " | ".join(header) + " |"]
+    lines = [f"# {title(comparison)}", "", f"Compared: `{source}`", ""]
+    lines.append("| " + " | ".join(header) + " |")
     lines.append("| " + " | ".join("---" for _ in header) + " |")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", legend(comparison), ""]
+    lines += ["", legend(comparison)]
     if comparison.excluded:
-        lines += ["Left out:", *[f"- {item}" for item in comparison.excluded], ""]
-    lines += [f"![{plot.stem}]({plot.name})" for plot in plots]
+        lines += ["", "Left out:", *[f"- {item}" for item in comparison.excluded]]
+    return "\n".join(lines)
+
+
+def write_markdown(comparison: Comparison, plots: Sequence[Path], path: Path, source: str) -> Path:
+    """``report.md``: the table, and the plots by file name. MLflow's Markdown preview shows no
+    images (it prints an image link as text), so the plots are named, not linked: they sit beside
+    this file, and ``report.html`` shows them inline."""
+    names = ", ".join(f"`{plot.name}`" for plot in plots)
+    lines = [markdown_table(comparison, source), "", f"Plots: {names} (inline in `report.html`)."]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
+def inline_image(path: Path) -> str:
+    """A PNG as a ``data:`` URI, so that the HTML needs no other file (MLflow's preview of an
+    artifact cannot load the files beside it)."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
 def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source: str) -> Path:
+    """``report.html``: one self-contained file (images inlined), as wide as MLflow's artifact pane."""
     from html import escape
 
     header, rows = table_rows(comparison)
@@ -73,14 +106,20 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
     )
     excluded = "".join(f"<li>{escape(item)}</li>" for item in comparison.excluded)
     images = "".join(
-        f'<p><img src="{escape(p.name)}" alt="{escape(p.stem)}" width="720"></p>' for p in plots
+        f'<figure><img src="{inline_image(p)}" alt="{escape(p.stem)}">'
+        f"<figcaption>{escape(p.name)}</figcaption></figure>"
+        for p in plots
     )
     html = (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>Loss comparison: {escape(source)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>"
-        f"</head><body><h1>Loss comparison: {escape(source)}</h1>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(title(comparison))}</title>"
+        "<style>body{font-family:sans-serif;margin:1em;max-width:760px}h1{font-size:1.4em}"
+        "table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}"
+        "img{max-width:100%;height:auto}figure{margin:1em 0}"
+        "figcaption{font-size:12px;color:#666}</style>"
+        f"</head><body><h1>{escape(title(comparison))}</h1><p>Compared: <code>{escape(source)}</code></p>"
         f"<table><tr>{head}</tr>{body}</table><p>{escape(legend(comparison))}</p>"
         + (f"<p>Left out:</p><ul>{excluded}</ul>" if excluded else "")
         + images
@@ -91,53 +130,159 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
 
 
 def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
-    """One panel per metric: each system's mean over seeds with its 95% interval."""
+    """One panel per metric (two per row): each system's mean over seeds with its 95% interval,
+    each bar labelled with its mean to 3 decimals."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     systems = sorted(comparison.means, key=lambda s: -comparison.means[s][comparison.metrics[0]])
+    columns = min(2, len(comparison.metrics))
+    rows = -(-len(comparison.metrics) // columns)
     fig, axes = plt.subplots(
-        1, len(comparison.metrics), figsize=(3.2 * len(comparison.metrics), 3.6), squeeze=False
+        rows,
+        columns,
+        figsize=(PANE_WIDTH_INCHES, 1.2 + (2.2 + 0.07 * len(systems)) * rows),
+        squeeze=False,
     )
-    for axis, metric in zip(axes[0], comparison.metrics, strict=True):
+    for axis, metric in zip(axes.flat, comparison.metrics, strict=False):
         means = [comparison.means[s][metric] for s in systems]
         errors = [confidence_halfwidth(comparison.per_seed[s][metric]) for s in systems]
         colors = ["#888888" if s == comparison.baseline else "#3b75af" for s in systems]
-        axis.bar(range(len(systems)), means, yerr=errors, capsize=3, color=colors)
-        axis.set_xticks(range(len(systems)), systems, rotation=45, ha="right", fontsize=8)
-        axis.set_title(metric)
-    fig.suptitle(f"test metrics, mean over {len(comparison.seeds)} seed(s), 95% interval")
+        bars = axis.bar(range(len(systems)), means, yerr=errors, capsize=3, color=colors)
+        axis.bar_label(
+            bars,
+            labels=[f"{m:.3f}" for m in means],
+            fontsize=6 if len(systems) > 6 else 7,
+            rotation=90 if len(systems) > 6 else 0,
+            padding=2,
+        )
+        axis.margins(y=0.25)
+        axis.set_xticks(range(len(systems)), systems, rotation=45, ha="right", fontsize=7)
+        axis.set_title(metric, fontsize=9)
+        axis.tick_params(axis="y", labelsize=7)
+    for axis in list(axes.flat)[len(comparison.metrics) :]:
+        axis.set_visible(False)
+    fig.suptitle(
+        f"test metrics, mean over {len(comparison.seeds)} seed(s), 95% interval "
+        f"(grey: baseline {comparison.baseline})",
+        fontsize=9,
+    )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
 
-def plot_curves(curves: dict[str, dict[int, float]], title: str, ylabel: str, path: Path) -> Path:
+def scale_groups(curves: dict[str, dict[int, float]]) -> list[list[str]]:
+    """The curves' labels grouped by scale: sorted by median absolute value, a new group starting
+    where a curve's is more than 10 times the smallest of its group."""
+    scales = {
+        label: statistics.median(abs(v) for v in curve.values())
+        for label, curve in curves.items()
+        if curve
+    }
+    groups: list[list[str]] = []
+    for label in sorted(scales, key=lambda name: (scales[name], name)):
+        if groups and scales[label] <= 10 * max(scales[groups[-1][0]], 1e-12):
+            groups[-1].append(label)
+        else:
+            groups.append([label])
+    return groups
+
+
+def plot_curves(
+    curves: dict[str, dict[int, float]],
+    title: str,
+    ylabel: str,
+    path: Path,
+    split_scales: bool = False,
+) -> Path:
+    """Each system's curve over training steps; with ``split_scales``, one panel per scale
+    (:func:`scale_groups`), so that a loss of values near 0.01 is not flattened by one near 10."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(6.4, 3.8))
-    for label, curve in sorted(curves.items()):
-        if curve:
+    groups = scale_groups(curves) if split_scales else [sorted(k for k, c in curves.items() if c)]
+    groups = groups or [[]]
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(PANE_WIDTH_INCHES, 1.0 + 2.8 * len(groups)),
+        squeeze=False,
+        sharex=True,
+    )
+    for axis, labels in zip(axes[:, 0], groups, strict=True):
+        for label in sorted(labels):
+            curve = curves[label]
             axis.plot(
                 list(curve),
                 list(curve.values()),
                 marker="." if len(curve) < 20 else None,
                 label=label,
             )
-    axis.set_xlabel("training step")
-    axis.set_ylabel(ylabel)
-    axis.set_title(title)
-    axis.legend(fontsize=7)
+        axis.set_ylabel(ylabel, fontsize=8)
+        axis.tick_params(labelsize=7)
+        if labels:
+            axis.legend(fontsize=7, loc="best")
+    axes[-1, 0].set_xlabel("training step", fontsize=8)
+    axes[0, 0].set_title(title + (" (one panel per scale)" if len(groups) > 1 else ""), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+# ---- the comparison run in MLflow ----------------------------------------------------------------
+def _mlflow_key(system: str) -> str:
+    """A system label as part of an MLflow metric name (letters, digits, ``_ . -`` only)."""
+    return re.sub(r"[^\w.\-]+", "_", system).strip("_")
+
+
+def comparison_name(comparison: Comparison) -> str:
+    """``compare in_batch_ce, infonce vs ranknet · seeds 0, 1``: what the run compares."""
+    compared = title(comparison).removeprefix("Loss comparison: ")
+    return f"compare {compared} · seeds {', '.join(map(str, comparison.seeds))}"[:250]
+
+
+def comparison_params(comparison: Comparison, source: str) -> dict[str, str]:
+    """How the comparison was made: what, against which baseline, with which test, on which seeds."""
+    return {
+        "compared": source,
+        "baseline": comparison.baseline,
+        "systems": ", ".join(sorted(comparison.means)),
+        "metrics": ", ".join(comparison.metrics),
+        "seeds": ", ".join(map(str, comparison.seeds)),
+        "stat_test": comparison.stat_test,
+        "correction": comparison.correction,
+        "max_p": str(comparison.max_p),
+        "runs_left_out": str(len(comparison.excluded)),
+    }
+
+
+def comparison_metrics(comparison: Comparison) -> dict[str, float]:
+    """The results as MLflow metrics, named ``<kind>/<system>/<metric>``.
+
+    ``mean`` and ``std`` over seeds, ``diff_vs_baseline`` (mean minus the baseline's) and
+    ``p_value`` (corrected, paired over (seed, query) pairs) of every system but the baseline.
+    """
+    metrics: dict[str, float] = {}
+    baseline = comparison.means[comparison.baseline]
+    for system, means in comparison.means.items():
+        key = _mlflow_key(system)
+        for metric, mean in means.items():
+            name = mlflow_metric_name(metric)
+            metrics[f"mean/{key}/{name}"] = mean
+            metrics[f"std/{key}/{name}"] = comparison.stds[system][metric]
+            if system != comparison.baseline:
+                metrics[f"diff_vs_baseline/{key}/{name}"] = mean - baseline[metric]
+                p_value = comparison.p_values.get(system, {}).get(metric)
+                if p_value is not None:
+                    metrics[f"p_value/{key}/{name}"] = p_value
+    return metrics
 
 
 def print_report(comparison: Comparison, output: Path) -> None:

@@ -59,17 +59,18 @@ class RerankStages:
 
     def evaluate_start_reranking(self) -> None:
         """A cross-encoder's starting point: the first stage's own test metrics
-        (``test/first_stage_*``, its run as ``first_stage.run``), then the untrained re-ranker's
+        (``test/first_stage_*``, its run as ``first_stage.run.txt``), then the untrained re-ranker's
         (``test/base_*``) and the step-0 validation. A resumed run has them all already."""
         from lossbench.data.sources.formats import read_trec_run, write_trec_run
         from lossbench.evaluation import evaluate_run, mlflow_metric_name
+        from lossbench.experiment.ui import FIRST_STAGE_RUN_FILE
 
         cfg, collection, retrieval = self.cfg, self.collection, self.retrieval
         if not (self.primary and self.resume is None):
             return
         metrics = cfg.eval.metrics
         tag = f"lossbench-first-stage-{self.cfg.first_stage.name}"
-        path = write_trec_run(retrieval.candidates["test"], self.folder / "first_stage.run", tag)
+        path = write_trec_run(retrieval.candidates["test"], self.folder / FIRST_STAGE_RUN_FILE, tag)
         self.tracked.log_artifact(path)
         # evaluated as written (scores to 6 decimals, ties by doc id): what ranx, trec_eval and
         # pipeline.compare read from the file

@@ -4,13 +4,15 @@
     skip       a FINISHED run of the same config (unless tracking.rerun), or the run to resume
     data       the collection, checked against what the run will read (a cross-encoder: its
                first stage's dev and test candidates)
-    track      the MLflow run: tags, params, the resolved config, the data's counts
+    track      the MLflow run: tags, params (the resolved config, the data's counts), description,
+               the evaluation data as a dataset input
     model      the module its config says (bi- or cross-encoder), losses, optimizer, LR schedule
     start      the untrained model's test metrics (test/base_*, test/first_stage_*), step-0 validation
     train      Lightning, validating on the dev split
     test       index (the last validation's, when it holds the final weights) and search, or
                re-rank the test candidates (a cross-encoder); evaluate
-    report     stage times, run files, the summary table, the objective for Hydra sweepers
+    report     test metrics, stage times, run files, the per-query table, the result in the run's
+               description, the summary table, the objective for Hydra sweepers
 
 Each stage is a method of :class:`Experiment` timed under its name (``time/<stage>_s`` in MLflow,
 :attr:`Experiment.watch` for benchmarks). Under DDP the ranks other than 0 only train.
@@ -35,6 +37,9 @@ from lossbench.experiment.rerank_stages import RerankStages
 from lossbench.experiment.retrieval import BiEncoderRetrieval
 
 log = logging.getLogger("lossbench")
+
+PER_QUERY_TABLE = "per_query.json"
+"""The MLflow table of per-query results (the Evaluation view reads it)."""
 
 
 class Stopwatch:
@@ -64,6 +69,11 @@ class Plan:
     weight_schedules: list[Any] = field(default_factory=list)  # callbacks changing loss weights
     config_hash: str = ""
     first_stage: Any = None  # a cross-encoder's candidates (a FirstStage); None for a bi-encoder
+
+
+def _plain(value: float) -> float | int:
+    """``150`` for ``150.0``: a count reads as one in MLflow's params."""
+    return int(value) if float(value).is_integer() else value
 
 
 def run_experiment(cfg: DictConfig) -> float:
@@ -184,9 +194,12 @@ class Experiment(RerankStages):
         """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds)."""
         from lossbench.experiment.identity import system_hash
         from lossbench.experiment.tracking import git_commit
+        from lossbench.experiment.ui import source_tags
 
         cfg = self.cfg
+        commit = git_commit(CONF_DIR.parent)
         return {
+            **source_tags("python -m pipeline.run", commit),
             "loss": cfg.loss.name,
             "regularizer": cfg.regularizer.name,
             "model": cfg.model.name,
@@ -194,7 +207,7 @@ class Experiment(RerankStages):
             "schedule": cfg.schedule.name,
             "regularizer_schedule": cfg.regularizer_schedule.name,
             "seed": cfg.seed,
-            "git_commit": git_commit(CONF_DIR.parent),
+            "git_commit": commit,
             "command": " ".join(sys.argv[1:]),
             "config_hash": self.plan.config_hash,
             "system_hash": system_hash(cfg),
@@ -203,8 +216,12 @@ class Experiment(RerankStages):
 
     @contextmanager
     def track(self) -> Iterator[Any]:
-        """Open the MLflow run (rank 0) and log what the run is; it ends FINISHED, FAILED or KILLED."""
+        """Open the MLflow run (rank 0) and log what the run is; it ends FINISHED, FAILED or KILLED.
+
+        Params: the resolved config, ``loss`` (short, to group by) and the data's counts
+        (``data/*``); metrics are left to what changes between runs."""
         from lossbench.experiment.tracking import UntrackedRun, flatten, tracked_run
+        from lossbench.experiment.ui import evaluation_dataset, run_description
 
         cfg, resume = self.cfg, self.resume
         self.folder = output_folder(cfg, create=self.primary)
@@ -228,11 +245,22 @@ class Experiment(RerankStages):
             config_path = self.folder / "config.yaml"
             if self.primary:
                 config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
-            if resume is None:  # a resumed run keeps the params and config it started with
-                tracked.log_params(flatten(resolved))
-                tracked.log_artifact(config_path)
             summary = self.collection.summary()
-            tracked.log_metrics({f"data/{name}": value for name, value in summary.items()})
+            self.description = run_description(cfg, summary)
+            if self.reranks:
+                first_stage = self.plan.first_stage.describe()
+                self.description += f" Re-ranks the top {cfg.eval.k} of `{first_stage}`."
+            if resume is None:  # a resumed run keeps the params and config it started with
+                tracked.log_params(
+                    {
+                        **flatten(resolved),
+                        "loss": cfg.loss.name,
+                        **{f"data/{name}": value for name, value in summary.items()},
+                    }
+                )
+                tracked.log_artifact(config_path)
+                tracked.set_description(self.description)
+                tracked.log_dataset(evaluation_dataset(self.collection, "test"), "evaluation")
             yield tracked
 
     # ---- model -------------------------------------------------------------------------------
@@ -402,7 +430,11 @@ class Experiment(RerankStages):
                 index = validation.last_index  # the final weights' index, from the last validation
             else:
                 index = retrieval.index(module, collection)
-        self.tracked.log_metrics({f"index/{name}": v for name, v in index.stats().items()})
+        stats, measured = index.stats(), index.measured_stats  # the config fixes the others
+        self.tracked.log_params(
+            {f"index/{k}": _plain(v) for k, v in stats.items() if k not in measured}
+        )
+        self.tracked.log_metrics({f"index/{k}": v for k, v in stats.items() if k in measured})
         with self.watch.stage("search"):
             self.test_run = retrieval.search(module, collection, index, "test")
         if index.report_recall_vs_exact:  # an approximate index: what it misses
@@ -412,31 +444,36 @@ class Experiment(RerankStages):
 
     # ---- report ------------------------------------------------------------------------------
     def report(self) -> float:
-        """Log the test metrics, run files and stage times; print the summary; return the objective."""
+        """Log the test metrics, run files, the per-query table and stage times; put the result in
+        the run's description; print the summary; return the objective."""
         from lossbench.evaluation import mlflow_metric_name
         from lossbench.experiment.outcome import objective_value, print_summary
+        from lossbench.experiment.ui import per_query_table, result_description
         from lossbench.training.checkpoints import discard_when_finished
 
         cfg, tracked, means = self.cfg, self.tracked, self.evaluation.means
         for path in self.write_run_files():
             tracked.log_artifact(path)
+        queries = self.collection.split_queries("test")
+        tracked.log_table(per_query_table(self.evaluation.per_query, queries), PER_QUERY_TABLE)
         tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in means.items()})
         tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
+        tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")
         print_summary(means, base, tracked, self.folder, self.first_stage_means)
         objective = objective_value(cfg, means, self.validation.history)
         discard_when_finished(self.checkpoints, cfg.get("checkpoint"))
         return objective
 
     def write_run_files(self) -> list[Path]:
-        """``test.run`` (TREC), ``per_query.csv`` and ``test.qrels`` in the run's folder."""
+        """The TREC run file, ``per_query.csv`` and the qrels in the run's folder, named so that
+        MLflow's artifact viewer previews them (:data:`~lossbench.experiment.ui.RUN_FILE`)."""
         from lossbench.data.sources.formats import write_qrels, write_trec_run
+        from lossbench.experiment.ui import QRELS_FILE, RUN_FILE
 
         folder = self.folder
         return [
-            write_trec_run(
-                self.test_run, folder / "test.run", tag=f"lossbench-{self.cfg.loss.name}"
-            ),
+            write_trec_run(self.test_run, folder / RUN_FILE, tag=f"lossbench-{self.cfg.loss.name}"),
             self.evaluation.write_per_query_csv(folder / "per_query.csv"),
-            write_qrels(self.collection.qrels["test"], folder / "test.qrels"),
+            write_qrels(self.collection.qrels["test"], folder / QRELS_FILE),
         ]

@@ -64,6 +64,7 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from lossbench.experiment.checks import ConfigurationError
+        from lossbench.experiment.jobs import sweep_description, sweep_name
         from lossbench.experiment.launch import check_multi_device
         from lossbench.experiment.tracking import connect, get_or_create_experiment
 
@@ -93,10 +94,9 @@ class MlflowSweepCallback(Callback):
             client.update_run(run_id, status="RUNNING")
             log.info("resuming sweep %s (MLflow parent run %s)", " ".join(overrides), run_id)
         else:
-            name = tracking.get("sweep_name") or "sweep " + " ".join(map(str, overrides))
             run = client.create_run(
                 experiment_id,
-                run_name=name,
+                run_name=tracking.get("sweep_name") or sweep_name(config),
                 tags={
                     "sweep_hash": digest,
                     "lossbench_role": "sweep",
@@ -104,6 +104,7 @@ class MlflowSweepCallback(Callback):
                 },
             )
             run_id = run.info.run_id
+            client.set_tag(run_id, "mlflow.note.content", sweep_description(config, run_id))
             log.info("sweep parent run %s in experiment %r", run_id, tracking.experiment)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)

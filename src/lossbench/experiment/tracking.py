@@ -18,6 +18,8 @@ from typing import Any
 
 MAX_PARAM_LENGTH = 6000
 BATCH_LIMIT = 100
+DATASET_FIELDS = ("name", "digest", "source_type", "source", "schema", "profile")
+"""What an ``mlflow.data`` dataset's ``to_dict()`` holds for the dataset entity a run's input names."""
 
 
 class TrackingError(RuntimeError):
@@ -98,6 +100,27 @@ class TrackedRun:
     def log_text(self, text: str, name: str) -> None:
         self.client.log_text(self.run_id, text, name)
 
+    def set_description(self, text: str) -> None:
+        """The run's description on its MLflow page (Markdown)."""
+        from lossbench.experiment.ui import DESCRIPTION_TAG
+
+        self.client.set_tag(self.run_id, DESCRIPTION_TAG, text)
+
+    def log_dataset(self, dataset: Any, context: str) -> None:
+        """An ``mlflow.data`` dataset as the run's input (the Dataset column), used for ``context``."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        fields = dataset.to_dict()  # name, digest, source, source_type; schema and profile if any
+        entity = Dataset(**{key: fields.get(key) for key in DATASET_FIELDS})
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags)])
+
+    def log_table(self, table: Any, name: str) -> None:
+        """A pandas DataFrame as an MLflow table (``name`` ends in ``.json``), shown by the
+        Evaluation view. MLflow appends to a table of that name, so a run logs each table once."""
+        self.client.log_table(self.run_id, data=table, artifact_file=name)
+
 
 class UntrackedRun(TrackedRun):
     """A run that logs nothing: what the DDP ranks other than rank 0 get, so that only rank 0
@@ -119,6 +142,15 @@ class UntrackedRun(TrackedRun):
         pass
 
     def log_text(self, text: str, name: str) -> None:
+        pass
+
+    def set_description(self, text: str) -> None:
+        pass
+
+    def log_dataset(self, dataset: Any, context: str) -> None:
+        pass
+
+    def log_table(self, table: Any, name: str) -> None:
         pass
 
 
@@ -159,7 +191,16 @@ def git_commit(folder: Path | None = None) -> str:
 
 
 def get_or_create_experiment(client: Any, name: str, artifact_root: str | None) -> str:
-    """The id of experiment ``name``, created (with its artifacts under ``artifact_root``) if absent."""
+    """The id of experiment ``name``, created (with its artifacts under ``artifact_root``) if absent;
+    described for the UI (:func:`~lossbench.experiment.ui.describe_experiment`) unless it has its own."""
+    from lossbench.experiment.ui import describe_experiment
+
+    experiment_id = _get_or_create_experiment(client, name, artifact_root)
+    describe_experiment(client, experiment_id)
+    return experiment_id
+
+
+def _get_or_create_experiment(client: Any, name: str, artifact_root: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)

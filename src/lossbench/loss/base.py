@@ -13,7 +13,11 @@ on the declared needs, never on a loss's name):
   ``gather_across_devices=True`` under DDP, the module passes the docs of every rank instead:
   ``scores`` ``(Q, B*D)``, ``mask`` ``(B, D)`` and ``query_offset`` (the first own block).
 * :class:`RegularizationLossFunction` -- ``loss(query_embeddings, doc_embeddings)`` on ``(Nq, dim)`` and
-  ``(Nd, dim)``; weights are plain float attributes so weight schedulers can change them.
+  ``(Nd, dim)``; weights are plain float attributes so weight schedulers can change them. A
+  multi-vector model (ColBERT: a vector per token) has no such embeddings and refuses them.
+
+The scores come from the model (its scoring: the dot product of single vectors, MaxSim of token
+vectors); a loss never sees how they were computed.
 
 Every loss returns a 0-dim float32 tensor, computed in float32 even under bf16 autocast, and a batch
 with nothing to learn from gives a finite value with zero gradients, never NaN.

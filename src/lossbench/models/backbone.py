@@ -33,24 +33,28 @@ def load_tokenizer(model_name_or_path: str) -> Any:
     return AutoTokenizer.from_pretrained(model_name_or_path, use_fast=True)
 
 
+def backbone_config(model_name_or_path: str, config: BackboneSettings) -> Any:
+    """The backbone's Hugging Face config with ``config.backbone_overrides`` applied."""
+    loaded = AutoConfig.from_pretrained(model_name_or_path)
+    for key, value in config.backbone_overrides.items():
+        if not hasattr(loaded, key):
+            raise ValueError(f"backbone_overrides: {type(loaded).__name__} has no field {key!r}")
+        setattr(loaded, key, value)
+    return loaded
+
+
 def load_backbone(model_name_or_path: str, config: BackboneSettings) -> PreTrainedModel:
     """The transformer encoder, pretrained or (``config.random_init``) freshly initialized.
 
     Uses PyTorch's scaled-dot-product attention and drops BERT's unused pooler layer.
     """
-    backbone_config = AutoConfig.from_pretrained(model_name_or_path)
-    for key, value in config.backbone_overrides.items():
-        if not hasattr(backbone_config, key):
-            raise ValueError(
-                f"backbone_overrides: {type(backbone_config).__name__} has no field {key!r}"
-            )
-        setattr(backbone_config, key, value)
+    loaded = backbone_config(model_name_or_path, config)
     kwargs: dict[str, Any] = {"attn_implementation": "sdpa"}
-    if backbone_config.model_type == "bert":
+    if loaded.model_type == "bert":
         kwargs["add_pooling_layer"] = False
     if config.random_init:
-        return AutoModel.from_config(backbone_config, **kwargs)
-    return AutoModel.from_pretrained(model_name_or_path, config=backbone_config, **kwargs)
+        return AutoModel.from_config(loaded, **kwargs)
+    return AutoModel.from_pretrained(model_name_or_path, config=loaded, **kwargs)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -10,7 +10,10 @@ each query's ``(Q, D)`` scores, it gives the losses: :class:`~lossbench.loss.Nee
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from lossbench.retrieval.base import VectorKind
 
 from lossbench.loss.base import Needs
 
@@ -34,12 +37,20 @@ class BiEncoderConfig:
             separately trained encoders of the same architecture and initialization (False).
     """
 
+    vectors: ClassVar[VectorKind] = "dense"
+    """What the encoder makes of a text: one ``dense`` vector, one ``sparse`` vocabulary-sized
+    vector, or a ``multi_vector`` (a vector per token); the index must take the same kind."""
     sparse: ClassVar[bool] = False
-    """Whether the vectors are sparse and vocabulary-sized (indexed by a sparse inverted index)."""
+    """Whether the vectors are sparse and vocabulary-sized (``vectors == "sparse"``, set for every
+    subclass from :attr:`vectors`)."""
     reranks: ClassVar[bool] = False
     """Whether the model re-ranks a first stage's candidates (True) or indexes the corpus itself."""
     provides: ClassVar[Needs] = Needs.EMBEDDINGS | Needs.IN_BATCH
     """What the model gives the losses besides each query's own ``(Q, D)`` scores."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.sparse = cls.vectors == "sparse"
 
     query_length: int = 32
     doc_length: int = 180
@@ -60,6 +71,10 @@ class BiEncoderConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"class": type(self).__name__, **asdict(self)}
+
+    def check_backbone(self, hidden_size: int, tokenizer: Any) -> None:
+        """Raise a ``ValueError`` naming the fix when the backbone (its hidden size) or its
+        tokenizer cannot carry this config; every backbone carries the single-vector ones."""
 
 
 @dataclass
@@ -126,12 +141,79 @@ class SpladeConfig(BiEncoderConfig):
         similarity: ``dot`` (the SPLADE score); ``cosine`` normalizes the vectors first.
     """
 
-    sparse: ClassVar[bool] = True
+    vectors: ClassVar[VectorKind] = "sparse"
     pooling: Pooling = "max"
 
 
+@dataclass
+class ColConfig(BiEncoderConfig):
+    """ColBERT: a vector per token, queries and docs compared by late interaction (MaxSim).
+
+    Formula (``h_i`` the backbone's state of token ``i``, ``M_d`` the doc tokens that count)::
+
+        E_i = normalize(W · h_i)                                  (a vector per token, dim)
+        score(q, d) = sum_{i in q} max_{j in M_d} <E_i(q), E_j(d)>
+
+    A query is padded to ``query_length`` with the tokenizer's mask token (query augmentation): the
+    mask tokens attend to the query but are not attended to, and their vectors take part in the
+    sum, a learned soft expansion of the query. A doc's padding and punctuation tokens get no
+    vector (``M_d``). The encoder returns ``(B, L, dim)`` with every token that does not count as a
+    zero vector (a real token's vector is never zero), which the scoring and indexes rely on.
+
+    References:
+        Khattab and Zaharia, "ColBERT: Efficient and Effective Passage Search via Contextualized
+        Late Interaction over BERT", SIGIR 2020. Santhanam, Khattab, Saad-Falcon, Potts and
+        Zaharia, "ColBERTv2: Effective and Efficient Retrieval via Lightweight Late Interaction",
+        NAACL 2022 (mask tokens not attended to).
+
+    Args:
+        embedding_dim: size of each token vector (ColBERT: 128); at most the backbone's hidden size.
+        projection: ``linear_no_bias`` (ColBERT's) or ``linear``: hidden size -> ``embedding_dim``.
+        similarity: ``cosine`` (L2-normalized token vectors, ColBERT) or ``dot`` (raw ones).
+        query_augmentation: pad queries to ``query_length`` with mask tokens (needs a tokenizer
+            with a mask token); off, a query's padding tokens get no vector.
+        mask_punctuation: docs' punctuation tokens (each of ``string.punctuation``) get no vector.
+        pooling: not used: every token keeps its vector.
+
+    ColBERT's ``[Q]``/``[D]`` marker tokens are not added (the backbone is used as it is).
+    """
+
+    vectors: ClassVar[VectorKind] = "multi_vector"
+    provides: ClassVar[Needs] = Needs.IN_BATCH  # no single vector per text for a regularizer
+    similarity: Similarity = "cosine"
+    embedding_dim: int = 128
+    projection: Projection = "linear_no_bias"
+    query_augmentation: bool = True
+    mask_punctuation: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.projection not in ("linear", "linear_no_bias"):
+            raise ValueError(f"projection={self.projection!r}; valid: linear, linear_no_bias")
+        if isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int):
+            raise ValueError(f"embedding_dim must be an integer, got {self.embedding_dim!r}")
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be positive, got {self.embedding_dim}")
+
+    def check_backbone(self, hidden_size: int, tokenizer: Any) -> None:
+        """The projection must compress the hidden state, and query augmentation needs a mask token."""
+        if self.embedding_dim > hidden_size:
+            raise ValueError(
+                f"ColConfig.embedding_dim={self.embedding_dim} is larger than the backbone's hidden "
+                f"size {hidden_size}: the projection compresses each token's state (ColBERT: 768 -> "
+                f"128), and a wider vector only makes the index bigger; set embedding_dim <= "
+                f"{hidden_size} (model.config.embedding_dim)"
+            )
+        if self.query_augmentation and getattr(tokenizer, "mask_token_id", None) is None:
+            raise ValueError(
+                "ColConfig.query_augmentation pads queries with the tokenizer's mask token, but "
+                f"the tokenizer ({type(tokenizer).__name__}) has none; set query_augmentation=false "
+                "(model.config.query_augmentation=false) or use a backbone whose tokenizer has one"
+            )
+
+
 CONFIG_CLASSES: dict[str, type[BiEncoderConfig]] = {
-    cls.__name__: cls for cls in (BiEncoderConfig, DprConfig, SpladeConfig)
+    cls.__name__: cls for cls in (BiEncoderConfig, DprConfig, SpladeConfig, ColConfig)
 }
 
 

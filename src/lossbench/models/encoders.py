@@ -3,6 +3,10 @@
 * :class:`DenseEncoder` (DPR): pooling, an optional linear projection, optional L2 normalization.
 * :class:`SpladeEncoder`: an MLM head over every token, ``log(1 + relu(.))``, pooling over tokens:
   a non-negative vocabulary-sized vector.
+* :class:`~lossbench.models.colbert.ColEncoder` (ColBERT): a projected, normalized vector per token.
+
+Each encoder says how its embeddings are compared (:attr:`TextEncoder.scoring`, see
+:mod:`lossbench.models.scoring`).
 
 Each encoder saves itself as a Hugging Face folder (the backbone) plus ``lossbench_head.safetensors``
 (the parameters around the backbone: projection or MLM head), and loads back from that folder.
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +25,8 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from lossbench.models.backbone import load_backbone, load_mlm_head_state, pool
-from lossbench.models.config import BiEncoderConfig, DprConfig, SpladeConfig
+from lossbench.models.config import BiEncoderConfig, ColConfig, DprConfig, SpladeConfig
+from lossbench.models.scoring import DotProduct, Scoring
 
 log = logging.getLogger("lossbench")
 
@@ -38,10 +43,18 @@ BACKWARD_BUDGET = 1 << 24
 class TextEncoder(nn.Module):
     """A backbone and the layers after it; ``forward(encoding) -> (B, dim)``."""
 
+    scoring: ClassVar[Scoring] = DotProduct()
+    """How two of its embeddings are compared (single vectors: the dot product)."""
+
     def __init__(self, backbone: PreTrainedModel, config: BiEncoderConfig) -> None:
         super().__init__()
         self.backbone = backbone
         self.config = config
+
+    def encode(self, encoding: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+        """Texts' token ids ``(B, L)`` as queries or docs (``kind``) to their embeddings; a
+        single-vector encoder treats both alike: ``(B, dim)``."""
+        return self(encoding)  # type: ignore[no-any-return]
 
     def head_state(self) -> dict[str, torch.Tensor]:
         """The parameters outside the backbone, by name (empty when there are none)."""
@@ -310,14 +323,23 @@ class SpladeEncoder(TextEncoder):
 
 
 def build_encoder(
-    model_name_or_path: str, config: BiEncoderConfig, saved_folder: Path | None = None
+    model_name_or_path: str,
+    config: BiEncoderConfig,
+    saved_folder: Path | None = None,
+    tokenizer: Any = None,
 ) -> TextEncoder:
     """The encoder for ``config``: from ``saved_folder`` (written by :meth:`TextEncoder.save`) when
-    given, else from ``model_name_or_path`` (pretrained, or random with ``config.random_init``)."""
+    given, else from ``model_name_or_path`` (pretrained, or random with ``config.random_init``).
+    ``tokenizer``: the model's (loaded from the source when None and the encoder needs one)."""
     source = str(saved_folder) if saved_folder is not None else model_name_or_path
     backbone = load_backbone(source, config)
     encoder: TextEncoder
-    if isinstance(config, SpladeConfig):
+    if isinstance(config, ColConfig):
+        from lossbench.models.backbone import load_tokenizer
+        from lossbench.models.colbert import ColEncoder
+
+        encoder = ColEncoder(backbone, config, tokenizer or load_tokenizer(source))
+    elif isinstance(config, SpladeConfig):
         encoder = SpladeEncoder(backbone, config)
         fresh = saved_folder is None and not config.random_init
         if fresh and not encoder.load_pretrained_head(model_name_or_path):
@@ -329,7 +351,9 @@ def build_encoder(
     elif isinstance(config, DprConfig) or type(config) is BiEncoderConfig:
         encoder = DenseEncoder(backbone, _as_dpr(config))
     else:
-        raise TypeError(f"no encoder for {type(config).__name__}; use DprConfig or SpladeConfig")
+        raise TypeError(
+            f"no encoder for {type(config).__name__}; use DprConfig, SpladeConfig or ColConfig"
+        )
     if saved_folder is not None:
         encoder.load_head(saved_folder)
     return encoder

@@ -14,6 +14,8 @@ from lossbench.data.batches import TrainBatch, TrainCollator
 from lossbench.data.token_cache import TokenCache
 from lossbench.loss.base import (
     InBatchLossFunction,
+    LossFunction,
+    Needs,
     RegularizationLossFunction,
     ScoringLossFunction,
 )
@@ -21,6 +23,7 @@ from lossbench.models.backbone import load_tokenizer
 from lossbench.models.config import BiEncoderConfig, DprConfig, config_from_dict
 from lossbench.models.encoders import TextEncoder, build_encoder
 from lossbench.models.ranking_module import LossSpec, RankingModule
+from lossbench.models.scoring import Scoring
 from lossbench.training.distributed import InBatchScores, distributed_position, in_batch_inputs
 
 SAVED_CONFIG = "lossbench_config.json"
@@ -39,6 +42,22 @@ def read_saved_config(folder: str | Path) -> BiEncoderConfig | None:
     return config_from_dict(saved["config"])
 
 
+def check_losses_fit(config: BiEncoderConfig, losses: Sequence[LossFunction]) -> None:
+    """Raise a ``ValueError`` for losses the model cannot feed: the regularizers take one vector
+    per text (``Needs.EMBEDDINGS``, ``Needs.SPARSE``), which a multi-vector model does not make
+    (its config's ``provides`` lacks ``Needs.EMBEDDINGS``)."""
+    if Needs.EMBEDDINGS in config.provides:
+        return
+    single = Needs.EMBEDDINGS | Needs.SPARSE
+    refused = [type(loss).__name__ for loss in losses if loss.needs & single]
+    if refused:
+        raise ValueError(
+            f"{', '.join(refused)} regularizes one vector per text, but {type(config).__name__} "
+            "makes a vector per token (a ColBERT model); train it without a regularizer "
+            "(regularizer=none): its scoring and in-batch losses all apply"
+        )
+
+
 class BiEncoderModule(RankingModule):
     """A bi-encoder (queries and docs encoded separately, scored by similarity) and its training.
 
@@ -46,7 +65,7 @@ class BiEncoderModule(RankingModule):
         model_name_or_path: a local model folder (or, with internet, a hub id) for weights and tokenizer,
             or a folder written by :meth:`save_pretrained` (its trained weights; its config unless
             ``config`` is given).
-        config: a :class:`DprConfig` (the default) or :class:`SpladeConfig`.
+        config: a :class:`DprConfig` (the default), :class:`SpladeConfig` or :class:`ColConfig`.
         loss_functions: losses as instances, classes, class paths, or ``(loss, weight)`` pairs; the total
             loss is ``sum_k weight_k * loss_k``. ``module.loss_functions[k]`` is the k-th loss itself, so
             a scheduler key ``loss_functions.1.query_weight`` names the second loss's attribute.
@@ -61,6 +80,7 @@ class BiEncoderModule(RankingModule):
         super().__init__(loss_functions)
         saved = read_saved_config(model_name_or_path)
         self.config = config or saved or DprConfig()
+        check_losses_fit(self.config, self.loss_functions)
         self.model_name_or_path = model_name_or_path
         self.tokenizer = load_tokenizer(model_name_or_path)
         self.encoder, self.separate_doc_encoder = self._build_encoders(saved is not None)
@@ -70,9 +90,9 @@ class BiEncoderModule(RankingModule):
 
     def _build_encoders(self, from_saved: bool) -> tuple[TextEncoder, TextEncoder | None]:
         """The query encoder (shared with docs) and, with ``shared_encoder=False``, the doc encoder."""
-        config, path = self.config, self.model_name_or_path
+        config, path, tokenizer = self.config, self.model_name_or_path, self.tokenizer
         if not from_saved:
-            encoder = build_encoder(path, config)
+            encoder = build_encoder(path, config, tokenizer=tokenizer)
             # the doc encoder starts as an exact copy: same architecture, same initialization
             return encoder, None if config.shared_encoder else copy.deepcopy(encoder)
         if config.random_init or config.backbone_overrides:
@@ -81,7 +101,7 @@ class BiEncoderModule(RankingModule):
                 "(BiEncoderModule.from_pretrained(folder) uses the config it was saved with)"
             )
         if config.shared_encoder:
-            return build_encoder(path, config, Path(path)), None
+            return build_encoder(path, config, Path(path), tokenizer), None
         for part in ("query_encoder", "doc_encoder"):
             if not (Path(path) / part).is_dir():
                 raise ValueError(
@@ -89,8 +109,8 @@ class BiEncoderModule(RankingModule):
                     "load it without config=... (or with shared_encoder=true)"
                 )
         return (
-            build_encoder(path, config, Path(path) / "query_encoder"),
-            build_encoder(path, config, Path(path) / "doc_encoder"),
+            build_encoder(path, config, Path(path) / "query_encoder", tokenizer),
+            build_encoder(path, config, Path(path) / "doc_encoder", tokenizer),
         )
 
     @property
@@ -100,6 +120,11 @@ class BiEncoderModule(RankingModule):
     @property
     def doc_encoder(self) -> TextEncoder:
         return self.separate_doc_encoder if self.separate_doc_encoder is not None else self.encoder
+
+    @property
+    def scoring(self) -> Scoring:
+        """How a query's embedding and a doc's are compared (the encoder's: dot product, MaxSim)."""
+        return self.encoder.scoring
 
     @property
     def backbone(self) -> nn.Module:
@@ -147,11 +172,12 @@ class BiEncoderModule(RankingModule):
 
     # ---- encoding -----------------------------------------------------------------------------
     def encode(self, encoding: dict[str, torch.Tensor], kind: str = "query") -> torch.Tensor:
-        """Texts' token ids ``(B, L)`` to vectors ``(B, dim)`` (``dim`` = vocabulary for SPLADE)."""
+        """Texts' token ids ``(B, L)`` to embeddings: ``(B, dim)`` (``dim`` = vocabulary for SPLADE),
+        or ``(B, L', dim)`` for a multi-vector model (a vector per token, zero where none counts)."""
         if kind not in ("query", "doc"):
             raise ValueError(f"kind={kind!r}; valid: query, doc")
         encoder = self.query_encoder if kind == "query" else self.doc_encoder
-        return encoder(encoding)  # (B, dim)
+        return encoder.encode(encoding, kind)  # (B, *E)
 
     def encode_queries(self, encoding: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encode(encoding, "query")
@@ -166,37 +192,55 @@ class BiEncoderModule(RankingModule):
         return TrainCollator(self.tokenizer, config.query_length, config.doc_length, fixed_length)
 
     def _losses_of_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
-        queries = self.encode_queries(batch.query_encoding)  # (Q, H)
-        real_docs = self.encode_docs(batch.doc_encoding)  # (N, H)
-        mask = batch.doc_mask  # (Q, D)
-        num_queries, num_docs = mask.shape
-        if real_docs.shape[0] == num_queries * num_docs:  # every query has D docs: no padding
-            docs = real_docs  # (Q*D, H)
-        else:  # scatter the real docs into their (query, slot) places; padding slots stay 0
-            positions = mask.flatten().nonzero().squeeze(1)  # (N,)
-            docs = real_docs.new_zeros(num_queries * num_docs, real_docs.shape[-1])
-            docs = docs.index_copy(0, positions, real_docs)  # (Q*D, H)
-        docs_per_query = docs.view(num_queries, num_docs, -1)  # (Q, D, H)
-        scores = torch.einsum("qh,qdh->qd", queries, docs_per_query)  # (Q, D)
-        in_batch: dict[bool, InBatchScores] = {}  # local, and gathered across devices
-        values: dict[str, torch.Tensor] = {}
-        for name, loss in zip(self.loss_names, self.loss_functions, strict=True):
-            if isinstance(loss, ScoringLossFunction):
-                value = loss(scores, batch.targets, mask)
-            elif isinstance(loss, InBatchLossFunction):
-                gather = loss.gather_across_devices and distributed_position()[1] > 1
-                if gather not in in_batch:
-                    in_batch[gather] = in_batch_inputs(
-                        queries, docs_per_query, mask, batch.targets, gather
-                    )
-                value = in_batch[gather].apply(loss)
-            elif isinstance(loss, RegularizationLossFunction):
-                value = loss(queries, real_docs)
-            else:  # pragma: no cover - normalize_losses admits LossFunction subclasses only
-                raise TypeError(f"{type(loss).__name__} follows none of the loss contracts")
-            values[name] = value
+        """Encode the batch, score each query against its own docs, and compute every loss."""
+        queries = self.encode_queries(batch.query_encoding)  # (Q, *E)
+        real_docs = self.encode_docs(batch.doc_encoding)  # (N, *E)
+        docs = docs_per_query(real_docs, batch.doc_mask)  # (Q, D, *E)
+        scores = self.scoring.per_query(queries, docs)  # (Q, D)
+        values = self._loss_values(batch, scores, queries, docs, real_docs)
         values["loss"] = self.weighted_total(values)
         if self.config.sparse:  # average non-zeros per vector: how sparse the index will be
             values["query_nnz"] = (queries.detach() != 0).sum(-1).float().mean()
             values["doc_nnz"] = (real_docs.detach() != 0).sum(-1).float().mean()
         return values
+
+    def _loss_values(
+        self,
+        batch: TrainBatch,
+        scores: torch.Tensor,
+        queries: torch.Tensor,
+        docs: torch.Tensor,
+        real_docs: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Each loss by its log name, dispatched on its contract: scoring losses take ``scores``
+        ``(Q, D)``, in-batch losses every query against the batch's docs ``(Q, D, *E)`` (or every
+        device's), regularizers the embeddings of the queries and of the real docs."""
+        in_batch: dict[bool, InBatchScores] = {}  # local, and gathered across devices
+        values: dict[str, torch.Tensor] = {}
+        for name, loss in zip(self.loss_names, self.loss_functions, strict=True):
+            if isinstance(loss, ScoringLossFunction):
+                values[name] = loss(scores, batch.targets, batch.doc_mask)
+            elif isinstance(loss, InBatchLossFunction):
+                gather = loss.gather_across_devices and distributed_position()[1] > 1
+                if gather not in in_batch:
+                    in_batch[gather] = in_batch_inputs(
+                        queries, docs, batch.doc_mask, batch.targets, gather, self.scoring
+                    )
+                values[name] = in_batch[gather].apply(loss)
+            elif isinstance(loss, RegularizationLossFunction):
+                values[name] = loss(queries, real_docs)
+            else:  # pragma: no cover - normalize_losses admits LossFunction subclasses only
+                raise TypeError(f"{type(loss).__name__} follows none of the loss contracts")
+        return values
+
+
+def docs_per_query(real_docs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The real docs' embeddings ``(N, *E)``, in row-major order of ``mask`` ``(Q, D)``, placed in
+    their ``(Q, D, *E)`` slots; padding slots hold zeros (masked out of every loss)."""
+    num_queries, num_docs = mask.shape
+    if real_docs.shape[0] == num_queries * num_docs:  # every query has D docs: no padding
+        return real_docs.view(num_queries, num_docs, *real_docs.shape[1:])
+    positions = mask.flatten().nonzero().squeeze(1)  # (N,)
+    docs = real_docs.new_zeros(num_queries * num_docs, *real_docs.shape[1:])
+    docs = docs.index_copy(0, positions, real_docs)  # (Q*D, *E)
+    return docs.view(num_queries, num_docs, *real_docs.shape[1:])

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -100,7 +101,8 @@ def iter_encoded(
     progress: bool = True,
     tokenize_ahead: bool | None = None,
 ) -> Iterator[tuple[list[str], torch.Tensor]]:
-    """Encode ``samples`` as queries or docs (``kind``), one batch at a time: ``(ids, (B, dim))``.
+    """Encode ``samples`` as queries or docs (``kind``), one batch at a time: ``(ids, (B, dim))``
+    (a multi-vector model: ``(B, L, dim)``, ``L`` the batch's longest text).
 
     Texts are sorted by length (longest first) so each batch pads little, and tokenized while the
     model encodes the previous batch: by ``num_workers`` DataLoader workers, or with 0 workers by a
@@ -140,7 +142,7 @@ def iter_encoded(
         for batch in bar:
             batch = batch.to(module.device)
             with torch.inference_mode(), autocast_for(module.device), eager(module):
-                vectors = encode(batch.encoding).float()  # (B, dim)
+                vectors = encode(batch.encoding).float()  # (B, *E)
             yield batch.ids, vectors
     finally:
         module.train(was_training)
@@ -154,7 +156,8 @@ def encode_texts(
     num_workers: int = 0,
     progress: bool = True,
 ) -> tuple[list[str], torch.Tensor]:
-    """Encode ``samples`` as queries or docs (``kind``); returns their ids and float32 vectors ``(N, dim)``.
+    """Encode ``samples`` as queries or docs (``kind``); returns their ids and float32 vectors ``(N, dim)``
+    (a multi-vector model: ``(N, L, dim)``, padded with zero vectors to the longest text).
 
     The batches of :func:`iter_encoded`, concatenated (dense: for SPLADE prefer
     :func:`iter_encoded`, which never holds every vocabulary-sized vector at once). The vectors stay
@@ -167,6 +170,9 @@ def encode_texts(
     ):
         chunks.append(vectors)
         ids.extend(batch_ids)
+    if chunks and chunks[0].dim() == 3:  # token vectors: zero vectors are tokens that do not count
+        length = max(chunk.shape[1] for chunk in chunks)
+        chunks = [F.pad(chunk, (0, 0, 0, length - chunk.shape[1])) for chunk in chunks]
     return ids, torch.cat(chunks) if chunks else torch.empty(0)
 
 

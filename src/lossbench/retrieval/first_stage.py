@@ -114,7 +114,7 @@ class RunFileFirstStage(FirstStage):
 
 class BiEncoderFirstStage(FirstStage):
     """A saved bi-encoder (a folder of :meth:`BiEncoderModule.save_pretrained`): the corpus encoded
-    once into an exact index for its vectors (dense or sparse), the queries searched in it.
+    once into an exact index for its vectors (dense, sparse or per token), the queries searched in it.
 
     Args:
         path: the saved model's folder.
@@ -145,7 +145,7 @@ class BiEncoderFirstStage(FirstStage):
         if saved == CrossEncoderConfig.__name__:
             raise ValueError(
                 f"first_stage.path={path} holds a cross-encoder, which cannot search a corpus; "
-                "first_stage=model needs a saved bi-encoder (DPR or SPLADE)"
+                "first_stage=model needs a saved bi-encoder (DPR, SPLADE or ColBERT)"
             )
         self.batch_size = batch_size
         self.accelerator = accelerator
@@ -181,8 +181,13 @@ class BiEncoderFirstStage(FirstStage):
 
 
 def exact_index_for(config: Any) -> Any:
-    """An exhaustive index for the vectors a bi-encoder config makes (sparse or dense)."""
+    """An exhaustive index for the vectors a bi-encoder config makes (its ``vectors``: dense,
+    sparse or a vector per token)."""
     from lossbench.retrieval.dense import ExactDenseIndex
+    from lossbench.retrieval.maxsim import MaxSimIndex
     from lossbench.retrieval.sparse import SparseIndex
 
-    return SparseIndex() if config.sparse else ExactDenseIndex()
+    (index_class,) = [
+        cls for cls in (ExactDenseIndex, SparseIndex, MaxSimIndex) if cls.vectors == config.vectors
+    ]
+    return index_class()

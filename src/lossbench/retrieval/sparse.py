@@ -48,6 +48,7 @@ class SparseIndex(Index):
     """
 
     vectors = "sparse"
+    measured_stats = frozenset({"nnz", "avg_doc_nnz", "terms", "avg_posting_length", "size_mb"})
 
     def __init__(self, query_batch_size: int = 256, chunk_size: int = 262_144) -> None:
         if query_batch_size < 1 or chunk_size < 1:

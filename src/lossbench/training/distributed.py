@@ -16,13 +16,23 @@ concatenated (global) batch::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 from lossbench.loss.base import InBatchLossFunction
+
+if TYPE_CHECKING:  # lossbench.models imports this module
+    from lossbench.models.scoring import Scoring
+
+
+def dot_product() -> Scoring:
+    """The scoring of single-vector models, the default of the functions below."""
+    from lossbench.models.scoring import DotProduct
+
+    return DotProduct()
 
 
 def distributed_position() -> tuple[int, int]:
@@ -100,47 +110,62 @@ def in_batch_inputs(
     mask: torch.Tensor,
     targets: torch.Tensor | None,
     gather: bool,
+    scoring: Scoring | None = None,
 ) -> InBatchScores:
-    """In-batch scores of ``queries`` ``(Q, H)`` against the batch's docs ``(Q, D, H)``, or, with
-    ``gather`` under DDP, against every rank's docs (:func:`gather_in_batch`)."""
+    """In-batch scores of ``queries`` ``(Q, *E)`` against the batch's docs ``(Q, D, *E)``, or, with
+    ``gather`` under DDP, against every rank's docs (:func:`gather_in_batch`), compared by
+    ``scoring`` (the model's: MaxSim of token vectors; None: the dot product of single vectors)."""
     if gather and distributed_position()[1] > 1:
-        return gather_in_batch(queries, docs, mask, targets)
-    return local_in_batch(queries, docs, mask, targets)
+        return gather_in_batch(queries, docs, mask, targets, scoring)
+    return local_in_batch(queries, docs, mask, targets, scoring)
 
 
 def local_in_batch(
-    queries: torch.Tensor, docs: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor | None
+    queries: torch.Tensor,
+    docs: torch.Tensor,
+    mask: torch.Tensor,
+    targets: torch.Tensor | None,
+    scoring: Scoring | None = None,
 ) -> InBatchScores:
-    """The batch's own in-batch scores: ``queries`` ``(Q, H)`` against ``docs`` ``(Q, D, H)``."""
-    scores = queries @ docs.reshape(-1, docs.shape[-1]).T  # (Q, Q*D)
+    """The batch's own in-batch scores: ``queries`` ``(Q, *E)`` against ``docs`` ``(Q, D, *E)``."""
+    scores = (scoring or dot_product()).all_docs(queries, docs.flatten(0, 1))  # (Q, Q*D)
     return InBatchScores(scores, targets, mask)
 
 
 def gather_in_batch(
-    queries: torch.Tensor, docs: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor | None
+    queries: torch.Tensor,
+    docs: torch.Tensor,
+    mask: torch.Tensor,
+    targets: torch.Tensor | None,
+    scoring: Scoring | None = None,
 ) -> InBatchScores:
-    """The local ``queries`` ``(Q, H)`` against the docs ``(Q, D, H)`` of every rank.
+    """The local ``queries`` ``(Q, *E)`` against the docs ``(Q, D, *E)`` of every rank.
 
     Ranks may hold different numbers of queries and docs per query (a rank's last batch is
-    smaller): every rank pads its docs to ``(Q_max, D_max)``, padding masked out, so the gathered
-    docs are ``R * Q_max`` blocks of ``D_max``; this rank's queries own blocks
-    ``rank * Q_max + q``. Falls back to :func:`local_in_batch` when not distributed.
+    smaller), and token vectors of different lengths: every rank pads its docs with zeros to the
+    largest size of each axis, ``(Q_max, D_max, *E_max)`` (padding docs are masked out, padding
+    tokens are zero vectors, which no score counts), so the gathered docs are ``R * Q_max`` blocks
+    of ``D_max``; this rank's queries own blocks ``rank * Q_max + q``. Falls back to
+    :func:`local_in_batch` when not distributed.
     """
     rank, world_size = distributed_position()
     if world_size == 1:
-        return local_in_batch(queries, docs, mask, targets)
-    num_queries, num_docs, dim = docs.shape
-    sizes = all_gather_sizes(num_queries, num_docs, device=docs.device)  # (R, 2)
-    max_queries, max_docs = (int(v) for v in sizes.max(dim=0).values)
-    pad_docs, pad_queries = max_docs - num_docs, max_queries - num_queries
-    padded_docs = F.pad(docs, (0, 0, 0, pad_docs, 0, pad_queries))  # (Q_max, D_max, H)
+        return local_in_batch(queries, docs, mask, targets, scoring)
+    sizes = all_gather_sizes(*docs.shape, device=docs.device)  # (R, 2 + len(E))
+    largest = [int(v) for v in sizes.max(dim=0).values]
+    widths: list[int] = []
+    for size, target in zip(reversed(docs.shape), reversed(largest), strict=True):
+        widths += [0, target - size]  # F.pad lists the last axis first
+    padded_docs = F.pad(docs, widths)  # (Q_max, D_max, *E_max)
+    max_queries, max_docs = largest[:2]
+    pad_docs, pad_queries = max_docs - docs.shape[1], max_queries - docs.shape[0]
     padded_mask = F.pad(mask.to(torch.uint8), (0, pad_docs, 0, pad_queries))  # (Q_max, D_max)
-    all_docs = all_gather_with_grad(padded_docs).reshape(-1, dim)  # (R*Q_max*D_max, H)
+    all_docs = all_gather_with_grad(padded_docs).flatten(0, 1)  # (R*Q_max*D_max, *E_max)
     mask_parts = [torch.empty_like(padded_mask) for _ in range(world_size)]
     dist.all_gather(mask_parts, padded_mask)
     all_mask = torch.cat(mask_parts).bool()  # (R*Q_max, D_max)
     if targets is not None and pad_docs:
-        widths = [0, 0] * (targets.dim() - 2) + [0, pad_docs]
-        targets = F.pad(targets, widths)  # (Q, D_max[, T])
-    scores = queries @ all_docs.T  # (Q, R*Q_max*D_max)
+        target_widths = [0, 0] * (targets.dim() - 2) + [0, pad_docs]
+        targets = F.pad(targets, target_widths)  # (Q, D_max[, T])
+    scores = (scoring or dot_product()).all_docs(queries, all_docs)  # (Q, R*Q_max*D_max)
     return InBatchScores(scores, targets, all_mask, rank * max_queries, float(world_size))
