@@ -10,10 +10,22 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lossbench.data.sources.formats import DataFormatError, read_qrels, read_trec_run
+from lossbench.data.sources.formats import DataFormatError, read_trec_run
 from lossbench.experiment.checks import ConfigurationError
-from lossbench.experiment.ui import DESCRIPTION_TAG, FIRST_STAGE_RUN_FILE, QRELS_FILE, RUN_FILE
-from tests.helpers import FAST_RUN, all_runs, as_hydra_job, compose_config
+from lossbench.experiment.ui import (
+    BASE_RUN_FILE,
+    DESCRIPTION_TAG,
+    FIRST_STAGE_RUN_FILE,
+    QRELS_FILE,
+    RUN_FILE,
+)
+from tests.helpers import (
+    FAST_RUN,
+    all_runs,
+    as_hydra_job,
+    assert_logged_equals_references,
+    compose_config,
+)
 
 RERANK_RUN = [*FAST_RUN, "model=tiny_cross", "trainer.max_steps=4", "eval.val_every_n_steps=2"]
 METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_100", "map_at_100")
@@ -31,24 +43,17 @@ def reranked(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
     (mlflow_run,) = all_runs(str(cfg.tracking.uri))
     files = root / "files"
     files.mkdir()
-    for name in (RUN_FILE, FIRST_STAGE_RUN_FILE, QRELS_FILE):
+    for name in (RUN_FILE, BASE_RUN_FILE, FIRST_STAGE_RUN_FILE, QRELS_FILE):
         client.download_artifacts(mlflow_run.info.run_id, name, str(files))
     return cfg, objective, client, mlflow_run, files
 
 
-def ranx_means(qrels_path: Path, run_path: Path) -> dict[str, float]:
-    """ranx on a run file as ranked in the file. ranx orders equal scores arbitrarily (BM25 ties
-    often), so each query's docs get strictly decreasing scores in the file's order."""
-    from ranx import Qrels, Run, evaluate
+def logged_means(mlflow_run, prefix: str) -> dict[str, float]:  # noqa: ANN001
+    """The run's logged test metrics under ``prefix`` (``test/first_stage_``), by ranx name."""
+    from lossbench.evaluation import mlflow_metric_name
 
-    metrics = ["ndcg@10", "mrr@10", "recall@100", "map@100"]
-    qrels = Qrels(read_qrels(qrels_path))
-    ranked = {
-        qid: {doc: float(len(docs) - i) for i, doc in enumerate(docs)}
-        for qid, docs in read_trec_run(run_path).items()
-    }
-    values = evaluate(qrels, Run(ranked), metrics, make_comparable=True)
-    return {m.replace("@", "_at_"): float(values[m]) for m in metrics}
+    names = ("ndcg@10", "mrr@10", "recall@100", "map@100")
+    return {m: mlflow_run.data.metrics[f"{prefix}{mlflow_metric_name(m)}"] for m in names}
 
 
 def test_both_stages_and_the_untrained_reranker_are_logged(reranked) -> None:
@@ -64,18 +69,22 @@ def test_both_stages_and_the_untrained_reranker_are_logged(reranked) -> None:
     assert sorted(m.step for m in validation) == [0, 2, 3, 4]  # 3: the end of an epoch
     assert "time/first_stage_s" in metrics and "time/rerank_s" in metrics
     artifacts = {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
-    assert {RUN_FILE, FIRST_STAGE_RUN_FILE, "per_query.csv", "config.yaml"} <= artifacts
+    assert {
+        RUN_FILE,
+        BASE_RUN_FILE,
+        FIRST_STAGE_RUN_FILE,
+        "per_query.csv",
+        "config.yaml",
+    } <= artifacts
 
 
-def test_first_stage_metrics_equal_ranx_on_the_first_stage_run(reranked, data_cache) -> None:
+def test_first_stage_metrics_equal_ranx_and_trec_eval_on_its_run(reranked, data_cache) -> None:
     from lossbench.data import synthetic_collection
     from lossbench.retrieval.bm25 import BM25Index
 
     cfg, _, _, mlflow_run, files = reranked
-    logged = mlflow_run.data.metrics
-    expected = ranx_means(files / QRELS_FILE, files / FIRST_STAGE_RUN_FILE)
-    for name, value in expected.items():
-        assert logged[f"test/first_stage_{name}"] == pytest.approx(value, abs=1e-6), name
+    logged = logged_means(mlflow_run, "test/first_stage_")
+    assert_logged_equals_references(logged, files / FIRST_STAGE_RUN_FILE, files / QRELS_FILE)
     settings = {k: v for k, v in cfg.dataset.collection.items() if k != "_target_"}
     collection = synthetic_collection(**settings)
     bm25 = BM25Index().add(collection.docs).search(collection.split_queries("test"), cfg.eval.k)
@@ -85,18 +94,21 @@ def test_first_stage_metrics_equal_ranx_on_the_first_stage_run(reranked, data_ca
         assert docs == pytest.approx(bm25[qid], abs=1e-5)
 
 
-def test_the_reranked_run_holds_the_candidates_and_its_metrics_equal_ranx(reranked) -> None:
+def test_the_reranked_runs_hold_the_candidates_and_their_metrics_equal_ranx_and_trec_eval(
+    reranked,
+) -> None:
     _, _, _, mlflow_run, files = reranked
     reranked_run = read_trec_run(files / RUN_FILE)
     first_stage = read_trec_run(files / FIRST_STAGE_RUN_FILE)
     assert {q: set(d) for q, d in reranked_run.items()} == {
         q: set(d) for q, d in first_stage.items()
     }
-    expected = ranx_means(files / QRELS_FILE, files / RUN_FILE)
-    for name, value in expected.items():
-        assert mlflow_run.data.metrics[f"test/{name}"] == pytest.approx(value, abs=1e-6), name
+    logged = logged_means(mlflow_run, "test/")
+    assert_logged_equals_references(logged, files / RUN_FILE, files / QRELS_FILE)
+    base = logged_means(mlflow_run, "test/base_")
+    assert_logged_equals_references(base, files / BASE_RUN_FILE, files / QRELS_FILE)
     # the same candidates: recall at the re-ranking depth is the first stage's
-    assert expected["recall_at_100"] == pytest.approx(
+    assert logged["recall@100"] == pytest.approx(
         mlflow_run.data.metrics["test/first_stage_recall_at_100"], abs=1e-6
     )
 

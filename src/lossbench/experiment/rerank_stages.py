@@ -32,6 +32,7 @@ class RerankStages:
     resume: Any
     base: dict[str, float]
     first_stage_means: dict[str, float]
+    write_run: Any  # Experiment.write_run: a ranking of record as a TREC file in the run's folder
 
     @property
     def reranks(self) -> bool:
@@ -59,23 +60,22 @@ class RerankStages:
 
     def evaluate_start_reranking(self) -> None:
         """A cross-encoder's starting point: the first stage's own test metrics
-        (``test/first_stage_*``, its run as ``first_stage.run.txt``), then the untrained re-ranker's
-        (``test/base_*``) and the step-0 validation. A resumed run has them all already."""
-        from lossbench.data.sources.formats import read_trec_run, write_trec_run
+        (``test/first_stage_*``, its run as ``first_stage.run.txt``), then the untrained
+        re-ranker's (``test/base_*``, its run as ``test_base.run.txt``) and the step-0 validation.
+        A resumed run has them all already."""
+        from lossbench.data.sources.formats import write_trec_run
         from lossbench.evaluation import evaluate_run, mlflow_metric_name
-        from lossbench.experiment.ui import FIRST_STAGE_RUN_FILE
+        from lossbench.experiment.ui import BASE_RUN_FILE, FIRST_STAGE_RUN_FILE
 
         cfg, collection, retrieval = self.cfg, self.collection, self.retrieval
         if not (self.primary and self.resume is None):
             return
         metrics = cfg.eval.metrics
+        first_stage = evaluate_run(collection.qrels["test"], retrieval.candidates["test"], metrics)
+        self.first_stage_means = first_stage.means
         tag = f"lossbench-first-stage-{self.cfg.first_stage.name}"
-        path = write_trec_run(retrieval.candidates["test"], self.folder / FIRST_STAGE_RUN_FILE, tag)
-        self.tracked.log_artifact(path)
-        # evaluated as written (scores to 6 decimals, ties by doc id): what ranx, trec_eval and
-        # pipeline.compare read from the file
-        written = read_trec_run(path)
-        self.first_stage_means = evaluate_run(collection.qrels["test"], written, metrics).means
+        path = write_trec_run(first_stage.ranking, self.folder / FIRST_STAGE_RUN_FILE, tag)
+        self.tracked.log_artifact(path)  # the ranking of record: ranx reading it gets these means
         self.tracked.log_metrics(
             {
                 f"test/first_stage_{mlflow_metric_name(m)}": v
@@ -90,6 +90,7 @@ class RerankStages:
             self.tracked.log_metrics(
                 {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
             )
+            self.tracked.log_artifact(self.write_run(base.evaluation.ranking, BASE_RUN_FILE))
             start = self.validation.evaluate_now(self.module, step=0)
         self.tracked.log_metrics(
             {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0

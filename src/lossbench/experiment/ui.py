@@ -38,6 +38,8 @@ QRELS_FILE = "test.qrels.txt"
 """The test qrels a run was evaluated on (TREC format)."""
 FIRST_STAGE_RUN_FILE = "first_stage.run.txt"
 """A re-ranker's first-stage run on the test queries (TREC format), a reference row of the report."""
+BASE_RUN_FILE = "test_base.run.txt"
+"""The untrained model's ranking of the test queries (TREC format): what ``test/base_*`` evaluated."""
 LEGACY_FILES = {RUN_FILE: "test.run", QRELS_FILE: "test.qrels"}
 """The names runs logged before lossbench named them for MLflow's preview."""
 
