@@ -78,7 +78,7 @@ def test_ragged_lists_are_scored_per_pair_and_padding_stays_out(tiny_cross_modul
     seen = {}
 
     class Recorder(ScoringLossFunction):
-        def __call__(self, scores, targets, mask=None):  # noqa: ANN001, ANN204
+        def compute(self, scores, targets, mask):  # noqa: ANN001, ANN202
             seen.update(scores=scores.detach().clone(), mask=mask.clone())
             return scores.sum() * 0
 
