@@ -22,11 +22,36 @@ IGNORED_SETTINGS_FOR_HASH = (("data", "token_cache_mib"),)
 the hashes of earlier runs)."""
 
 
+OFF_SETTINGS_FOR_HASH: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("grad_cache", "chunk_size"), None),
+    (("loss", "function", "false_negative_margin"), None),
+    (("loss", "function", "false_negative_margin_type"), "absolute"),
+)
+"""``(path, value)`` settings added after runs were logged: at ``value`` (off) they compute what
+the runs before them computed, so they are left out of the hash (a node they empty goes too)."""
+
+
+def _without(node: Any, path: tuple[str, ...], off: Any) -> Any:
+    """``node`` without the setting at ``path`` when it equals ``off`` (and a node it empties)."""
+    key, *rest = path
+    if not isinstance(node, dict) or key not in node:
+        return node
+    if rest:
+        child = _without(node[key], tuple(rest), off)
+        if child or not isinstance(child, dict):
+            return {**node, key: child}
+    elif node[key] != off:
+        return node
+    return {k: v for k, v in node.items() if k != key}
+
+
 def _hashed(resolved: dict[Any, Any], ignored: tuple[str, ...]) -> dict[Any, Any]:
     kept = {k: v for k, v in resolved.items() if k not in ignored}
     for group, key in IGNORED_SETTINGS_FOR_HASH:
         if isinstance(kept.get(group), dict) and key in kept[group]:
             kept[group] = {k: v for k, v in kept[group].items() if k != key}
+    for path, off in OFF_SETTINGS_FOR_HASH:
+        kept = _without(kept, path, off)
     return kept
 
 
