@@ -5,7 +5,7 @@
 What ``pipeline.run`` does on the embedded default, minus config and tracking (a GPU machine without
 internet may lack those packages): the synthetic collection, an untrained index + test search, 60
 bf16-mixed training steps with validation on dev at the end, the final index reused, the test
-search, and native metrics. Checks: the run uses the GPU and bf16 autocast, every loss is finite,
+search, and the evaluation of record (ranx). Checks: the run uses the GPU and bf16 autocast, every loss is finite,
 the model moved back by Lightning is encoded on the GPU again, and nDCG@10 is reported before and
 after (a rise is expected with pretrained weights; random init on 60 steps may not move much).
 Prints one line per check and writes ``bench/results/gpu_smoke.json``.

@@ -37,6 +37,7 @@ def compare(cfg: DictConfig) -> Path:
         stat_test=cfg.stat_test,
         correction=cfg.correction,
         max_p=float(cfg.max_p),
+        allow_mixed_code=bool(cfg.allow_mixed_code),
     )
     run_id = log_comparison(client, experiment_id, str(cfg.sweep), parent, files, comparison)
     print_report(comparison, output)

@@ -10,8 +10,6 @@ The stages live in :mod:`lossbench.experiment.stages`. Returns the objective met
 
 from __future__ import annotations
 
-import logging
-
 import hydra
 from omegaconf import DictConfig
 
@@ -19,7 +17,6 @@ from lossbench.experiment.config import register_resolvers
 from lossbench.experiment.jobs import CONF_DIR, in_multirun
 
 register_resolvers()
-log = logging.getLogger("lossbench")
 
 
 def run(cfg: DictConfig) -> float:
@@ -39,15 +36,16 @@ def main(cfg: DictConfig) -> float:
     )
     if not in_multirun():
         return run(cfg)
-    try:
-        return run(cfg)
-    except Exception as error:  # one failing job must not stop the sweep; its run is already FAILED
-        log.error("job failed, the sweep goes on: %s: %s", type(error).__name__, error)
-        return float("nan")
+    from lossbench.experiment.sweep_jobs import run_sweep_job
+
+    return run_sweep_job(cfg)  # a failing job is recorded FAILED and the sweep goes on
 
 
 if __name__ == "__main__":
     from lossbench.experiment.quick_exit import quick_exit
+    from lossbench.experiment.sweeps import exit_status
 
-    main()  # an error or a sweep's end exits through Hydra, as usual
-    quick_exit(0)  # everything is logged, closed and flushed: skip the interpreter's teardown
+    main()  # an error (a single run, a sweep that cannot start) exits through Hydra, as usual
+    # everything is logged, closed and flushed: skip the interpreter's teardown; a sweep with a
+    # failed or missing job exits 1
+    quick_exit(exit_status())

@@ -68,6 +68,65 @@ def all_runs(uri: str) -> list:
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
+# ---- the reference tools on a run file ---------------------------------------------------------
+TREC_EVAL_MEASURES = {
+    "ndcg@10": "ndcg_cut_10",
+    "recall@100": "recall_100",
+    "map@100": "map_cut_100",
+}
+"""ranx metric -> trec_eval measure with the same definition (mrr@10: ``recip_rank`` on the top 10)."""
+
+
+def reference_values(run_file: Path, qrels_file: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """What ranx and trec_eval compute from a TREC run file and qrels file, for every default metric:
+    ``{"ranx" | "trec_eval": {metric: {query id | "mean": value}}}``.
+
+    ranx reads both files (``Run.from_file``, ``Qrels.from_file``) and evaluates with
+    ``make_comparable``; trec_eval (``pytrec_eval``) reads the run with its own parser. A judged
+    query trec_eval leaves out (nothing retrieved) counts 0, as in ranx.
+    """
+    import pytrec_eval
+    from ranx import Qrels, Run, evaluate
+
+    metrics = ["ndcg@10", "mrr@10", "recall@100", "map@100"]
+    qrels = Qrels.from_file(str(qrels_file), kind="trec")
+    ranx_run = Run.from_file(str(run_file), kind="trec")
+    evaluate(qrels, ranx_run, metrics, make_comparable=True)
+    ranx_values = {
+        m: {"mean": float(ranx_run.mean_scores[m]), **dict(ranx_run.scores[m])} for m in metrics
+    }
+    from lossbench.data.sources.formats import read_qrels
+
+    judged = read_qrels(qrels_file)
+    with run_file.open() as handle:
+        trec_run = pytrec_eval.parse_run(handle)
+    measures = set(TREC_EVAL_MEASURES.values()) | {"recip_rank"}
+    by_query = pytrec_eval.RelevanceEvaluator(judged, measures).evaluate(trec_run)
+    top_10 = {q: dict(sorted(d.items(), key=lambda i: -i[1])[:10]) for q, d in trec_run.items()}
+    recip = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(top_10)
+    trec_values: dict[str, dict[str, float]] = {}
+    for metric in metrics:
+        source, name = (
+            (recip, "recip_rank") if metric == "mrr@10" else (by_query, TREC_EVAL_MEASURES[metric])
+        )
+        values = {q: float(source.get(q, {}).get(name, 0.0)) for q in judged}
+        trec_values[metric] = {"mean": sum(values.values()) / len(values), **values}
+    return {"ranx": ranx_values, "trec_eval": trec_values}
+
+
+def assert_logged_equals_references(
+    logged: dict[str, float], run_file: Path, qrels_file: Path, per_query: dict | None = None
+) -> None:
+    """Each logged mean (and each per-query value, if given) equals ranx's and trec_eval's to 1e-6."""
+    import pytest
+
+    for tool, values in reference_values(run_file, qrels_file).items():
+        for metric, expected in values.items():
+            assert logged[metric] == pytest.approx(expected["mean"], abs=1e-6), (tool, metric)
+            for qid, value in (per_query or {}).get(metric, {}).items():
+                assert value == pytest.approx(expected[qid], abs=1e-6), (tool, metric, qid)
+
+
 # ---- a tiny collection on disk (BEIR and TREC/TSV layouts) --------------------------------------
 TOPICS = [
     ["wing", "lift", "airfoil", "flap", "stall"],

@@ -255,12 +255,18 @@ BAD_RUNS = {
     "negative false-negative margin": BadRun(
         ["loss=in_batch_ce", "loss.function.false_negative_margin=-0.1"],
         InstantiationException,  # Hydra's, naming the key: loss.function
-        r"false_negative_margin must be >= 0 .* got -0\.1; use null to keep every negative",
+        r"false_negative_margin must be a finite number >= 0, got -0\.1",
     ),
     "unknown false-negative margin type": BadRun(
         ["loss=in_batch_ce", "loss.function.false_negative_margin_type=percent"],
         InstantiationException,
         r"false_negative_margin_type must be 'absolute' or 'relative', got 'percent'",
+    ),
+    "a loss argument out of range": BadRun(
+        ["loss.function.temperature=-1.0"],
+        Exception,  # Hydra's InstantiationException, naming the loss and the key
+        r"RankNet':\nValueError\('temperature must be a positive finite number, got -1\.0'\)\n"
+        r"full_key: loss\.function",
     ),
     "unknown metric": BadRun(
         ["eval.metrics=[ndcg@10,ndgc@5]"],
@@ -478,11 +484,17 @@ def test_a_malformed_line_deep_in_a_streamed_file_ends_the_run_failed(
 @pytest.mark.slow  # a subprocess that imports Hydra and MLflow: ~6-10 s
 def test_a_sweep_whose_job_does_not_compose_leaves_no_run_running(tmp_path: Path) -> None:
     """Hydra composes each job's config after the sweep's parent run exists; a bad value in the
-    sweep list stops it there, and the parent ends FAILED (it used to stay RUNNING)."""
+    sweep list stops it there: the parent ends FAILED (it used to stay RUNNING), the job that does
+    not compose is a FAILED child with the error, and the command exits 1."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = cli("loss=ranknett,ranknet", "model=tiny", root=tmp_path, multirun=True)
     assert result.returncode == 1
     assert "Could not find 'loss/ranknett'" in result.stderr
-    runs = all_runs(uri)
-    assert [run.info.status for run in runs] == ["FAILED"]
-    assert runs[0].data.tags["lossbench_role"] == "sweep"
+    runs = {run.data.tags.get("lossbench_role", "job"): run for run in all_runs(uri)}
+    assert {role: run.info.status for role, run in runs.items()} == {
+        "sweep": "FAILED",
+        "job": "FAILED",
+    }
+    assert runs["job"].data.tags["sweep_job"] == "loss=ranknett model=tiny"
+    assert "Could not find 'loss/ranknett'" in runs["job"].data.tags["error"]
+    assert runs["sweep"].data.tags["missing_jobs"] == "1"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import compose_config
+from lossbench.experiment.ui import QRELS_FILE, RUN_FILE
+from tests.helpers import assert_logged_equals_references, compose_config
 
 SPLADE_RUN = [
     "experiment=splade",
@@ -135,6 +136,19 @@ def test_splade_run_logs_non_zeros_and_the_sparse_index(splade_run) -> None:
         metrics["index/nnz"] / metrics["index/terms"]
     )
     assert 0.0 <= metrics["test/ndcg_at_10"] <= 1.0
+
+
+def test_a_sparse_runs_metrics_are_what_ranx_and_trec_eval_read_in_its_run_file(
+    splade_run, tmp_path: Path
+) -> None:
+    from lossbench.evaluation import mlflow_metric_name
+
+    cfg, client, mlflow_run = splade_run
+    run_id = mlflow_run.info.run_id
+    run_file = Path(client.download_artifacts(run_id, RUN_FILE, str(tmp_path)))
+    qrels_file = Path(client.download_artifacts(run_id, QRELS_FILE, str(tmp_path)))
+    logged = {m: mlflow_run.data.metrics[mlflow_metric_name(m, "test")] for m in cfg.eval.metrics}
+    assert_logged_equals_references(logged, run_file, qrels_file)
 
 
 def test_distillation_preset_trains_on_the_teacher_run_and_logs_to_mlflow(

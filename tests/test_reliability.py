@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lossbench.experiment.ui import RUN_FILE
+from lossbench.experiment.ui import BASE_RUN_FILE, QRELS_FILE, RUN_FILE
 from tests.helpers import FAST_RUN, REPO, SMALL_SYNTHETIC, all_runs, free_port
 
 
@@ -57,22 +57,46 @@ def test_a_nan_loss_stops_the_run_naming_the_step(compose, mlflow_uri: str, monk
         return value * torch.tensor(float("nan")) if calls["n"] == 2 else value
 
     monkeypatch.setattr(RankNet, "__call__", nan_on_second_step)
-    with pytest.raises(NonFiniteLossError, match="at step 2"):
+    with pytest.raises(NonFiniteLossError, match=r"at step 1 \(train/loss's step\)"):
         run(compose(*FAST_RUN))
     (failed,) = all_runs(mlflow_uri)
     assert failed.info.status == "FAILED"
     assert "NonFiniteLossError" in failed.data.tags["error"]
     history = MlflowClient(mlflow_uri).get_metric_history(failed.info.run_id, "train/loss")
-    assert [m.step for m in history][:1] == [0]  # the good step before it stays logged
+    # the good step before it stays logged, and the curve's next step is the one named
+    assert [m.step for m in history] == [0]
     assert "test/base_ndcg_at_10" in failed.data.metrics
 
 
-def test_same_config_and_seed_give_the_same_metrics(compose, tmp_path: Path) -> None:
+def test_same_config_and_seed_give_the_same_run(compose, mlflow_uri: str, tmp_path: Path) -> None:
+    """Every logged metric at every step (but the stage times), every per-query value and every run
+    file, byte for byte."""
     from pipeline.run import run
 
-    first = run(compose(*FAST_RUN, "eval.base=false", "seed=7"))
-    second = run(compose(*FAST_RUN, "eval.base=false", "seed=7", "tracking.rerun=true"))
+    overrides = [*FAST_RUN, "seed=7", "eval.val_every_n_steps=2"]
+    first = run(compose(*overrides))
+    second = run(compose(*overrides, "tracking.rerun=true"))
     assert first == second
+    client = MlflowClient(mlflow_uri)
+    runs = sorted(all_runs(mlflow_uri), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+
+    def curves(run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+        return {
+            key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+            for key in keys
+        }
+
+    keys = sorted(k for k in runs[0].data.metrics if not k.startswith("time/"))
+    assert keys == sorted(k for k in runs[1].data.metrics if not k.startswith("time/"))
+    assert {"test/ndcg_at_10", "test/base_ndcg_at_10", "val/ndcg_at_10", "train/loss"} <= set(keys)
+    assert curves(runs[0].info.run_id, keys) == curves(runs[1].info.run_id, keys)
+    for name in (RUN_FILE, BASE_RUN_FILE, "per_query.csv", QRELS_FILE):
+        files = [
+            Path(client.download_artifacts(r.info.run_id, name, str(tmp_path / r.info.run_id)))
+            for r in runs
+        ]
+        assert files[0].read_bytes() == files[1].read_bytes(), name
 
 
 def pipeline_command(root: Path, cache: Path, *overrides: str) -> list[str]:

@@ -32,11 +32,17 @@ def test_trec_run_round_trip_orders_by_score(tmp_path: Path) -> None:
     run = {"q2": {"a": 0.5, "b": 2.0}, "q1": {"c": 1.0}}
     path = write_trec_run(run, tmp_path / "x.run", tag="t")
     assert path.read_text().splitlines() == [
-        "q1 Q0 c 1 1.000000 t",
-        "q2 Q0 b 1 2.000000 t",
-        "q2 Q0 a 2 0.500000 t",
+        "q1 Q0 c 1 1 t",
+        "q2 Q0 b 1 2 t",
+        "q2 Q0 a 2 0.5 t",
     ]
     assert read_trec_run(path) == run
+
+
+def test_a_doc_listed_twice_in_a_run_file_keeps_its_best_score(tmp_path: Path) -> None:
+    path = tmp_path / "dup.run"
+    path.write_text("q Q0 a 1 0.5 t\nq Q0 b 2 0.4 t\nq Q0 a 3 0.9 t\nq Q0 b 4 0.1 t\n")
+    assert read_trec_run(path) == {"q": {"a": 0.9, "b": 0.4}}
 
 
 def test_qrels_in_trec_and_beir_dialects(tmp_path: Path) -> None:

@@ -19,10 +19,13 @@ from lossbench.loss import (
     ApproxRankMSE,
     BinaryCrossEntropy,
     ConstantMarginMSE,
+    FLOPSRegularization,
     InBatchCrossEntropy,
     InBatchLossFunction,
     InfoNCE,
     KLDivergence,
+    L1Regularization,
+    L2Regularization,
     LambdaLoss,
     ListNet,
     LossFunction,
@@ -390,82 +393,202 @@ def test_in_batch_random_negatives_use_the_global_rng() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: InBatchCrossEntropy("all", "all_and_non_first"),
-        lambda: InBatchCrossEntropy("some", "all"),  # type: ignore[arg-type]
-        lambda: InBatchCrossEntropy("all", "most"),  # type: ignore[arg-type]
-        lambda: InBatchCrossEntropy(max_num_neg_samples=0),
-        lambda: InBatchCrossEntropy(temperature=0.0),
-        lambda: ScoreBasedInBatchCrossEntropy(max_num_neg_samples=-1),
-        lambda: ApproxRankMSE(discount="sqrt"),  # type: ignore[arg-type]
-        lambda: ApproxNDCG(temperature=-1.0),
-        lambda: KLDivergence(temperature=0.0),
-    ],
-)
-def test_invalid_configuration_raises_at_construction(make: Callable[[], LossFunction]) -> None:
-    with pytest.raises(ValueError):
-        make()
-
-
-# Every argument of the losses beyond the guide, one case per message: the message names the
-# argument and its valid values.
+# Every argument of every loss, one case per message: the message names the argument and its valid
+# values. Keys are "<class>.<argument>[ <variant>]"; a test below checks that every constructor
+# argument of every registered loss has at least one case.
+POSITIVE = "must be a positive finite number"
+NON_NEGATIVE = "must be a finite number >= 0"
 ARGUMENT_ERRORS: dict[str, tuple[Callable[[], LossFunction], str]] = {
-    "bce_binarize": (
+    # the temperatures: 0 divides by zero, a negative one inverts the objective
+    "RankNet.temperature": (
+        lambda: RankNet(temperature=-1.0),
+        rf"^temperature {POSITIVE}, got -1\.0$",
+    ),
+    "RankNet.temperature zero": (
+        lambda: RankNet(temperature=0),
+        rf"^temperature {POSITIVE}, got 0$",
+    ),
+    "RankNet.temperature text": (
+        lambda: RankNet(temperature="0.5"),  # type: ignore[arg-type]
+        rf"^temperature {POSITIVE}, got '0\.5'$",
+    ),
+    "KLDivergence.temperature": (
+        lambda: KLDivergence(temperature=0.0),
+        rf"^temperature {POSITIVE}, got 0\.0$",
+    ),
+    "InfoNCE.temperature": (
+        lambda: InfoNCE(temperature=float("inf")),
+        rf"^temperature {POSITIVE}, got inf$",
+    ),
+    "ListNet.temperature": (
+        lambda: ListNet(temperature=-0.1),
+        rf"^temperature {POSITIVE}, got -0\.1$",
+    ),
+    "ApproxNDCG.temperature": (
+        lambda: ApproxNDCG(temperature=-1.0),
+        rf"^temperature {POSITIVE}, got -1\.0$",
+    ),
+    "ApproxMRR.temperature": (
+        lambda: ApproxMRR(temperature=0.0),
+        rf"^temperature {POSITIVE}, got 0\.0$",
+    ),
+    "ApproxRankMSE.temperature": (
+        lambda: ApproxRankMSE(temperature=True),  # type: ignore[arg-type]
+        rf"^temperature {POSITIVE}, got True$",
+    ),
+    "InBatchCrossEntropy.temperature": (
+        lambda: InBatchCrossEntropy(temperature=0.0),
+        rf"^temperature {POSITIVE}, got 0\.0$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.temperature": (
+        lambda: ScoreBasedInBatchCrossEntropy(temperature=float("nan")),
+        rf"^temperature {POSITIVE}, got nan$",
+    ),
+    "BinaryCrossEntropy.temperature": (
+        lambda: BinaryCrossEntropy(temperature=0.0),
+        rf"^temperature {POSITIVE}, got 0\.0$",
+    ),
+    "NeuralNDCG.temperature": (
+        lambda: NeuralNDCG(temperature=-1.0),
+        rf"^temperature {POSITIVE}, got -1\.0$",
+    ),
+    # the other arguments
+    "ConstantMarginMSE.margin": (
+        lambda: ConstantMarginMSE(margin=-1.0),
+        rf"^margin {POSITIVE}, got -1\.0$",
+    ),
+    "ConstantMarginMSE.margin zero": (
+        lambda: ConstantMarginMSE(margin=0),
+        rf"^margin {POSITIVE}, got 0$",
+    ),
+    "ApproxNDCG.scale_gains": (
+        lambda: ApproxNDCG(scale_gains="false"),  # type: ignore[arg-type]
+        r"^scale_gains must be true or false, got 'false'$",
+    ),
+    "ApproxRankMSE.discount": (
+        lambda: ApproxRankMSE(discount="sqrt"),  # type: ignore[arg-type]
+        r"^discount must be None, 'log2' or 'reciprocal', got 'sqrt'$",
+    ),
+    "InBatchCrossEntropy.pos_sampling_technique": (
+        lambda: InBatchCrossEntropy("some", "all"),  # type: ignore[arg-type]
+        r"^pos_sampling_technique must be 'all' or 'first', got 'some'$",
+    ),
+    "InBatchCrossEntropy.neg_sampling_technique": (
+        lambda: InBatchCrossEntropy("all", "most"),  # type: ignore[arg-type]
+        r"^neg_sampling_technique must be 'all', 'first' or 'all_and_non_first', got 'most'$",
+    ),
+    "InBatchCrossEntropy.neg_sampling_technique with pos all": (
+        lambda: InBatchCrossEntropy("all", "all_and_non_first"),
+        r"^neg_sampling_technique='all_and_non_first' needs pos_sampling_technique='first'",
+    ),
+    "InBatchCrossEntropy.max_num_neg_samples": (
+        lambda: InBatchCrossEntropy(max_num_neg_samples=0),
+        r"^max_num_neg_samples must be None \(every negative\) or an integer >= 1, got 0$",
+    ),
+    "InBatchCrossEntropy.max_num_neg_samples float": (
+        lambda: InBatchCrossEntropy(max_num_neg_samples=2.5),  # type: ignore[arg-type]
+        r"^max_num_neg_samples must be None \(every negative\) or an integer >= 1, got 2\.5$",
+    ),
+    "InBatchCrossEntropy.gather_across_devices": (
+        lambda: InBatchCrossEntropy(gather_across_devices="yes"),  # type: ignore[arg-type]
+        r"^gather_across_devices must be true or false, got 'yes'$",
+    ),
+    "InBatchCrossEntropy.false_negative_margin": (
+        lambda: InBatchCrossEntropy(false_negative_margin=-0.1),
+        rf"^false_negative_margin {NON_NEGATIVE}, got -0\.1$",
+    ),
+    "InBatchCrossEntropy.false_negative_margin text": (
+        lambda: InBatchCrossEntropy(false_negative_margin="high"),  # type: ignore[arg-type]
+        rf"^false_negative_margin {NON_NEGATIVE}, got 'high'$",
+    ),
+    "InBatchCrossEntropy.false_negative_margin_type": (
+        lambda: InBatchCrossEntropy(false_negative_margin_type="percent"),  # type: ignore[arg-type]
+        r"^false_negative_margin_type must be 'absolute' or 'relative', got 'percent'$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.false_negative_margin": (
+        lambda: ScoreBasedInBatchCrossEntropy(false_negative_margin=float("inf")),
+        rf"^false_negative_margin {NON_NEGATIVE}, got inf$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.false_negative_margin_type": (
+        lambda: ScoreBasedInBatchCrossEntropy(false_negative_margin_type="abs"),  # type: ignore[arg-type]
+        r"^false_negative_margin_type must be 'absolute' or 'relative', got 'abs'$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.min_target_diff": (
+        lambda: ScoreBasedInBatchCrossEntropy(min_target_diff=-1.0),
+        rf"^min_target_diff {NON_NEGATIVE}, got -1\.0$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.max_num_neg_samples": (
+        lambda: ScoreBasedInBatchCrossEntropy(max_num_neg_samples=-1),
+        r"^max_num_neg_samples must be None \(every negative\) or an integer >= 1, got -1$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.gather_across_devices": (
+        lambda: ScoreBasedInBatchCrossEntropy(gather_across_devices=1),  # type: ignore[arg-type]
+        r"^gather_across_devices must be true or false, got 1$",
+    ),
+    "FLOPSRegularization.query_weight": (
+        lambda: FLOPSRegularization(query_weight=-1e-4),
+        rf"^query_weight {NON_NEGATIVE}, got -0\.0001$",
+    ),
+    "FLOPSRegularization.doc_weight": (
+        lambda: FLOPSRegularization(doc_weight=float("inf")),
+        rf"^doc_weight {NON_NEGATIVE}, got inf$",
+    ),
+    "L1Regularization.query_weight": (
+        lambda: L1Regularization(query_weight="1e-4"),  # type: ignore[arg-type]
+        rf"^query_weight {NON_NEGATIVE}, got '1e-4'$",
+    ),
+    "L1Regularization.doc_weight": (
+        lambda: L1Regularization(doc_weight=-1),
+        rf"^doc_weight {NON_NEGATIVE}, got -1$",
+    ),
+    "L2Regularization.query_weight": (
+        lambda: L2Regularization(query_weight=float("nan")),
+        rf"^query_weight {NON_NEGATIVE}, got nan$",
+    ),
+    "L2Regularization.doc_weight": (
+        lambda: L2Regularization(doc_weight=-0.5),
+        rf"^doc_weight {NON_NEGATIVE}, got -0\.5$",
+    ),
+    "BinaryCrossEntropy.binarize": (
         lambda: BinaryCrossEntropy(binarize="top"),  # type: ignore[arg-type]
         r"^binarize must be 'max' or 'threshold', got 'top'$",
     ),
-    "bce_threshold_type": (
+    "BinaryCrossEntropy.threshold": (
         lambda: BinaryCrossEntropy(threshold="0.5"),  # type: ignore[arg-type]
         r"^threshold must be a number, got '0.5'$",
     ),
-    "bce_threshold_nan": (
+    "BinaryCrossEntropy.threshold nan": (
         lambda: BinaryCrossEntropy(threshold=float("nan")),
         r"^threshold must be a number, not NaN, got nan$",
     ),
-    "bce_temperature": (
-        lambda: BinaryCrossEntropy(temperature=0.0),
-        r"^temperature must be a positive finite number, got 0\.0$",
-    ),
-    "lambdaloss_weighting": (
+    "LambdaLoss.weighting": (
         lambda: LambdaLoss(weighting="ndcg_loss1"),  # type: ignore[arg-type]
         r"^weighting must be one of ndcg_loss2pp, ndcg_loss2, lambdarank, ranknet; "
         r"got 'ndcg_loss1'$",
     ),
-    "lambdaloss_k": (
+    "LambdaLoss.k": (
         lambda: LambdaLoss(k=0),
         r"^k must be None \(every position\) or an integer >= 1, got 0$",
     ),
-    "lambdaloss_k_float": (
+    "LambdaLoss.k float": (
         lambda: LambdaLoss(k=2.5),  # type: ignore[arg-type]
         r"^k must be None \(every position\) or an integer >= 1, got 2\.5$",
     ),
-    "lambdaloss_sigma": (
-        lambda: LambdaLoss(sigma=-1.0),
-        r"^sigma must be a positive finite number, got -1\.0$",
-    ),
-    "lambdaloss_sigma_inf": (
+    "LambdaLoss.sigma": (lambda: LambdaLoss(sigma=-1.0), rf"^sigma {POSITIVE}, got -1\.0$"),
+    "LambdaLoss.sigma inf": (
         lambda: LambdaLoss(sigma=float("inf")),
-        r"^sigma must be a positive finite number, got inf$",
+        rf"^sigma {POSITIVE}, got inf$",
     ),
-    "lambdaloss_mu": (
-        lambda: LambdaLoss(mu=-0.5),
-        r"^mu must be a finite number >= 0, got -0\.5$",
-    ),
-    "neural_ndcg_temperature": (
-        lambda: NeuralNDCG(temperature=-1.0),
-        r"^temperature must be a positive finite number, got -1\.0$",
-    ),
-    "neural_ndcg_sinkhorn_iterations": (
+    "LambdaLoss.mu": (lambda: LambdaLoss(mu=-0.5), rf"^mu {NON_NEGATIVE}, got -0\.5$"),
+    "NeuralNDCG.sinkhorn_iterations": (
         lambda: NeuralNDCG(sinkhorn_iterations=0),
         r"^sinkhorn_iterations must be an integer >= 1, got 0$",
     ),
-    "neural_ndcg_k": (
+    "NeuralNDCG.k": (
         lambda: NeuralNDCG(k=-3),
         r"^k must be None \(every position\) or an integer >= 1, got -3$",
     ),
-    "neural_ndcg_scale_gains": (
+    "NeuralNDCG.scale_gains": (
         lambda: NeuralNDCG(scale_gains="false"),  # type: ignore[arg-type]
         r"^scale_gains must be true or false, got 'false'$",
     ),
@@ -477,6 +600,27 @@ def test_invalid_argument_error_names_the_argument_and_valid_values(case: str) -
     make, message = ARGUMENT_ERRORS[case]
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_every_constructor_argument_of_every_loss_has_a_validation_case() -> None:
+    import inspect
+
+    covered = {case.split(" ")[0] for case in ARGUMENT_ERRORS}
+    arguments = {
+        f"{cls.__name__}.{name}"
+        for cls in LOSSES.values()
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+    }
+    assert arguments - covered == set()
+
+
+def test_valid_arguments_are_kept() -> None:
+    assert RankNet(temperature=2).temperature == 2.0
+    assert ConstantMarginMSE(margin=1).margin == 1.0
+    assert FLOPSRegularization(0, 6e-4).query_weight == 0.0  # a weight schedule starts from 0
+    assert ScoreBasedInBatchCrossEntropy(min_target_diff=0).min_target_diff == 0.0
+    assert InBatchCrossEntropy(max_num_neg_samples=3).max_num_neg_samples == 3
 
 
 def test_all_and_non_first_error_says_what_to_do() -> None:

@@ -1,8 +1,15 @@
-"""Evaluation: mean and per-query metrics, and the one place metric names meet MLflow.
+"""Evaluation of record: ranx's metrics on the ranking of record, and the one place metric names
+meet MLflow.
 
-Metrics follow ranx's definitions. :mod:`lossbench.evaluation.metrics` computes the common ones directly
-(no numba start-up on a run's first evaluation); any other metric name
-goes to ranx, which ``pipeline.compare`` also uses for its significance tests.
+:func:`evaluate_run` ranks the run (:mod:`lossbench.evaluation.ranking`: a deterministic order for
+tied scores, written into strictly decreasing scores of record) and hands that ranking to ranx's
+metric kernels (what ``ranx.evaluate`` calls per metric) in exactly that order. The run file of a run
+(:func:`~lossbench.data.sources.formats.write_trec_run`) holds the same ranking, so ranx and
+trec_eval reading the file compute the logged values (``tests/test_metrics.py`` checks both, with
+many ties and duplicate docs). ranx's own ``Run`` is not used on this path: its sort leaves the order
+of tied scores to a quicksort, and building its typed dictionaries costs seconds of numba
+compilation in every new process; the arrays ranx's kernels read are built here instead
+(:mod:`lossbench.evaluation.arrays`, compiled once into numba's cache).
 
 ranx's names (``ndcg@10``) are canonical everywhere; only :func:`mlflow_metric_name` turns them into
 names MLflow accepts (``test/ndcg_at_10``: MLflow forbids ``@``).
@@ -11,13 +18,14 @@ names MLflow accepts (``test/ndcg_at_10``: MLflow forbids ``@``).
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from lossbench.data.collection import Qrels, ScoredRun
-from lossbench.evaluation import metrics as native
+import numpy as np
+
+from lossbench.data.collection import Qrels
+from lossbench.evaluation.ranking import RankedRun, rank_run
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map@100")
 
@@ -28,12 +36,26 @@ def mlflow_metric_name(metric: str, prefix: str = "") -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
+def check_metric_names(metrics: Sequence[str]) -> None:
+    """Raise ValueError naming the first metric ranx does not compute (``ndcg@10``, ``map``, ...)."""
+    from ranx.meta.evaluate import extract_metric_and_params
+    from ranx.metrics import metric_switch
+
+    for metric in metrics:
+        try:
+            name, _, _ = extract_metric_and_params(metric)
+            metric_switch(name)
+        except (ValueError, IndexError) as error:
+            raise ValueError(f"{metric!r} is not a ranx metric ({error})") from error
+
+
 @dataclass
 class Evaluation:
-    """Mean metrics over the judged queries and each query's own values."""
+    """Mean metrics over the judged queries, each query's own values, and the ranking evaluated."""
 
     means: dict[str, float]
     per_query: dict[str, dict[str, float]]  # metric -> query id -> value
+    ranking: RankedRun = field(default_factory=dict)  # the run in the order of record
 
     def write_per_query_csv(self, path: Path) -> Path:
         """One row per query, one column per metric."""
@@ -48,46 +70,34 @@ class Evaluation:
         return path
 
 
-Engine = Literal["auto", "native", "ranx"]
-
-
 def evaluate_run(
     qrels: Qrels,
-    run: ScoredRun,
+    run: Mapping[str, Mapping[str, float]] | RankedRun,
     metrics: Sequence[str] = DEFAULT_METRICS,
-    engine: Engine = "auto",
 ) -> Evaluation:
-    """Evaluate ``run`` against ``qrels``.
+    """ranx's ``metrics`` of ``run`` (a scored run, or one already in the order of record).
 
     Every judged query counts: a judged query missing from the run scores 0 (ranx's
     ``make_comparable``). Judgements of grade <= 0 are kept in the qrels and count as non-relevant.
-    ``engine``: ``native`` (:mod:`lossbench.evaluation.metrics`), ``ranx``, or ``auto``: native when it knows
-    every metric asked for, else ranx.
+    ``Evaluation.ranking`` is the ranking evaluated (every query of the run, judged or not).
     """
+    from ranx.meta.evaluate import extract_metric_and_params
+    from ranx.metrics import metric_switch
+
+    from lossbench.evaluation.arrays import ranx_inputs
+
     if not qrels:
         raise ValueError("no judged queries to evaluate against")
-    judged_run = {qid: dict(docs) for qid, docs in run.items() if qid in qrels and docs}
-    if not judged_run:
+    ranking = rank_run(run)
+    if not any(len(ranking.get(qid, ())) for qid in qrels):
         raise ValueError("the run retrieved nothing for any judged query")
-    if engine not in ("auto", "native", "ranx"):
-        raise ValueError(f"engine={engine!r}; valid: auto, native, ranx")
-    if engine == "native" or (engine == "auto" and all(map(native.is_supported, metrics))):
-        per_query = native.per_query_scores(qrels, judged_run, metrics)
-        return Evaluation(
-            means={m: native.mean(per_query[m]) for m in metrics}, per_query=per_query
-        )
-    return _evaluate_with_ranx(qrels, judged_run, metrics)
-
-
-def _evaluate_with_ranx(qrels: Qrels, judged_run: ScoredRun, metrics: Sequence[str]) -> Evaluation:
-    from ranx import Qrels as RanxQrels
-    from ranx import Run as RanxRun
-    from ranx import evaluate
-
-    ranx_qrels = RanxQrels({qid: dict(docs) for qid, docs in qrels.items()})
-    ranx_run = RanxRun(judged_run)
-    means = evaluate(ranx_qrels, ranx_run, list(metrics), make_comparable=True)
-    if isinstance(means, float):  # ranx returns a bare float for a single metric
-        means = {metrics[0]: means}
-    per_query = {m: {qid: float(v) for qid, v in ranx_run.scores[m].items()} for m in metrics}
-    return Evaluation(means={m: float(means[m]) for m in metrics}, per_query=per_query)
+    check_metric_names(metrics)
+    query_ids = list(qrels)
+    ranx_qrels, ranx_run = ranx_inputs(qrels, ranking, query_ids)
+    per_query, means = {}, {}
+    for metric in metrics:  # what ranx.evaluate does per metric, with the arrays in our order
+        name, k, level = extract_metric_and_params(metric)
+        scores = metric_switch(name)(ranx_qrels, ranx_run, k, level)
+        per_query[metric] = {qid: float(v) for qid, v in zip(query_ids, scores, strict=True)}
+        means[metric] = float(np.mean(scores))  # as ranx averages
+    return Evaluation(means=means, per_query=per_query, ranking=ranking)

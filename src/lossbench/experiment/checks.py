@@ -328,28 +328,15 @@ def _check_declared_keys(node: Any, prefix: str) -> None:
 
 
 def check_metrics(metrics: Sequence[str], key: str) -> None:
-    """Fail unless every name is a metric ranx computes (``ndcg@10``, ``recall@100``, ``map``, ...).
+    """Fail unless every name is a metric ranx computes (``ndcg@10``, ``recall@100``, ``map``, ...)."""
+    from lossbench.evaluation import check_metric_names
 
-    The common ones are known to :mod:`lossbench.evaluation.metrics`; ranx (a second to import) is asked only
-    about the others.
-    """
-    from lossbench.evaluation.metrics import is_supported
-
-    unknown = [metric for metric in metrics if not is_supported(metric)]
-    if not unknown:
-        return
-    from ranx.meta.evaluate import extract_metric_and_params
-    from ranx.metrics import metric_switch
-
-    for metric in unknown:
-        try:
-            name, _, _ = extract_metric_and_params(metric)
-            metric_switch(name)
-        except ValueError as error:
-            raise ConfigurationError(
-                f"{key}: {metric!r} is not a ranx metric ({error}); e.g. ndcg@10, mrr@10, "
-                "recall@100, map@100"
-            ) from error
+    try:
+        check_metric_names(metrics)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"{key}: {error}; e.g. ndcg@10, mrr@10, recall@100, map@100"
+        ) from error
 
 
 def check_eval(eval_cfg: Any) -> None:

@@ -1,6 +1,8 @@
 """Compare finished runs: seed-aggregated systems, ranx significance tests, a report and plots.
 
-A *system* is a set of runs that differ only by seed (same ``system_hash`` tag), labelled by its loss.
+A *system* is a set of runs that differ only by seed (same ``system_hash`` tag: the same config and
+code), labelled by its loss (:mod:`lossbench.experiment.pooling`; runs of different code are refused
+unless ``allow_mixed_code``).
 Its runs over seeds ``s`` and test queries ``q`` are pooled into one ranx Run with query ids
 ``s:q`` (the qrels repeated per seed), so ranx ``compare`` pairs the same query of the same seed
 across systems: a paired test over (seed, query) pairs. Means and standard deviations over seeds
@@ -22,19 +24,17 @@ from typing import Any
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.data.sources.formats import read_qrels, read_trec_run
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
+from lossbench.experiment.pooling import (
+    SystemRuns,
+    describe_code_versions,
+    group_systems,
+    pooled_runs,
+)
 from lossbench.experiment.ui import LEGACY_FILES, QRELS_FILE, RUN_FILE
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 STAT_TESTS = ("student", "fisher", "tukey")
 CORRECTIONS = ("holm", "bonferroni", "none")
-
-
-@dataclass
-class SystemRuns:
-    """The finished runs of one system: seed -> MLflow run."""
-
-    label: str
-    runs: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +55,9 @@ class Comparison:
     stat_test: str = "student"
     correction: str = "holm"
     max_p: float = 0.05
+    code_versions: dict[str, str] = field(default_factory=dict)  # version -> runs, git commits
+    failed_jobs: dict[str, str] = field(default_factory=dict)  # job -> error of its latest run
+    missing_jobs: list[str] = field(default_factory=list)  # jobs of the sweep that never ran
 
     def significant(self, system: str, metric: str) -> bool:
         return self.p_values.get(system, {}).get(metric, 1.0) < self.max_p
@@ -71,7 +74,7 @@ def resolve_runs(client: Any, sweep: str) -> tuple[list[Any], str, str | None]:
         runs = client.search_runs(
             [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep}'"
         )
-        return runs, experiment_id, sweep
+        return jobs_only(runs), experiment_id, sweep
     experiment = client.get_experiment_by_name(sweep)
     if experiment is None:
         names = ", ".join(sorted(e.name for e in client.search_experiments()))
@@ -79,43 +82,12 @@ def resolve_runs(client: Any, sweep: str) -> tuple[list[Any], str, str | None]:
             f"sweep={sweep!r} is neither a run id nor an experiment; experiments: {names}"
         )
     runs = client.search_runs([experiment.experiment_id])
-    roles = ("sweep", "comparison")
-    return (
-        [r for r in runs if r.data.tags.get("lossbench_role") not in roles],
-        experiment.experiment_id,
-        None,
-    )
+    return jobs_only(runs), experiment.experiment_id, None
 
 
-def system_label(run: Any) -> str:
-    tags = run.data.tags
-    label = tags.get("loss", run.info.run_name or run.info.run_id)
-    regularizer = tags.get("regularizer", "none")
-    return label if regularizer in ("none", "") else f"{label}+{regularizer}"
-
-
-def group_systems(runs: Sequence[Any]) -> tuple[dict[str, SystemRuns], list[str]]:
-    """Group FINISHED runs into systems by ``system_hash``; one run per seed (the latest)."""
-    excluded = []
-    by_hash: dict[str, SystemRuns] = {}
-    for run in sorted(runs, key=lambda r: r.info.start_time or 0):
-        name = run.info.run_name or run.info.run_id
-        if run.info.status != "FINISHED":
-            excluded.append(
-                f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})"
-            )
-            continue
-        key = run.data.tags.get("system_hash") or system_label(run)
-        system = by_hash.setdefault(key, SystemRuns(system_label(run)))
-        system.runs[int(run.data.tags.get("seed", len(system.runs)))] = run
-    labels: dict[str, int] = defaultdict(int)
-    for system in by_hash.values():
-        labels[system.label] += 1
-    systems: dict[str, SystemRuns] = {}
-    for key, system in by_hash.items():
-        label = system.label if labels[system.label] == 1 else f"{system.label} [{key[:6]}]"
-        systems[label] = system
-    return systems, excluded
+def jobs_only(runs: Sequence[Any]) -> list[Any]:
+    """The runs of jobs: no sweep parents, no comparison runs."""
+    return [r for r in runs if r.data.tags.get("lossbench_role") not in ("sweep", "comparison")]
 
 
 def pool_seeds(
@@ -325,13 +297,23 @@ def run_comparison(
     stat_test: str = "student",
     correction: str = "holm",
     max_p: float = 0.05,
+    allow_mixed_code: bool = False,
 ) -> tuple[Comparison, list[Path], str | None, str]:
     """Collect, compare, write the report and plots under ``output``. Returns the comparison, the files
     written, the sweep's parent run id (``sweep`` itself, or the parent every compared run shares;
-    None when they share none) and the experiment id."""
+    None when they share none) and the experiment id.
+
+    Runs of one system made by different code are refused unless ``allow_mixed_code``
+    (:func:`~lossbench.experiment.pooling.group_systems`)."""
+    from lossbench.experiment.sweep_jobs import job_outcomes, read_expected
+
     runs, experiment_id, parent = resolve_runs(client, sweep)
-    systems, excluded = group_systems(runs)
+    systems, excluded = group_systems(runs, allow_mixed_code)
     parent = parent or common_parent([r for s in systems.values() for r in s.runs.values()])
+    outcomes = job_outcomes(
+        sorted(runs, key=lambda r: r.info.start_time or 0),
+        read_expected(client, parent) if parent else None,
+    )
     if not systems:
         raise ValueError(
             f"sweep={sweep!r} has no FINISHED run to compare"
@@ -344,6 +326,8 @@ def run_comparison(
     comparison = compare_systems(
         run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded
     )
+    comparison.code_versions = describe_code_versions(pooled_runs(systems))
+    comparison.failed_jobs, comparison.missing_jobs = outcomes.failed, outcomes.missing
     from lossbench.experiment.report import (
         plot_curves,
         plot_metric_bars,

@@ -1,19 +1,41 @@
 """Run identity: the hashes that decide whether two runs computed the same thing.
 
-* :func:`config_hash` (tag ``config_hash``): everything that can change a run's result. A job whose
-  exact config already has a FINISHED run is skipped (:func:`find_finished_run`), and ``resume=true``
-  finds the run it continues by it.
-* :func:`system_hash` (tag ``system_hash``): the same without the seed; ``pipeline.compare`` pools the
+A run's result depends on its config and on the code that ran it; never on the machine. So every
+hash here covers
+
+* the resolved config, minus the keys that say where a run is logged, stored or resumed from
+  (:data:`IGNORED_FOR_HASH`), with every machine path in it written relative to the root it lies
+  under (``paths.cache`` -> ``<paths.cache>/data``, the shipped MiniLM folder -> ``<minilm>``:
+  :func:`portable_config`), so the same config from a moved checkout or another machine hashes the
+  same; and
+* :func:`code_version`: a fingerprint of the code, the contents of lossbench's sources, the
+  ``pipeline`` entry points and ``conf/`` (not docs, tests or benchmarks), so a changed source
+  file changes every hash.
+
+The hashes (MLflow tags):
+
+* :func:`config_hash` (``config_hash``): a job whose exact config and code already have a FINISHED
+  run is skipped (:func:`find_finished_run`); ``resume=true`` finds the run it continues by it.
+* :func:`system_hash` (``system_hash``): the same without the seed: ``pipeline.compare`` pools the
   runs of one system over seeds.
+* :func:`setup_hash` (``setup_hash``): the system without the code: runs of one system made by
+  different code share it, which lets ``pipeline.compare`` name them and refuse to pool them
+  (unless ``allow_mixed_code=true``).
+* ``code_version``: :func:`code_version` itself.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from lossbench.experiment.jobs import CONF_DIR
 
 IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint")
 """Top-level keys that say where a run is logged, stored or resumed from, never what it computes."""
@@ -21,38 +43,10 @@ IGNORED_SETTINGS_FOR_HASH = (("data", "token_cache_mib"),)
 """``(group, key)`` settings that change how fast a run computes, never what (so adding one keeps
 the hashes of earlier runs)."""
 
-
-OFF_SETTINGS_FOR_HASH: tuple[tuple[tuple[str, ...], Any], ...] = (
-    (("grad_cache", "chunk_size"), None),
-    (("loss", "function", "false_negative_margin"), None),
-    (("loss", "function", "false_negative_margin_type"), "absolute"),
-)
-"""``(path, value)`` settings added after runs were logged: at ``value`` (off) they compute what
-the runs before them computed, so they are left out of the hash (a node they empty goes too)."""
-
-
-def _without(node: Any, path: tuple[str, ...], off: Any) -> Any:
-    """``node`` without the setting at ``path`` when it equals ``off`` (and a node it empties)."""
-    key, *rest = path
-    if not isinstance(node, dict) or key not in node:
-        return node
-    if rest:
-        child = _without(node[key], tuple(rest), off)
-        if child or not isinstance(child, dict):
-            return {**node, key: child}
-    elif node[key] != off:
-        return node
-    return {k: v for k, v in node.items() if k != key}
-
-
-def _hashed(resolved: dict[Any, Any], ignored: tuple[str, ...]) -> dict[Any, Any]:
-    kept = {k: v for k, v in resolved.items() if k not in ignored}
-    for group, key in IGNORED_SETTINGS_FOR_HASH:
-        if isinstance(kept.get(group), dict) and key in kept[group]:
-            kept[group] = {k: v for k, v in kept[group].items() if k != key}
-    for path, off in OFF_SETTINGS_FOR_HASH:
-        kept = _without(kept, path, off)
-    return kept
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+"""``src/lossbench``."""
+CODE_FILES = ((PACKAGE_DIR, "*.py"), (CONF_DIR.parent / "pipeline", "*.py"), (CONF_DIR, "*.yaml"))
+"""What :func:`code_version` reads: (folder, pattern), searched recursively."""
 
 
 def digest(payload: Any) -> str:
@@ -61,18 +55,111 @@ def digest(payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """A short hash of everything that can change a run's result (not where it is logged or stored)."""
+def fingerprint(files: Iterable[tuple[str, bytes]]) -> str:
+    """16 hex digits of the SHA-256 over ``(name, content)`` pairs, in name order."""
+    sha = hashlib.sha256()
+    for name, content in sorted(files):
+        sha.update(name.encode("utf-8") + b"\0" + hashlib.sha256(content).digest())
+    return sha.hexdigest()[:16]
+
+
+def code_files(sources: Iterable[tuple[Path, str]] = CODE_FILES) -> list[tuple[str, bytes]]:
+    """``(name, content)`` of every file :func:`code_version` covers, named from its source folder
+    (``lossbench/loss/pairwise.py``, ``conf/loss/ranknet.yaml``): where the folders are does not count."""
+    files = []
+    for folder, pattern in sources:
+        for path in folder.rglob(pattern):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            files.append(
+                (f"{folder.name}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+            )
+    return files
+
+
+@functools.cache
+def code_version() -> str:
+    """The fingerprint of the code this process runs: lossbench's sources, pipeline/ and conf/.
+
+    Content only: the checkout's location, file times and git state do not count (``git_commit``
+    says which commit, when there is one).
+    """
+    return fingerprint(code_files())
+
+
+def machine_roots(cfg: DictConfig) -> dict[str, str]:
+    """Absolute folders of this machine that a resolved config may contain, by placeholder:
+    every ``paths.*`` folder, the checkout, and the shipped MiniLM model."""
+    roots: dict[str, str] = {"<checkout>": str(CONF_DIR.parent)}
+    paths = cfg.get("paths")
+    if paths is not None:
+        for key in paths:
+            value = paths.get(key)
+            if (
+                isinstance(value, str)
+                and Path(value).is_absolute()
+                and Path(value).parent != Path(value)
+            ):
+                roots[f"<paths.{key}>"] = str(Path(value))
+    try:
+        from lossbench.models.backbone import minilm_path
+
+        roots["<minilm>"] = str(Path(minilm_path()))
+    except Exception:  # noqa: BLE001 -- the model package is absent: nothing of it in the config
+        pass
+    return roots
+
+
+def _portable(value: Any, roots: list[tuple[str, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _portable(v, roots) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v, roots) for v in value]
+    if isinstance(value, str):
+        for placeholder, root in roots:  # the longest root first
+            if value == root or value.startswith(root.rstrip("/") + "/"):
+                return placeholder + value[len(root.rstrip("/")) :]
+    return value
+
+
+def portable_config(cfg: DictConfig, ignored: tuple[str, ...] = IGNORED_FOR_HASH) -> dict[Any, Any]:
+    """The resolved config that identifies a run: ``ignored`` keys left out, machine paths replaced
+    by their placeholder (:func:`machine_roots`)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    return digest(_hashed(resolved, IGNORED_FOR_HASH))
+    kept = {k: v for k, v in resolved.items() if k not in ignored}
+    for group, key in IGNORED_SETTINGS_FOR_HASH:
+        if isinstance(kept.get(group), dict) and key in kept[group]:
+            kept[group] = {k: v for k, v in kept[group].items() if k != key}
+    roots = sorted(machine_roots(cfg).items(), key=lambda item: -len(item[1]))
+    return dict(_portable(kept, roots))
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of everything that can change a run's result: the config and the code."""
+    return digest({"config": portable_config(cfg), "code": code_version()})
 
 
 def system_hash(cfg: DictConfig) -> str:
     """:func:`config_hash` without the seed: runs that differ only by seed are one system."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
-    return digest(_hashed(resolved, (*IGNORED_FOR_HASH, "seed")))
+    return digest(
+        {"config": portable_config(cfg, (*IGNORED_FOR_HASH, "seed")), "code": code_version()}
+    )
+
+
+def setup_hash(cfg: DictConfig) -> str:
+    """:func:`system_hash` without the code: the same system, whatever code ran it."""
+    return digest({"config": portable_config(cfg, (*IGNORED_FOR_HASH, "seed"))})
+
+
+def identity_tags(cfg: DictConfig) -> dict[str, str]:
+    """The identity tags of a run: ``config_hash``, ``system_hash``, ``setup_hash``, ``code_version``."""
+    return {
+        "config_hash": config_hash(cfg),
+        "system_hash": system_hash(cfg),
+        "setup_hash": setup_hash(cfg),
+        "code_version": code_version(),
+    }
 
 
 def find_finished_run(client: Any, experiment_id: str, config_digest: str) -> Any | None:

@@ -26,7 +26,7 @@ def previous_objective(cfg: DictConfig, uri: str, digest: str) -> float | None:
     prefix = "test" if cfg.eval.objective_split == "test" else "val"
     value = previous.data.metrics.get(mlflow_metric_name(cfg.eval.objective, prefix), float("nan"))
     print(
-        f"skipping: run {previous.info.run_id} already FINISHED with this exact config "
+        f"skipping: run {previous.info.run_id} already FINISHED with this exact config and code "
         f"(config_hash {digest}); pass tracking.rerun=true to run it again",
         flush=True,
     )

@@ -66,16 +66,35 @@ def legend(comparison: Comparison) -> str:
     )
 
 
+def record_sections(comparison: Comparison) -> list[tuple[str, list[str]]]:
+    """What the report lists below the table: the code versions pooled, the sweep's failed and
+    missing jobs, and the runs left out (only the sections that have items)."""
+    sections = [
+        ("Code versions", [f"{v}: {d}" for v, d in comparison.code_versions.items()]),
+        (
+            "Failed jobs",
+            [
+                f"{job}: {(error.splitlines() or [''])[0][:300]}"
+                for job, error in comparison.failed_jobs.items()
+            ],
+        ),
+        ("Jobs that never ran", list(comparison.missing_jobs)),
+        ("Left out", list(comparison.excluded)),
+    ]
+    return [(title, items) for title, items in sections if items]
+
+
 def markdown_table(comparison: Comparison, source: str) -> str:
-    """The title, the table, its legend and what was left out, as Markdown."""
+    """The title, the table, its legend and the record (code versions, failed and missing jobs, runs
+    left out), as Markdown."""
     header, rows = table_rows(comparison)
     lines = [f"# {title(comparison)}", "", f"Compared: `{source}`", ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("| " + " | ".join("---" for _ in header) + " |")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", legend(comparison)]
-    if comparison.excluded:
-        lines += ["", "Left out:", *[f"- {item}" for item in comparison.excluded]]
+    for heading, items in record_sections(comparison):
+        lines += ["", f"{heading}:", *[f"- {item}" for item in items]]
     return "\n".join(lines)
 
 
@@ -104,7 +123,10 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
     )
-    excluded = "".join(f"<li>{escape(item)}</li>" for item in comparison.excluded)
+    sections = "".join(
+        f"<p>{escape(heading)}:</p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+        for heading, items in record_sections(comparison)
+    )
     images = "".join(
         f'<figure><img src="{inline_image(p)}" alt="{escape(p.stem)}">'
         f"<figcaption>{escape(p.name)}</figcaption></figure>"
@@ -121,7 +143,7 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
         "figcaption{font-size:12px;color:#666}</style>"
         f"</head><body><h1>{escape(title(comparison))}</h1><p>Compared: <code>{escape(source)}</code></p>"
         f"<table><tr>{head}</tr>{body}</table><p>{escape(legend(comparison))}</p>"
-        + (f"<p>Left out:</p><ul>{excluded}</ul>" if excluded else "")
+        + sections
         + images
         + "</body></html>"
     )
@@ -290,6 +312,7 @@ def print_report(comparison: Comparison, output: Path) -> None:
     header, rows = table_rows(comparison)
     print(format_text_table(header, rows))
     print(legend(comparison))
-    for item in comparison.excluded:
-        print(f"left out: {item}")
+    for heading, items in record_sections(comparison):
+        for item in items:
+            print(f"{heading.lower()}: {item}")
     print(f"\nreport: {output / 'report.md'} and {output / 'report.html'}; plots: {output}")

@@ -1,7 +1,8 @@
 """``resume=true``: find the unfinished MLflow run of the same config and the checkpoint it continues from.
 
-A run is "the same" when its ``config_hash`` tag matches (:func:`lossbench.experiment.identity.config_hash`, which
-leaves ``resume``, ``checkpoint``, ``tracking`` and ``paths`` out). The newest such run decides:
+A run is "the same" when its ``config_hash`` tag matches (:func:`lossbench.experiment.identity.config_hash`:
+the config, without ``resume``, ``checkpoint``, ``tracking``, ``paths`` and machine paths, and the
+code's fingerprint; a run started by other code is not continued). The newest such run decides:
 FINISHED means there is nothing to resume; FAILED, KILLED or RUNNING with a checkpoint in its
 ``checkpoint_dir`` (a tag written when it started) is reopened and trained on from that checkpoint.
 """

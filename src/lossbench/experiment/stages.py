@@ -89,6 +89,7 @@ class Experiment:
         self.uri = ""
         self.resume: Any = None
         self.base: dict[str, float] = {}
+        self.tracked: Any = None  # the MLflow run, once track() opened it
 
     def run(self) -> float:
         """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
@@ -179,8 +180,10 @@ class Experiment:
 
     # ---- track -------------------------------------------------------------------------------
     def tags(self) -> dict[str, Any]:
-        """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds)."""
-        from lossbench.experiment.identity import system_hash
+        """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds,
+        ``code_version`` names the code: :mod:`lossbench.experiment.identity`)."""
+        from lossbench.experiment.identity import identity_tags
+        from lossbench.experiment.sweep_jobs import sweep_job_tags
         from lossbench.experiment.tracking import git_commit
         from lossbench.experiment.ui import source_tags
 
@@ -197,8 +200,8 @@ class Experiment:
             "seed": cfg.seed,
             "git_commit": commit,
             "command": " ".join(sys.argv[1:]),
-            "config_hash": self.plan.config_hash,
-            "system_hash": system_hash(cfg),
+            **sweep_job_tags(),
+            **identity_tags(cfg),
         }
 
     @contextmanager
@@ -289,6 +292,7 @@ class Experiment:
         """The untrained model on the test queries (``test/base_*``); its index also gives the step-0
         validation. A resumed run has both already."""
         from lossbench.evaluation import mlflow_metric_name
+        from lossbench.experiment.ui import BASE_RUN_FILE
 
         cfg = self.cfg
         self.validation = self.make_validation()
@@ -300,6 +304,7 @@ class Experiment:
             self.tracked.log_metrics(
                 {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
             )
+            self.tracked.log_artifact(self.write_run(base.evaluation.ranking, BASE_RUN_FILE))
             start = self.validation.evaluate_index(self.module, base.index, step=0)
         self.tracked.log_metrics(
             {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
@@ -431,14 +436,21 @@ class Experiment:
         return objective
 
     def write_run_files(self) -> list[Path]:
-        """The TREC run file, ``per_query.csv`` and the qrels in the run's folder, named so that
-        MLflow's artifact viewer previews them (:data:`~lossbench.experiment.ui.RUN_FILE`)."""
-        from lossbench.data.sources.formats import write_qrels, write_trec_run
+        """The TREC run file (the ranking evaluated), ``per_query.csv`` and the qrels in the run's
+        folder, named so that MLflow's artifact viewer previews them
+        (:data:`~lossbench.experiment.ui.RUN_FILE`)."""
+        from lossbench.data.sources.formats import write_qrels
         from lossbench.experiment.ui import QRELS_FILE, RUN_FILE
 
         folder = self.folder
         return [
-            write_trec_run(self.test_run, folder / RUN_FILE, tag=f"lossbench-{self.cfg.loss.name}"),
+            self.write_run(self.evaluation.ranking, RUN_FILE),
             self.evaluation.write_per_query_csv(folder / "per_query.csv"),
             write_qrels(self.collection.qrels["test"], folder / QRELS_FILE),
         ]
+
+    def write_run(self, ranking: Any, name: str) -> Path:
+        """A ranking of record as a TREC run file in the run's folder (tag ``lossbench-<loss>``)."""
+        from lossbench.data.sources.formats import write_trec_run
+
+        return write_trec_run(ranking, self.folder / name, tag=f"lossbench-{self.cfg.loss.name}")

@@ -7,12 +7,18 @@
   interrupted sweep resumes under one parent.
 * Each job's run carries the tag ``config_hash`` (:mod:`lossbench.experiment.identity`); a job whose
   exact resolved config already has a FINISHED run is skipped unless ``tracking.rerun=true``.
+* Every job leaves a record (:mod:`lossbench.experiment.sweep_jobs`): the parent lists the jobs it
+  expects; a job that fails, even before its own run opens, is a FAILED child run; a job that does
+  not compose stops the sweep before any job runs, as a FAILED child too. The parent ends FINISHED
+  only when every job's latest run FINISHED, else FAILED (tags ``failed_jobs``, ``missing_jobs``),
+  and ``pipeline.run`` then exits non-zero (:func:`exit_status`).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,16 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.experiment.identity import digest
+from lossbench.experiment.sweep_jobs import (
+    child_runs,
+    composition_errors,
+    expected_jobs,
+    job_key,
+    job_outcomes,
+    read_expected,
+    record_failed_job,
+    write_jobs_file,
+)
 
 log = logging.getLogger("lossbench")
 
@@ -40,20 +56,82 @@ def parent_run_id(sweep_dir: str | Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def fail_if_running(uri: str, run_id: str) -> None:
-    """End a sweep's parent run FAILED if it is still RUNNING (the sweep stopped before its end)."""
+@dataclass
+class SweepOutcome:
+    """How the last sweep of this process ended (``pipeline.run`` exits non-zero unless it ``ok``)."""
+
+    run_id: str
+    failed: dict[str, str]  # job -> error
+    missing: list[str]
+    runs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.missing
+
+
+LAST_SWEEP: list[SweepOutcome] = []  # at most one: the last sweep that ended in this process
+
+
+def exit_status() -> int:
+    """1 when the last sweep of this process had a failed or missing job, else 0."""
+    return 0 if not LAST_SWEEP or LAST_SWEEP[-1].ok else 1
+
+
+def end_parent(uri: str, run_id: str, stopped: str | None = None) -> SweepOutcome | None:
+    """End a sweep's parent run: FINISHED when every job's latest run FINISHED and none is missing,
+    else FAILED; tags ``jobs``, ``runs``, ``failed_jobs``, ``failed_runs``, ``missing_jobs``.
+
+    ``stopped``: why the sweep ended before its last job (then it ends FAILED, and does so only if it
+    is still RUNNING: a sweep that ended already keeps its status). Never raises: it runs at exit.
+    """
     from lossbench.experiment.tracking import connect
 
     try:
         client = connect(uri)
-        if client.get_run(run_id).info.status != "RUNNING":
-            return
-        client.set_tag(
-            run_id, "error", "the sweep stopped before its last job; see its console output"
-        )
-        client.set_terminated(run_id, "FAILED")
+        parent = client.get_run(run_id)
+        if stopped and parent.info.status != "RUNNING":
+            return None
+        expected = read_expected(client, run_id)
+        outcomes = job_outcomes(child_runs(client, parent), expected)
+        outcome = SweepOutcome(run_id, outcomes.failed, outcomes.missing, outcomes.runs)
+        tags = {
+            "jobs": len(expected) if expected is not None else len(outcomes.latest),
+            "runs": outcomes.runs,
+            "failed_jobs": len(outcome.failed),
+            "failed_runs": outcomes.failed_runs,
+        }
+        if expected is not None:
+            tags["missing_jobs"] = len(outcome.missing)
+        for key, value in tags.items():
+            client.set_tag(run_id, key, str(value))
+        if stopped:
+            client.set_tag(run_id, "error", stopped)
+        write_jobs_file(client, run_id, expected, failed=outcome.failed, missing=outcome.missing)
+        client.set_terminated(run_id, "FINISHED" if outcome.ok and not stopped else "FAILED")
     except Exception as error:  # noqa: BLE001 -- at exit: report, never raise
         log.warning("could not end the sweep's parent run %s: %s", run_id, error)
+        return None
+    LAST_SWEEP[:] = [outcome]
+    return outcome
+
+
+def fail_if_running(uri: str, run_id: str) -> None:
+    """At exit: end a sweep's parent run FAILED if it is still RUNNING (the sweep stopped early)."""
+    end_parent(uri, run_id, stopped="the sweep stopped before its last job; see its console output")
+
+
+def summary(outcome: SweepOutcome) -> str:
+    """The line a sweep prints at its end."""
+    message = f"sweep done: {outcome.runs} runs under MLflow parent run {outcome.run_id}"
+    if outcome.failed:
+        message += f"; {len(outcome.failed)} FAILED: " + "; ".join(
+            f"{job or 'default'} ({(error.splitlines() or [''])[0][:200]})"
+            for job, error in outcome.failed.items()
+        )
+    if outcome.missing:
+        message += f"; {len(outcome.missing)} never ran: " + ", ".join(outcome.missing)
+    return message
 
 
 class MlflowSweepCallback(Callback):
@@ -109,28 +187,42 @@ class MlflowSweepCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(run_id)
-        # A job whose overrides do not compose (loss=ranknett in a list) stops Hydra before
-        # on_multirun_end; the parent must not stay RUNNING then.
+        # anything that stops Hydra before on_multirun_end must not leave the parent RUNNING
         atexit.register(fail_if_running, str(tracking.uri), run_id)
+        self.check_jobs_compose(config, client, run_id)
+
+    def check_jobs_compose(self, config: DictConfig, client: Any, run_id: str) -> None:
+        """List the sweep's jobs on its parent run; if any does not compose, record it as a FAILED
+        child run and end the parent FAILED: Hydra's basic sweeper composes every job before it
+        launches one, and stops the sweep at the first that fails (a callback cannot stop it: Hydra
+        turns a callback's exception into a warning)."""
+        jobs = expected_jobs(config)
+        keys = None if jobs is None else [job_key(job) for job in jobs]
+        write_jobs_file(client, run_id, keys)
+        errors = composition_errors(config, jobs) if jobs else {}
+        if not errors:
+            return
+        tracking = config.tracking
+        for key, error in errors.items():
+            record_failed_job(
+                str(tracking.uri),
+                str(tracking.experiment),
+                tracking.get("artifact_root"),
+                run_id,
+                key,
+                error,
+            )
+        atexit.unregister(fail_if_running)
+        reason = f"{len(errors)} of {len(keys or ())} jobs do not compose; the sweep ran none"
+        end_parent(str(tracking.uri), run_id, stopped=reason)
+        for key, error in errors.items():  # Hydra's own check stops the sweep next, with the error
+            log.error("sweep job %r does not compose: %s", key, error)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from lossbench.experiment.tracking import connect
-
         atexit.unregister(fail_if_running)
         run_id = parent_run_id(str(config.hydra.sweep.dir))
         if run_id is None:
             return
-        client = connect(config.tracking.uri)
-        parent = client.get_run(run_id)
-        children = client.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
-        )
-        failed = [c for c in children if c.info.status != "FINISHED"]
-        client.set_tag(run_id, "jobs", str(len(children)))
-        client.set_tag(run_id, "failed_jobs", str(len(failed)))
-        client.set_terminated(run_id, "FINISHED")
-        message = f"sweep done: {len(children)} runs under MLflow parent run {run_id}"
-        if failed:
-            names = ", ".join(c.info.run_name or c.info.run_id for c in failed)
-            message += f"; {len(failed)} FAILED: {names}"
-        print(message, flush=True)
+        outcome = end_parent(str(config.tracking.uri), run_id)
+        if outcome is not None:
+            print(summary(outcome), flush=True)

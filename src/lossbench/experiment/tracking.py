@@ -77,17 +77,28 @@ class TrackedRun:
 
     def log_metric_steps(self, entries: Sequence[tuple[Mapping[str, float], int | None]]) -> None:
         """Several steps' metrics in as few ``log_batch`` calls as MLflow allows."""
+        now = int(time.time() * 1000)
+        self.log_items(
+            [m for metrics, step in entries for m in self.metric_items(metrics, step, now)]
+        )
+
+    def metric_items(
+        self, metrics: Mapping[str, float], step: int | None, timestamp_ms: int
+    ) -> list[Any]:
+        """One step's values as MLflow ``Metric`` objects logged at ``timestamp_ms`` (those at or
+        before a step a reopened run already has are left out)."""
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        items = [
-            Metric(k, float(v), now, step or 0)
-            for metrics, step in entries
+        return [
+            Metric(k, float(v), timestamp_ms, step or 0)
             for k, v in metrics.items()
             if (step or 0) > self.logged_through.get(k, -1)
         ]
+
+    def log_items(self, items: Sequence[Any]) -> None:
+        """MLflow ``Metric`` objects, one ``log_batch`` per 100."""
         for start in range(0, len(items), BATCH_LIMIT):
-            self.client.log_batch(self.run_id, metrics=items[start : start + BATCH_LIMIT])
+            self.client.log_batch(self.run_id, metrics=list(items[start : start + BATCH_LIMIT]))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -133,6 +144,9 @@ class UntrackedRun(TrackedRun):
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_items(self, items: Sequence[Any]) -> None:
         pass
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:

@@ -26,6 +26,7 @@ with nothing to learn from gives a finite value with zero gradients, never NaN.
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -59,17 +60,36 @@ class LossFunction(ABC):  # noqa: B024 (abstract by convention: subclasses add _
 
 
 class ScoringLossFunction(LossFunction):
-    """A loss over each query's own candidate list: ``(scores (Q, D), targets, mask) -> scalar``."""
+    """A loss over each query's own candidate list: ``(scores (Q, D), targets, mask) -> scalar``.
+
+    Calling it brings the inputs to one form (:func:`prepare`); subclasses implement :meth:`compute`
+    on that form only.
+    """
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    @abstractmethod
     def __call__(
         self,
         scores: torch.Tensor,
         targets: torch.Tensor,
         mask: torch.Tensor | None = None,
-    ) -> torch.Tensor: ...
+    ) -> torch.Tensor:
+        return self.compute(*prepare(scores, targets, mask))
+
+    @abstractmethod
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss on prepared inputs: float32 ``(Q, D)`` scores and targets, a bool ``(Q, D)`` mask
+        (True where a candidate is real)."""
+
+
+class TemperedScoringLossFunction(ScoringLossFunction):
+    """A scoring loss whose scores are divided by (or, for pairs, scaled by) a ``temperature``,
+    checked to be positive and finite (:func:`check_temperature`)."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = check_temperature(temperature)
 
 
 class InBatchLossFunction(LossFunction):
@@ -112,8 +132,9 @@ class RegularizationLossFunction(LossFunction):
     needs: ClassVar[Needs] = Needs.EMBEDDINGS
 
     def __init__(self, query_weight: float = 1e-4, doc_weight: float = 1e-4) -> None:
-        self.query_weight = float(query_weight)
-        self.doc_weight = float(doc_weight)
+        # >= 0: a negative weight would reward what the penalty is meant to shrink
+        self.query_weight = check_non_negative(query_weight, "query_weight")
+        self.doc_weight = check_non_negative(doc_weight, "doc_weight")
 
     @abstractmethod
     def __call__(
@@ -186,12 +207,24 @@ def masked_log_softmax(values: torch.Tensor, mask: torch.Tensor, dim: int = -1) 
     return log_probs.masked_fill(~mask, 0.0)
 
 
+def check_positive(value: float, name: str) -> float:
+    """Return ``value`` as a float, raising a ``ValueError`` naming ``name`` unless it is in (0, inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_non_negative(value: float, name: str) -> float:
+    """Return ``value`` as a float, raising a ``ValueError`` naming ``name`` unless it is in [0, inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_temperature(temperature: float) -> float:
-    """Return ``temperature`` as a float, raising a ``ValueError`` unless it is a positive number."""
-    temperature = float(temperature)
-    if not temperature > 0.0 or temperature == float("inf"):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    return temperature
+    """Return ``temperature`` as a float, raising a ``ValueError`` unless it is a positive finite
+    number (a negative one would invert the objective, 0 divides by zero)."""
+    return check_positive(temperature, "temperature")
 
 
 def check_flag(value: bool, name: str) -> bool:

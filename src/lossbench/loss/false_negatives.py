@@ -33,6 +33,8 @@ from typing import Literal
 
 import torch
 
+from lossbench.loss.base import check_non_negative
+
 MarginType = Literal["absolute", "relative"]
 MARGIN_TYPES: tuple[MarginType, ...] = ("absolute", "relative")
 
@@ -44,17 +46,7 @@ def check_margin(margin: float | None, margin_type: str) -> float | None:
         raise ValueError(
             f"false_negative_margin_type must be 'absolute' or 'relative', got {margin_type!r}"
         )
-    if margin is None:
-        return None
-    if isinstance(margin, bool) or not isinstance(margin, int | float):
-        raise ValueError(f"false_negative_margin must be null or a number, got {margin!r}")
-    margin = float(margin)
-    if not 0.0 <= margin < float("inf"):
-        raise ValueError(
-            f"false_negative_margin must be >= 0 (how far below the positive's score a negative "
-            f"may score and still count), got {margin!r}; use null to keep every negative"
-        )
-    return margin
+    return None if margin is None else check_non_negative(margin, "false_negative_margin")
 
 
 def false_negatives(

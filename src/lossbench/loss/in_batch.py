@@ -22,6 +22,7 @@ from lossbench.loss.base import (
     InBatchLossFunction,
     Needs,
     check_flag,
+    check_non_negative,
     check_temperature,
     masked_logsumexp,
 )
@@ -34,11 +35,16 @@ NegSampling = Literal["all", "first", "all_and_non_first"]
 def _check_max_num_neg_samples(max_num_neg_samples: int | None) -> int | None:
     if max_num_neg_samples is None:
         return None
-    if isinstance(max_num_neg_samples, bool) or int(max_num_neg_samples) != max_num_neg_samples:
-        raise ValueError(f"max_num_neg_samples must be None or an int, got {max_num_neg_samples!r}")
-    if max_num_neg_samples < 1:
-        raise ValueError(f"max_num_neg_samples must be at least 1, got {max_num_neg_samples!r}")
-    return int(max_num_neg_samples)
+    if (
+        isinstance(max_num_neg_samples, bool)
+        or not isinstance(max_num_neg_samples, int)
+        or max_num_neg_samples < 1
+    ):
+        raise ValueError(
+            f"max_num_neg_samples must be None (every negative) or an integer >= 1, "
+            f"got {max_num_neg_samples!r}"
+        )
+    return max_num_neg_samples
 
 
 def _in_batch_layout(
@@ -341,7 +347,7 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
         false_negative_margin: float | None = None,
         false_negative_margin_type: MarginType = "absolute",
     ) -> None:
-        self.min_target_diff = float(min_target_diff)
+        self.min_target_diff = check_non_negative(min_target_diff, "min_target_diff")
         self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
         self.temperature = check_temperature(temperature)
         self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")

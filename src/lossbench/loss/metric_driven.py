@@ -18,10 +18,11 @@ from lossbench.loss.base import (
     Needs,
     ScoringLossFunction,
     check_flag,
+    check_non_negative,
+    check_positive,
     check_temperature,
     masked_log_softmax,
     masked_mean,
-    prepare,
 )
 from lossbench.loss.pairwise import pair_mask, score_differences
 
@@ -36,16 +37,6 @@ def check_cutoff(k: int | None) -> int | None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be None (every position) or an integer >= 1, got {k!r}")
     return k
-
-
-def check_positive(value: float, name: str) -> float:
-    """Return ``value`` as a float, raising a ``ValueError`` naming ``name`` unless it is in (0, inf)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    value = float(value)
-    if not 0.0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return value
 
 
 def gains_of(targets: torch.Tensor, mask: torch.Tensor, exponential: bool) -> torch.Tensor:
@@ -144,9 +135,7 @@ class LambdaLoss(ScoringLossFunction):
         self.weighting: Weighting = weighting
         self.k = check_cutoff(k)
         self.sigma = check_positive(sigma, "sigma")
-        if isinstance(mu, bool) or not isinstance(mu, int | float) or not 0.0 <= mu < math.inf:
-            raise ValueError(f"mu must be a finite number >= 0, got {mu!r}")
-        self.mu = float(mu)
+        self.mu = check_non_negative(mu, "mu")
 
     def _weights(
         self, targets: torch.Tensor, mask: torch.Tensor, ranks: torch.Tensor
@@ -171,13 +160,9 @@ class LambdaLoss(ScoringLossFunction):
             weights = weights + scale * delta  # (Q, D, D)
         return weights * gain_gaps
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         targets = targets.masked_fill(~mask, 0.0)  # (Q, D)
         ranks = true_ranks(scores.detach().masked_fill(~mask, 0.0), mask)  # (Q, D): 1..n_q first
         pairs = pair_mask(targets, mask)  # (Q, D, D)
@@ -301,13 +286,9 @@ class NeuralNDCG(ScoringLossFunction):
         self.k = check_cutoff(k)
         self.scale_gains = check_flag(scale_gains, "scale_gains")
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         gains = gains_of(targets, mask, self.scale_gains)  # (Q, D)
         discounts = position_discounts(scores.shape[-1], self.k, scores.device)  # (D,)
         idcg = ideal_dcg(gains, discounts)  # (Q,)

@@ -7,7 +7,13 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from lossbench.loss.base import Needs, ScoringLossFunction, masked_mean, prepare
+from lossbench.loss.base import (
+    Needs,
+    ScoringLossFunction,
+    TemperedScoringLossFunction,
+    check_positive,
+    masked_mean,
+)
 
 
 def pair_mask(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -25,7 +31,7 @@ def score_differences(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return scores.unsqueeze(2) - scores.unsqueeze(1)  # (Q, D, D)
 
 
-class RankNet(ScoringLossFunction):
+class RankNet(TemperedScoringLossFunction):
     """RankNet: push every better-labelled candidate above every worse one, pair by pair.
 
     Formula (mean over every pair of the batch, pairs are ``t_qi > t_qj``, both real)::
@@ -37,6 +43,8 @@ class RankNet(ScoringLossFunction):
     Args:
         temperature: multiplies the score difference, so it is an *inverse* temperature (larger
             means sharper). The name and behaviour are kept from lightning-ir, whose users pass it.
+            Positive and finite (a ``ValueError`` otherwise: a negative one would invert the
+            objective, 0 would give zero gradients).
 
     References:
         Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
@@ -52,7 +60,7 @@ class RankNet(ScoringLossFunction):
 
     Differs from lightning-ir:
         Ragged lists are masked instead of misaligned, and a batch with no pair (all ties) returns
-        0 with zero gradients instead of NaN.
+        0 with zero gradients instead of NaN; the temperature is checked.
 
     Example:
         >>> import torch
@@ -62,16 +70,9 @@ class RankNet(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = float(temperature)
-
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         pairs = pair_mask(targets, mask)  # (Q, D, D)
         diffs = score_differences(scores, mask)  # (Q, D, D)
         losses = F.softplus(-diffs * self.temperature)  # (Q, D, D)
@@ -86,7 +87,8 @@ class ConstantMarginMSE(ScoringLossFunction):
         L = mean_{(q,i,j)} ((s_qi - s_qj) - margin)^2
 
     Args:
-        margin: the score gap each pair should show; ints are accepted (``margin=1``).
+        margin: the score gap each pair should show, positive and finite; ints are accepted
+            (``margin=1``).
 
     References:
         Hofstätter et al., "Improving Efficient Neural Ranking Models with Cross-Architecture
@@ -113,15 +115,12 @@ class ConstantMarginMSE(ScoringLossFunction):
     needs: ClassVar[Needs] = Needs.TARGETS
 
     def __init__(self, margin: float = 1.0) -> None:
-        self.margin = float(margin)
+        # > 0: a negative margin asks worse candidates to win, 0 asks every pair to tie
+        self.margin = check_positive(margin, "margin")
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         pairs = pair_mask(targets, mask)  # (Q, D, D)
         diffs = score_differences(scores, mask)  # (Q, D, D)
         losses = (diffs - self.margin).square()  # (Q, D, D)
@@ -163,13 +162,9 @@ class SupervisedMarginMSE(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS | Needs.TEACHER_SCORES
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         pairs = pair_mask(targets, mask)  # (Q, D, D)
         diffs = score_differences(scores, mask)  # (Q, D, D)
         target_diffs = score_differences(targets, mask)  # (Q, D, D)

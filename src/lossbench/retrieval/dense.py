@@ -14,9 +14,11 @@ def top_k_to_run(
     query_ids: list[str], doc_ids: list[str], scores: torch.Tensor, positions: torch.Tensor
 ) -> ScoredRun:
     """``(Q, k)`` scores and doc positions as ``{query id: {doc id: score}}``."""
+    from lossbench.evaluation.ranking import best_scores
+
     scores_list, positions_list = scores.cpu().tolist(), positions.cpu().tolist()
-    return {
-        qid: {doc_ids[p]: s for p, s in zip(row_positions, row_scores, strict=True)}
+    return {  # a doc indexed twice keeps its best score
+        qid: best_scores((doc_ids[p], s) for p, s in zip(row_positions, row_scores, strict=True))
         for qid, row_positions, row_scores in zip(
             query_ids, positions_list, scores_list, strict=True
         )

@@ -62,11 +62,14 @@ def positions_to_run(
 ) -> ScoredRun:
     """``(Q, k)`` scores and doc positions as ``{query id: {doc id: score}}``; position -1 (a slot
     an approximate search left empty) is dropped."""
+    from lossbench.evaluation.ranking import best_scores
+
     run: ScoredRun = {}
     for qid, row_positions, row_scores in zip(
         query_ids, positions.tolist(), scores.tolist(), strict=True
     ):
-        run[qid] = {doc_ids[p]: s for p, s in zip(row_positions, row_scores, strict=True) if p >= 0}
+        pairs = ((doc_ids[p], s) for p, s in zip(row_positions, row_scores, strict=True) if p >= 0)
+        run[qid] = best_scores(pairs)  # a doc indexed twice keeps its best score
     return run
 
 

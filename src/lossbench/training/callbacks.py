@@ -12,8 +12,18 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the step and the losses."""
 
 
+def logged_step(trainer: L.Trainer) -> int:
+    """The step under which Lightning logs the metrics of the batch that just ended (``train/loss``
+    in MLflow): the number of optimizer steps before this batch's. ``trainer.global_step`` already
+    counts this batch's optimizer step at ``on_train_batch_end``, one more."""
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    stepped = getattr(loop, "_batches_that_stepped", None)  # Lightning's own logging step
+    return int(stepped) if stepped is not None else max(0, trainer.global_step - 1)
+
+
 class FiniteLossGuard(L.Callback):
-    """Stop training at the first step whose loss is NaN or infinite, naming the step and each loss.
+    """Stop training at the first step whose loss is NaN or infinite, naming the step (as the
+    ``train/loss`` curve shows it in MLflow) and each loss.
 
     Reading a loss on the CPU waits for the GPU, so the guard does not read it every step: it keeps a
     flag on the loss's device (the first non-finite step) and reads that flag on the steps where
@@ -44,7 +54,7 @@ class FiniteLossGuard(L.Callback):
             self._first_bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
         first_bad_here = ~torch.isfinite(loss).all() & (self._first_bad_step < 0)
         self._first_bad_step = torch.where(
-            first_bad_here, trainer.global_step, self._first_bad_step
+            first_bad_here, logged_step(trainer), self._first_bad_step
         )
         # each loss's value at the first bad step, kept on the device (no wait for the GPU)
         values = {"loss": loss, **getattr(module, "last_losses", {})}
@@ -62,7 +72,7 @@ class FiniteLossGuard(L.Callback):
         total = values.pop("loss", float("nan"))
         detail = ", ".join(f"{name}={value:.4g}" for name, value in values.items())
         raise NonFiniteLossError(
-            f"training loss is {total:.4g} at step {int(self._first_bad_step)}"
+            f"training loss is {total:.4g} at step {int(self._first_bad_step)} (train/loss's step)"
             + (f" ({detail})" if detail else "")
             + "; lower the learning rate, check the loss's inputs, or clip gradients (trainer.gradient_clip_val)"
         )

@@ -7,11 +7,14 @@ expected there. The ``iter_*`` readers stream, so a 40M-line triples file never 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from lossbench.data.collection import Qrels, ScoredRun, describe
+
+if TYPE_CHECKING:
+    from lossbench.evaluation.ranking import RankedRun
 
 
 class DataFormatError(ValueError):
@@ -240,7 +243,8 @@ def iter_run(path: Path) -> Iterator[RunRow]:
 
 
 def read_trec_run(path: Path) -> ScoredRun:
-    """Read a TREC run file ``qid Q0 docid rank score tag``."""
+    """Read a TREC run file ``qid Q0 docid rank score tag`` (the rank column is not used: scores
+    order a run). A doc listed twice for a query keeps its highest score."""
     run: ScoredRun = {}
     for number, line in _lines(path):
         parts = line.split()
@@ -253,18 +257,31 @@ def read_trec_run(path: Path) -> ScoredRun:
             raise DataFormatError(
                 describe(path, number, "an integer rank and a numeric score", line)
             ) from error
-        run.setdefault(parts[0], {})[parts[2]] = score
+        docs = run.setdefault(parts[0], {})
+        docs[parts[2]] = max(score, docs.get(parts[2], score))
     return run
 
 
-def write_trec_run(run: ScoredRun, path: Path, tag: str = "lossbench") -> Path:
-    """Write ``run`` as a TREC run file, each query's docs by descending score (ties by doc id)."""
+def write_trec_run(
+    run: Mapping[str, Mapping[str, float]] | RankedRun, path: Path, tag: str = "lossbench"
+) -> Path:
+    """Write ``run`` as a TREC run file in the ranking of record, queries sorted by id.
+
+    Each query's docs are in the order of record (:mod:`lossbench.evaluation.ranking`: decreasing
+    score, ties by doc id) with their scores of record, strictly decreasing and written with 9
+    significant digits, so ranx and trec_eval read back exactly the ranking that was evaluated.
+    """
+    from lossbench.evaluation.ranking import SCORE_FORMAT, rank_run
+
+    ranked = rank_run(run)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
-        for qid in sorted(run):
-            ranked = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))
-            for rank, (doc_id, score) in enumerate(ranked, start=1):
-                handle.write(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+        for qid in sorted(ranked):
+            ranking = ranked[qid]
+            for position, (doc_id, score) in enumerate(
+                zip(ranking.doc_ids, ranking.scores, strict=True), start=1
+            ):
+                handle.write(f"{qid} Q0 {doc_id} {position} {SCORE_FORMAT.format(score)} {tag}\n")
     return path
 
 
