@@ -294,6 +294,8 @@ class Experiment(RerankStages):
             module.token_cache = TokenCache(cfg.data.token_cache_mib)
             if cfg.get("compile", False):
                 module.compile_encoders()
+            if not self.reranks:  # a cross-encoder trains scoring losses only: nothing to cache
+                module.set_grad_cache(cfg.grad_cache.chunk_size)
         self.module = module
         if self.reranks:  # its retrieval exists since the data stage (the first stage's candidates)
             return
