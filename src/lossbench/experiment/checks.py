@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.utils import get_class
@@ -186,6 +187,37 @@ def check_model(model_config: Any, model_name_or_path: str, losses: Sequence[Los
         raise ConfigurationError(str(error)) from None
 
 
+def check_model_source(cfg: Any, require_saved: bool = False) -> tuple[str, Any]:
+    """The local folder of ``model.model_name_or_path`` and, for a model saved by lossbench, its
+    saved config (None: a pretrained backbone). An MLflow URI (``runs:/<run id>/model``) is
+    downloaded from ``tracking.uri``'s store into ``<paths.cache>/models`` once; it, and with
+    ``require_saved`` any source, must hold a lossbench model."""
+    from lossbench.experiment.tracking import normalize_uri
+    from lossbench.models.module import SAVED_CONFIG, read_saved_config
+    from lossbench.models.saved import is_mlflow_uri, resolve_model_path
+
+    source = str(cfg.model.model_name_or_path)
+    key = f"model.model_name_or_path={source!r}"
+    from_mlflow = is_mlflow_uri(source)
+    if require_saved and not from_mlflow and not Path(source).is_dir():
+        raise ConfigurationError(
+            f"{key}: no such folder; give the folder of a saved model or runs:/<run id>/model"
+        )
+    try:
+        uri = normalize_uri(cfg.tracking.uri) if from_mlflow else None
+        folder = resolve_model_path(source, uri, Path(cfg.paths.cache) / "models")
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigurationError(f"{key}: {error}") from None
+    saved = read_saved_config(folder) if Path(folder).is_dir() else None
+    if saved is None and (require_saved or from_mlflow):
+        raise ConfigurationError(
+            f"{key} is not a lossbench model: {folder} has no {SAVED_CONFIG}; give "
+            "runs:/<run id>/model of a run that saved its model (save_model=true) or a folder "
+            "written by BiEncoderModule.save_pretrained"
+        )
+    return folder, saved
+
+
 def regularizer_warnings(cfg: Any) -> list[str]:
     """A loss config that names the regularizer it trains with (``loss.with_regularizer``) without it
     runs (``-m 'loss=glob(*)'`` sweeps every loss), but says which option it is meant for."""
@@ -206,7 +238,7 @@ def check_plan(cfg: Any, plan: Any, index: Index) -> None:
 
     check_config(cfg)
     check_index(plan.model_config, index, cfg.model.name)
-    check_model(plan.model_config, cfg.model.model_name_or_path, plan.losses)
+    check_model(plan.model_config, plan.model_path or cfg.model.model_name_or_path, plan.losses)
     log = logging.getLogger("lossbench")
     for warning in [
         *compatibility_warnings(plan.losses, plan.model_config),

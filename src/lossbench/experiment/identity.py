@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.experiment.jobs import CONF_DIR
 
-IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint")
+IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint", "save_model")
 """Top-level keys that say where a run is logged, stored or resumed from, never what it computes."""
 IGNORED_SETTINGS_FOR_HASH = (("data", "token_cache_mib"),)
 """``(group, key)`` settings that change how fast a run computes, never what (so adding one keeps

@@ -182,6 +182,7 @@ class LossbenchConfig:
 
     seed: int = MISSING
     compile: bool = False
+    save_model: bool = True  # save the trained model and log it to MLflow (false: big sweeps)
     paths: PathsConf = field(default_factory=PathsConf)
     data: DataConf = field(default_factory=DataConf)
     loss: LossConf = field(default_factory=LossConf)

@@ -9,6 +9,8 @@
     start      the untrained model's test metrics (test/base_*) and step-0 validation
     train      Lightning, validating on the dev split
     test       index (the last validation's, when it holds the final weights), search, evaluate
+    save       the trained model in <output folder>/model, logged as the run's MLflow model
+               (``save_model``; loads back from ``runs:/<run id>/model``)
     report     test metrics, stage times, run files, the per-query table, the result in the run's
                description, the summary table, the objective for Hydra sweepers
 
@@ -39,6 +41,10 @@ PER_QUERY_TABLE = "per_query.json"
 """The MLflow table of per-query results (the Evaluation view reads it)."""
 
 
+MODEL_TAGS = ("loss", "regularizer", "model", "dataset", "seed", "config_hash", "system_hash")
+"""The run's tags its logged model carries too (the *Models* tab shows them)."""
+
+
 class Stopwatch:
     """Wall-clock seconds per stage, logged as ``time/<stage>_s``."""
 
@@ -65,6 +71,8 @@ class Plan:
     model_config: Any
     weight_schedules: list[Any] = field(default_factory=list)  # callbacks changing loss weights
     config_hash: str = ""
+    model_path: str = ""  # model.model_name_or_path as a local folder (an MLflow URI downloaded)
+    saved_model: bool = False  # model.model_name_or_path holds a model saved by lossbench
 
 
 def _plain(value: float) -> float | int:
@@ -90,6 +98,7 @@ class Experiment:
         self.resume: Any = None
         self.base: dict[str, float] = {}
         self.tracked: Any = None  # the MLflow run, once track() opened it
+        self.model_id: str | None = None  # the run's logged model, once save_model() logged it
 
     def run(self) -> float:
         """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
@@ -105,6 +114,7 @@ class Experiment:
             if not self.primary:
                 return float("nan")
             self.test()
+            self.save_model()
             return self.report()
 
     # ---- prepare -----------------------------------------------------------------------------
@@ -112,10 +122,11 @@ class Experiment:
         """Check what the config alone allows and build the run's parts, before anything is logged."""
         from hydra.utils import instantiate
 
-        from lossbench.experiment.checks import check_plan
+        from lossbench.experiment.checks import check_model_source, check_plan
 
         cfg = self.cfg
         with self.watch.stage("prepare"):
+            model_path, saved_config = check_model_source(cfg)
             losses, weights = [instantiate(cfg.loss.function)], [1.0]
             if cfg.regularizer.get("function"):
                 losses.append(instantiate(cfg.regularizer.function))
@@ -128,7 +139,9 @@ class Experiment:
                 lr_schedule=instantiate(schedule.lr_schedule)
                 if schedule.get("lr_schedule")
                 else None,
-                model_config=instantiate(cfg.model.config),
+                model_config=saved_config or instantiate(cfg.model.config),
+                model_path=model_path,
+                saved_model=saved_config is not None,
             )
             callback = cfg.regularizer_schedule.get("callback")
             if callback:
@@ -266,9 +279,9 @@ class Experiment:
         cfg, plan = self.cfg, self.plan
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         with self.watch.stage("model"):
-            module = BiEncoderModule(
-                model_name_or_path=cfg.model.model_name_or_path,
-                config=plan.model_config,
+            module = BiEncoderModule(  # a saved model comes with its own config
+                model_name_or_path=plan.model_path,
+                config=None if plan.saved_model else plan.model_config,
                 loss_functions=list(zip(plan.losses, plan.weights, strict=True)),
             )
             module.set_optimizer(plan.optimizer.func, **plan.optimizer.keywords)
@@ -411,11 +424,28 @@ class Experiment:
                 collection.qrels["test"], self.test_run, cfg.eval.metrics
             )
 
+    # ---- save ----------------------------------------------------------------------------------
+    def save_model(self) -> None:
+        """The trained model in ``<output folder>/model``, logged as the run's MLflow model
+        (:mod:`lossbench.experiment.model_artifact`); nothing with ``save_model=false``."""
+        from lossbench.experiment.model_artifact import log_trained_model, save_trained_model
+
+        if not self.cfg.get("save_model", True):
+            return
+        tags = self.tags()
+        with self.watch.stage("save_model"):
+            run_id = self.tracked.run_id
+            folder = save_trained_model(self.module, self.folder / "model", self.cfg, run_id)
+            self.model_id = log_trained_model(
+                self.tracked, folder, {k: tags[k] for k in MODEL_TAGS if k in tags}
+            )
+
     # ---- report ------------------------------------------------------------------------------
     def report(self) -> float:
         """Log the test metrics, run files, the per-query table and stage times; put the result in
         the run's description; print the summary; return the objective."""
         from lossbench.evaluation import mlflow_metric_name
+        from lossbench.experiment.model_artifact import log_test_metrics
         from lossbench.experiment.outcome import objective_value, print_summary
         from lossbench.experiment.ui import per_query_table, result_description
         from lossbench.training.checkpoints import discard_when_finished
@@ -425,7 +455,8 @@ class Experiment:
             tracked.log_artifact(path)
         queries = self.collection.split_queries("test")
         tracked.log_table(per_query_table(self.evaluation.per_query, queries), PER_QUERY_TABLE)
-        tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in means.items()})
+        test_metrics = {mlflow_metric_name(m, "test"): v for m, v in means.items()}
+        log_test_metrics(tracked, test_metrics, self.model_id)
         tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
         tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")

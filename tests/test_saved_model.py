@@ -1,0 +1,78 @@
+"""The trained model as a run's artifact: saved, logged to MLflow, loaded back bit-identical, and
+evaluated alone (``pipeline.evaluate``) with the training run's exact ranking."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import FAST_RUN, compose_config
+
+TEXTS = ["what makes a wing stall", "boundary layer transition at high speed", "heat transfer"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
+    """One finished training run (its Experiment, to compare with the model it trained)."""
+    from lossbench.experiment.stages import Experiment
+
+    root = tmp_path_factory.mktemp("trained")
+    cfg = compose_config(root, data_cache, *FAST_RUN)
+    experiment = Experiment(cfg)
+    experiment.run()
+    return cfg, experiment, root
+
+
+def scores(module) -> torch.Tensor:  # noqa: ANN001
+    """Every text of :data:`TEXTS` as a query against every one as a doc ``(Q, D)``, in eval mode."""
+    module.eval()
+    encoding = dict(
+        module.tokenizer(TEXTS, padding=True, return_tensors="pt", return_token_type_ids=False)
+    )
+    with torch.no_grad():
+        queries, docs = module.encode(encoding, "query"), module.encode(encoding, "doc")
+    return queries @ docs.T  # (Q, D): the tiny model is a DPR model (dot product)
+
+
+def test_the_run_logs_its_model_and_it_loads_back_bit_identical(trained, tmp_path: Path) -> None:
+    from lossbench.models import BiEncoderModule
+
+    cfg, experiment, root = trained
+    client = MlflowClient(str(cfg.tracking.uri))
+    run = client.get_run(experiment.tracked.run_id)
+    model_uri = run.data.tags["model_uri"]
+    assert model_uri == f"models:/{experiment.model_id}"
+    model = client.get_logged_model(experiment.model_id)
+    assert (model.name, model.source_run_id, model.status.to_proto()) == (
+        "model",
+        run.info.run_id,
+        2,  # READY
+    )
+    assert model.tags["loss"] == "ranknet" and model.tags["model"] == "tiny"
+    assert {m.key for m in model.metrics} >= {"test/ndcg_at_10", "test/map_at_100"}
+    expected = scores(experiment.module.cpu())
+    folder = root / "output" / "model"
+    sources = [str(folder), f"runs:/{run.info.run_id}/model", model_uri]
+    for source in sources:
+        loaded = BiEncoderModule.from_pretrained(source, tracking_uri=str(cfg.tracking.uri))
+        # the tiny model's random init and shape are baked into the saved weights
+        assert loaded.config == replace(
+            experiment.module.config, random_init=False, backbone_overrides={}
+        )
+        assert torch.equal(scores(loaded), expected), source
+
+
+def test_save_model_false_saves_nothing(tmp_path: Path, data_cache: Path) -> None:
+    from lossbench.experiment.stages import Experiment
+
+    cfg = compose_config(tmp_path, data_cache, *FAST_RUN, "save_model=false", "eval.base=false")
+    experiment = Experiment(cfg)
+    experiment.run()
+    client = MlflowClient(str(cfg.tracking.uri))
+    assert "model_uri" not in client.get_run(experiment.tracked.run_id).data.tags
+    assert not (tmp_path / "output" / "model").exists()
+    assert experiment.model_id is None
