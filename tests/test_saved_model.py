@@ -76,3 +76,35 @@ def test_save_model_false_saves_nothing(tmp_path: Path, data_cache: Path) -> Non
     assert "model_uri" not in client.get_run(experiment.tracked.run_id).data.tags
     assert not (tmp_path / "output" / "model").exists()
     assert experiment.model_id is None
+
+
+def test_evaluate_reproduces_the_training_runs_test_stage(trained, tmp_path: Path) -> None:
+    """pipeline.evaluate on the run's model (by URI, without model=tiny on its command line: the
+    model brings its training config) logs the same test/* and the same ranking, byte for byte."""
+    from pipeline.evaluate import evaluate
+
+    cfg, experiment, root = trained
+    client = MlflowClient(str(cfg.tracking.uri))
+    run_id = experiment.tracked.run_id
+    source = f"runs:/{run_id}/model"
+    overrides = [f"tracking.uri={cfg.tracking.uri}", f"model.model_name_or_path={source}"]
+    evaluate(compose_config(tmp_path, Path(cfg.paths.cache), *overrides))
+    (evaluation,) = client.search_runs(
+        [experiment.tracked.experiment_id], f"tags.source_run_id = '{run_id}'"
+    )
+    assert evaluation.info.status == "FINISHED"
+    tags, trained_run = evaluation.data.tags, client.get_run(run_id)
+    assert (tags["model_source"], tags["loss"], tags["model"]) == (source, "ranknet", "tiny")
+    assert tags["mlflow.source.name"] == "python -m pipeline.evaluate"
+    test_metrics = {k: v for k, v in trained_run.data.metrics.items() if k.startswith("test/")}
+    test_metrics = {k: v for k, v in test_metrics.items() if not k.startswith("test/base_")}
+    assert {k: v for k, v in evaluation.data.metrics.items() if k.startswith("test/")} == (
+        test_metrics
+    )
+    assert "train/loss" not in evaluation.data.metrics
+    for name in ("test.run.txt", "test.qrels.txt", "per_query.csv"):
+        assert (tmp_path / "output" / name).read_bytes() == (root / "output" / name).read_bytes(), (
+            name
+        )
+    artifacts = {a.path for a in client.list_artifacts(evaluation.info.run_id)}
+    assert {"config.yaml", "test.run.txt", "test.qrels.txt", "per_query.csv"} <= artifacts

@@ -78,12 +78,13 @@ def missing_teacher_scores(
 
 def check_collection(
     collection: Collection,
-    train_source: str,
+    train_source: str | None,
     splits: Sequence[str],
     losses: Sequence[LossFunction] = (),
     dataset_name: str = "",
 ) -> None:
-    """Fail unless the loaded collection has what the run will read (it knows its own teacher run)."""
+    """Fail unless the loaded collection has what the run will read (it knows its own teacher run;
+    ``train_source=None``: nothing is trained)."""
     if train_source == "run" and not collection.has_teacher_scores:
         needing = [type(loss).__name__ for loss in losses if Needs.TEACHER_SCORES in loss.needs]
         name = dataset_name or collection.name
@@ -230,8 +231,9 @@ def regularizer_warnings(cfg: Any) -> list[str]:
     ]
 
 
-def check_plan(cfg: Any, plan: Any, index: Index) -> None:
-    """Every check of a run's config and the parts built from it, before anything is read or logged."""
+def check_plan(cfg: Any, plan: Any, index: Index, trains: bool = True) -> None:
+    """Every check of a run's config and the parts built from it, before anything is read or
+    logged (``trains=False``: an evaluation-only run, whose training settings are not checked)."""
     import logging
 
     from lossbench.training.checkpoints import check_checkpoint_settings
@@ -239,6 +241,8 @@ def check_plan(cfg: Any, plan: Any, index: Index) -> None:
     check_config(cfg)
     check_index(plan.model_config, index, cfg.model.name)
     check_model(plan.model_config, plan.model_path or cfg.model.model_name_or_path, plan.losses)
+    if not trains:
+        return
     log = logging.getLogger("lossbench")
     for warning in [
         *compatibility_warnings(plan.losses, plan.model_config),

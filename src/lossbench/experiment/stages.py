@@ -88,6 +88,9 @@ def run_experiment(cfg: DictConfig) -> float:
 class Experiment:
     """The stages of one run, sharing what each produces (see the module docstring)."""
 
+    entry_point = "python -m pipeline.run"
+    trains = True  # False: evaluation alone (lossbench.experiment.evaluation.Evaluation)
+
     def __init__(self, cfg: DictConfig) -> None:
         from lossbench.experiment.launch import is_launch_primary
 
@@ -126,7 +129,7 @@ class Experiment:
 
         cfg = self.cfg
         with self.watch.stage("prepare"):
-            model_path, saved_config = check_model_source(cfg)
+            model_path, saved_config = check_model_source(cfg, require_saved=not self.trains)
             losses, weights = [instantiate(cfg.loss.function)], [1.0]
             if cfg.regularizer.get("function"):
                 losses.append(instantiate(cfg.regularizer.function))
@@ -146,7 +149,7 @@ class Experiment:
             callback = cfg.regularizer_schedule.get("callback")
             if callback:
                 self.plan.weight_schedules.append(instantiate(callback))
-            check_plan(cfg, self.plan, self.make_index())
+            check_plan(cfg, self.plan, self.make_index(), trains=self.trains)
             from lossbench.experiment.identity import config_hash
 
             self.plan.config_hash = config_hash(cfg)
@@ -184,10 +187,10 @@ class Experiment:
         cfg = self.cfg
         with self.watch.stage("data"):
             self.collection = instantiate_unwrapped(cfg.dataset.collection)
-            check_collection(
+            check_collection(  # an evaluation reads the test split alone
                 self.collection,
-                cfg.loss.train_source,
-                [cfg.eval.val_split, "test"],
+                cfg.loss.train_source if self.trains else None,
+                [cfg.eval.val_split, "test"] if self.trains else ["test"],
                 self.plan.losses,
             )
 
@@ -203,7 +206,7 @@ class Experiment:
         cfg = self.cfg
         commit = git_commit(CONF_DIR.parent)
         return {
-            **source_tags("python -m pipeline.run", commit),
+            **source_tags(self.entry_point, commit),
             "loss": cfg.loss.name,
             "regularizer": cfg.regularizer.name,
             "model": cfg.model.name,
@@ -398,15 +401,11 @@ class Experiment:
         from lossbench.evaluation import evaluate_run
 
         cfg, module, collection = self.cfg, self.module, self.collection
-        retrieval, validation = self.retrieval, self.validation
+        retrieval = self.retrieval
         module.to(retrieval.device)  # Lightning moves the model back to the CPU when fit ends
         with self.watch.stage("index"):
-            if (
-                validation.last_step == self.trainer.global_step
-                and validation.last_index is not None
-            ):
-                index = validation.last_index  # the final weights' index, from the last validation
-            else:
+            index = self.final_index()
+            if index is None:
                 index = retrieval.index(module, collection)
         stats, measured = index.stats(), index.measured_stats  # the config fixes the others
         self.tracked.log_params(
@@ -423,6 +422,13 @@ class Experiment:
             self.evaluation = evaluate_run(
                 collection.qrels["test"], self.test_run, cfg.eval.metrics
             )
+
+    def final_index(self) -> Any | None:
+        """The last validation's index when it holds the final weights (no need to index again)."""
+        validation = self.validation
+        if validation.last_step == self.trainer.global_step:
+            return validation.last_index
+        return None
 
     # ---- save ----------------------------------------------------------------------------------
     def save_model(self) -> None:
@@ -461,6 +467,8 @@ class Experiment:
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
         tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")
         print_summary(means, base, tracked, self.folder)
+        if not self.trains:
+            return float(means[cfg.eval.objective])
         objective = objective_value(cfg, means, self.validation.history)
         discard_when_finished(self.checkpoints, cfg.get("checkpoint"))
         return objective

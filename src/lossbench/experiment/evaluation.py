@@ -1,0 +1,91 @@
+"""One evaluation-only run of ``python -m pipeline.evaluate``: a saved model indexed, searched and
+evaluated on a collection, without training.
+
+    prepare -> skip -> data -> track -> model -> test -> report
+
+These are :class:`~lossbench.experiment.stages.Experiment`'s own stages (the test and report stages
+of a training run, so the run logs the same ``test/*`` metrics, run files and per-query table);
+what differs is where the model and its description come from. A model saved by a run
+(``runs:/<run id>/model``, or its folder) carries that run's resolved config
+(:func:`~lossbench.experiment.model_artifact.read_training_record`): its ``model``, ``loss``,
+``regularizer``, schedules and ``seed`` replace the composed ones, so the evaluation run is named,
+tagged and grouped like the run that trained the model, and is tagged ``source_run_id`` with it.
+Everything that says how to evaluate (``dataset``, ``index``, ``eval``, ``data``, ``tracking``,
+``paths``) stays the command line's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lossbench.experiment.model_artifact import SOURCE_RUN_TAG, read_training_record
+from lossbench.experiment.stages import Experiment
+
+TRAINED_KEYS = ("model", "loss", "regularizer", "regularizer_schedule", "schedule", "seed")
+"""What an evaluation run takes from the config of the run that trained its model."""
+
+
+def with_training_config(cfg: DictConfig, training: dict[str, Any]) -> None:
+    """Replace ``cfg``'s :data:`TRAINED_KEYS` by the training run's (in place), keeping the model
+    source the command line named (``model.model_name_or_path``)."""
+    import dataclasses
+
+    source = cfg.model.model_name_or_path
+    with open_dict(cfg):
+        for key in TRAINED_KEYS:
+            if key not in training:
+                continue
+            schema = OmegaConf.get_type(cfg, key)  # a typed group takes a node of its own type
+            value = training[key]
+            if schema is not None and dataclasses.is_dataclass(schema):
+                value = OmegaConf.merge(OmegaConf.structured(schema), value)
+            cfg[key] = value
+        cfg.model.model_name_or_path = source
+
+
+class Evaluation(Experiment):
+    """The stages of an evaluation-only run (see the module docstring)."""
+
+    entry_point = "python -m pipeline.evaluate"
+    trains = False
+
+    def __init__(self, cfg: DictConfig) -> None:
+        super().__init__(cfg)
+        self.source_run_id = ""
+        self.checkpoints: list[Any] = []
+
+    def run(self) -> float:
+        """prepare -> skip? -> data -> track -> model -> test -> report."""
+        self.prepare()
+        previous = self.skip()
+        if previous is not None:
+            return previous
+        self.load_data()
+        with self.track():
+            self.build_model()
+            self.test()
+            return self.report()
+
+    def prepare(self) -> None:
+        """Find the model (a clear error for a missing or foreign one), take the training run's
+        description from it, then every check of a run."""
+        from lossbench.experiment.checks import check_model_source
+
+        model_path, _ = check_model_source(self.cfg, require_saved=True)  # cached: cheap again
+        training = read_training_record(model_path)
+        if training is not None:
+            with_training_config(self.cfg, training["config"])
+            self.source_run_id = str(training["run_id"])
+        super().prepare()
+
+    def tags(self) -> dict[str, Any]:
+        tags = super().tags()
+        tags["model_source"] = str(self.cfg.model.model_name_or_path)
+        if self.source_run_id:
+            tags[SOURCE_RUN_TAG] = self.source_run_id
+        return tags
+
+    def final_index(self) -> Any | None:
+        return None  # nothing was trained: the model indexes the corpus in the test stage
