@@ -1,7 +1,7 @@
 """One evaluation-only run of ``python -m pipeline.evaluate``: a saved model indexed, searched and
 evaluated on a collection, without training.
 
-    prepare -> skip -> data -> track -> model -> test -> report
+    prepare -> skip -> data -> track -> model -> test (and eval.collections) -> report
 
 These are :class:`~lossbench.experiment.stages.Experiment`'s own stages (the test and report stages
 of a training run, so the run logs the same ``test/*`` metrics, run files and per-query table);
@@ -66,6 +66,7 @@ class Evaluation(Experiment):
         with self.track():
             self.build_model()
             self.test()
+            self.test_collections()
             return self.report()
 
     def prepare(self) -> None:

@@ -96,6 +96,8 @@ class EvalConf:
     val_split: str = MISSING
     val_metrics: list[str] = MISSING
     val_every_n_steps: int | None = None
+    # other test collections, zero-shot: dataset options by name, or mappings {dataset: option, ...}
+    collections: list[Any] = field(default_factory=list)
 
 
 @dataclass

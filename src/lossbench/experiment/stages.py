@@ -73,6 +73,7 @@ class Plan:
     config_hash: str = ""
     model_path: str = ""  # model.model_name_or_path as a local folder (an MLflow URI downloaded)
     saved_model: bool = False  # model.model_name_or_path holds a model saved by lossbench
+    collections: list[Any] = field(default_factory=list)  # eval.collections (zero_shot.py)
 
 
 def _plain(value: float) -> float | int:
@@ -117,6 +118,7 @@ class Experiment:
             if not self.primary:
                 return float("nan")
             self.test()
+            self.test_collections()
             self.save_model()
             return self.report()
 
@@ -151,8 +153,10 @@ class Experiment:
                 self.plan.weight_schedules.append(instantiate(callback))
             check_plan(cfg, self.plan, self.make_index(), trains=self.trains)
             from lossbench.experiment.identity import config_hash
+            from lossbench.experiment.zero_shot import eval_collections
 
             self.plan.config_hash = config_hash(cfg)
+            self.plan.collections = eval_collections(cfg)
 
     def make_index(self) -> Any:
         """A new, empty index as ``index`` configures it."""
@@ -193,6 +197,8 @@ class Experiment:
                 [cfg.eval.val_split, "test"] if self.trains else ["test"],
                 self.plan.losses,
             )
+            for other in self.plan.collections:  # eval.collections: each needs test queries
+                other.load()
 
     # ---- track -------------------------------------------------------------------------------
     def tags(self) -> dict[str, Any]:
@@ -422,6 +428,12 @@ class Experiment:
             self.evaluation = evaluate_run(
                 collection.qrels["test"], self.test_run, cfg.eval.metrics
             )
+
+    def test_collections(self) -> None:
+        """The trained model on each of ``eval.collections`` (``test/<collection>/<metric>``)."""
+        from lossbench.experiment.zero_shot import evaluate_collections
+
+        self.zero_shot = evaluate_collections(self, self.plan.collections)
 
     def final_index(self) -> Any | None:
         """The last validation's index when it holds the final weights (no need to index again)."""
