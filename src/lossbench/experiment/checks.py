@@ -102,6 +102,34 @@ def check_collection(
             raise ConfigurationError(
                 f"collection {collection.name!r} has no judged {split!r} queries"
             )
+    warn_missing_judged_docs(collection, splits)
+
+
+def missing_judged_docs(collection: Collection, split: str) -> int:
+    """How many (query, doc) judgements of ``split`` name a doc the corpus lacks."""
+    docs = collection.docs
+    return sum(
+        doc_id not in docs
+        for judged in collection.qrels.get(split, {}).values()
+        for doc_id in judged
+    )
+
+
+def warn_missing_judged_docs(collection: Collection, splits: Sequence[str]) -> None:
+    """A warning per split whose qrels name docs the corpus lacks (real collections have some):
+    those judgements still count (a relevant one lowers recall and nDCG), but no run can find them."""
+    import logging
+
+    for split in splits:
+        missing = missing_judged_docs(collection, split)
+        if missing:
+            logging.getLogger("lossbench").warning(
+                "collection %r: %d judgement(s) of its %r qrels name docs missing from the corpus; "
+                "they count in the metrics but can never be retrieved",
+                collection.name,
+                missing,
+                split,
+            )
 
 
 def compatibility_warnings(losses: Sequence[LossFunction], model_config: Any) -> list[str]:

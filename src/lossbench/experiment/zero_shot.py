@@ -35,7 +35,7 @@ class EvalCollection:
 
     def load(self) -> Any:
         """Load the collection and check it has judged test queries (a clear error otherwise)."""
-        from lossbench.experiment.checks import ConfigurationError
+        from lossbench.experiment.checks import ConfigurationError, warn_missing_judged_docs
         from lossbench.experiment.config import instantiate_unwrapped
 
         self.collection = instantiate_unwrapped(self.dataset.collection)
@@ -44,6 +44,7 @@ class EvalCollection:
                 f"eval.collections: {self.label!r} has no judged test queries to evaluate; "
                 "give it a test split (a qrels file for 'test') or leave it out"
             )
+        warn_missing_judged_docs(self.collection, ["test"])
         return self.collection
 
 
