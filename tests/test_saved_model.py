@@ -108,3 +108,26 @@ def test_evaluate_reproduces_the_training_runs_test_stage(trained, tmp_path: Pat
         )
     artifacts = {a.path for a in client.list_artifacts(evaluation.info.run_id)}
     assert {"config.yaml", "test.run.txt", "test.qrels.txt", "per_query.csv"} <= artifacts
+
+
+def test_a_run_that_ends_below_its_start_is_tagged_and_warned(trained) -> None:
+    """FAST_RUN's 3 steps of the tiny model lower its test nDCG@10 (0.063 vs 0.070 untrained)."""
+    cfg, experiment, _ = trained
+    metrics = experiment.tracked.client.get_run(experiment.tracked.run_id).data.metrics
+    trained_value, base_value = metrics["test/ndcg_at_10"], metrics["test/base_ndcg_at_10"]
+    assert trained_value < base_value
+    tags = experiment.tracked.client.get_run(experiment.tracked.run_id).data.tags
+    assert tags["below_start"].startswith(
+        f"training made the model worse: test ndcg@10 {trained_value:.4f} is below the "
+        f"untrained model's {base_value:.4f}"
+    )
+
+
+def test_below_start_compares_the_objective_with_the_untrained_model() -> None:
+    from lossbench.experiment.outcome import below_start
+
+    assert below_start({"ndcg@10": 0.3}, {"ndcg@10": 0.2}, "ndcg@10") is None
+    assert below_start({"ndcg@10": 0.2}, {"ndcg@10": 0.2}, "ndcg@10") is None  # level: no warning
+    assert below_start({"ndcg@10": 0.2}, {}, "ndcg@10") is None  # no untrained evaluation
+    warning = below_start({"ndcg@10": 0.1, "map@100": 0.5}, {"ndcg@10": 0.2}, "ndcg@10")
+    assert warning is not None and "0.1000 is below the untrained model's 0.2000" in warning

@@ -103,6 +103,7 @@ class Experiment:
         self.base: dict[str, float] = {}
         self.tracked: Any = None  # the MLflow run, once track() opened it
         self.model_id: str | None = None  # the run's logged model, once save_model() logged it
+        self.zero_shot: dict[str, dict[str, float]] = {}  # eval.collections: label -> test means
 
     def run(self) -> float:
         """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
@@ -464,8 +465,13 @@ class Experiment:
         the run's description; print the summary; return the objective."""
         from lossbench.evaluation import mlflow_metric_name
         from lossbench.experiment.model_artifact import log_test_metrics
-        from lossbench.experiment.outcome import objective_value, print_summary
+        from lossbench.experiment.outcome import (
+            objective_value,
+            print_summary,
+            warn_if_below_start,
+        )
         from lossbench.experiment.ui import per_query_table, result_description
+        from lossbench.experiment.zero_shot import print_collections
         from lossbench.training.checkpoints import discard_when_finished
 
         cfg, tracked, means = self.cfg, self.tracked, self.evaluation.means
@@ -479,6 +485,8 @@ class Experiment:
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
         tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")
         print_summary(means, base, tracked, self.folder)
+        print_collections(self.zero_shot)
+        warn_if_below_start(means, base, cfg.eval.objective, tracked)
         if not self.trains:
             return float(means[cfg.eval.objective])
         objective = objective_value(cfg, means, self.validation.history)

@@ -115,6 +115,11 @@ def evaluate_collections(experiment: Any, collections: list[EvalCollection]) -> 
         prefix = f"test/{test.label}"
         tracked.log_metrics({mlflow_metric_name(m, prefix): v for m, v in evaluation.means.items()})
         results[test.label] = evaluation.means
-        summary = ", ".join(f"{m} {v:.4f}" for m, v in evaluation.means.items())
-        print(f"{test.label} (zero-shot): {summary}", flush=True)
     return results
+
+
+def print_collections(results: dict[str, dict[str, float]]) -> None:
+    """The trained model's metrics on each other collection, below the run's summary table."""
+    for label, means in results.items():
+        summary = "  ".join(f"{m} {v:.4f}" for m, v in means.items())
+        print(f"zero-shot on {label}: {summary}", flush=True)
