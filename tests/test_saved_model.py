@@ -131,3 +131,30 @@ def test_below_start_compares_the_objective_with_the_untrained_model() -> None:
     assert below_start({"ndcg@10": 0.2}, {}, "ndcg@10") is None  # no untrained evaluation
     warning = below_start({"ndcg@10": 0.1, "map@100": 0.5}, {"ndcg@10": 0.2}, "ndcg@10")
     assert warning is not None and "0.1000 is below the untrained model's 0.2000" in warning
+
+
+def test_training_on_from_a_runs_model_starts_where_it_ended(trained, tmp_path: Path) -> None:
+    """pipeline.run with model.model_name_or_path=runs:/<id>/model (and the default model group):
+    the saved model, with its own config and name, is the starting point (test/base_* = its test/*)."""
+    from pipeline.run import run
+
+    cfg, experiment, _ = trained
+    run_id = experiment.tracked.run_id
+    overrides = [
+        *FAST_RUN[1:],  # not model=tiny: the saved model says what it is
+        "trainer.max_steps=1",
+        "save_model=false",
+        f"tracking.uri={cfg.tracking.uri}",
+        f"model.model_name_or_path=runs:/{run_id}/model",
+    ]
+    run(compose_config(tmp_path, Path(cfg.paths.cache), *overrides))
+    client = MlflowClient(str(cfg.tracking.uri))
+    (continued,) = client.search_runs(
+        [experiment.tracked.experiment_id],
+        f"params.`model.model_name_or_path` = 'runs:/{run_id}/model' and params.save_model = 'False'",
+    )
+    assert continued.data.tags["model"] == "tiny"
+    source = client.get_run(run_id).data.metrics
+    for name, value in continued.data.metrics.items():
+        if name.startswith("test/base_"):
+            assert value == source[name.replace("test/base_", "test/")], name

@@ -18,31 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from lossbench.experiment.model_artifact import SOURCE_RUN_TAG, read_training_record
+from lossbench.experiment.model_artifact import (
+    SOURCE_RUN_TAG,
+    read_training_record,
+    with_training_config,
+)
 from lossbench.experiment.stages import Experiment
-
-TRAINED_KEYS = ("model", "loss", "regularizer", "regularizer_schedule", "schedule", "seed")
-"""What an evaluation run takes from the config of the run that trained its model."""
-
-
-def with_training_config(cfg: DictConfig, training: dict[str, Any]) -> None:
-    """Replace ``cfg``'s :data:`TRAINED_KEYS` by the training run's (in place), keeping the model
-    source the command line named (``model.model_name_or_path``)."""
-    import dataclasses
-
-    source = cfg.model.model_name_or_path
-    with open_dict(cfg):
-        for key in TRAINED_KEYS:
-            if key not in training:
-                continue
-            schema = OmegaConf.get_type(cfg, key)  # a typed group takes a node of its own type
-            value = training[key]
-            if schema is not None and dataclasses.is_dataclass(schema):
-                value = OmegaConf.merge(OmegaConf.structured(schema), value)
-            cfg[key] = value
-        cfg.model.model_name_or_path = source
 
 
 class Evaluation(Experiment):

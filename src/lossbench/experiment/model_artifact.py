@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lossbench.models.saved import RUN_FILE
 
@@ -51,6 +51,30 @@ def read_training_record(folder: str | Path) -> dict[str, Any] | None:
     if record.get("format") != RUN_FORMAT:
         raise ValueError(f"{path}: unknown format {record.get('format')!r}; expected {RUN_FORMAT}")
     return dict(record)
+
+
+TRAINED_KEYS = ("model", "loss", "regularizer", "regularizer_schedule", "schedule", "seed")
+"""What an evaluation run takes from the config of the run that trained its model."""
+
+
+def with_training_config(
+    cfg: DictConfig, training: dict[str, Any], keys: tuple[str, ...] = TRAINED_KEYS
+) -> None:
+    """Replace ``cfg``'s ``keys`` (:data:`TRAINED_KEYS`) by the training run's (in place), keeping the model
+    source the command line named (``model.model_name_or_path``)."""
+    import dataclasses
+
+    source = cfg.model.model_name_or_path
+    with open_dict(cfg):
+        for key in keys:
+            if key not in training:
+                continue
+            schema = OmegaConf.get_type(cfg, key)  # a typed group takes a node of its own type
+            value = training[key]
+            if schema is not None and dataclasses.is_dataclass(schema):
+                value = OmegaConf.merge(OmegaConf.structured(schema), value)
+            cfg[key] = value
+        cfg.model.model_name_or_path = source
 
 
 def log_trained_model(tracked: Any, folder: Path, tags: Mapping[str, Any]) -> str:

@@ -133,6 +133,8 @@ class Experiment:
         cfg = self.cfg
         with self.watch.stage("prepare"):
             model_path, saved_config = check_model_source(cfg, require_saved=not self.trains)
+            if saved_config is not None and self.trains:  # training on: the record says what it is
+                self.describe_saved_model(model_path)
             losses, weights = [instantiate(cfg.loss.function)], [1.0]
             if cfg.regularizer.get("function"):
                 losses.append(instantiate(cfg.regularizer.function))
@@ -158,6 +160,15 @@ class Experiment:
 
             self.plan.config_hash = config_hash(cfg)
             self.plan.collections = eval_collections(cfg)
+
+    def describe_saved_model(self, folder: str) -> None:
+        """Training on from a model a run saved: its ``model`` node (name, config) replaces the
+        composed one, which it overrides anyway, so the run's record says what was trained."""
+        from lossbench.experiment.model_artifact import read_training_record, with_training_config
+
+        training = read_training_record(folder)
+        if training is not None and "model" in training["config"]:
+            with_training_config(self.cfg, training["config"], ("model",))
 
     def make_index(self) -> Any:
         """A new, empty index as ``index`` configures it."""
