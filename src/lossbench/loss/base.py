@@ -60,17 +60,36 @@ class LossFunction(ABC):  # noqa: B024 (abstract by convention: subclasses add _
 
 
 class ScoringLossFunction(LossFunction):
-    """A loss over each query's own candidate list: ``(scores (Q, D), targets, mask) -> scalar``."""
+    """A loss over each query's own candidate list: ``(scores (Q, D), targets, mask) -> scalar``.
+
+    Calling it brings the inputs to one form (:func:`prepare`); subclasses implement :meth:`compute`
+    on that form only.
+    """
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    @abstractmethod
     def __call__(
         self,
         scores: torch.Tensor,
         targets: torch.Tensor,
         mask: torch.Tensor | None = None,
-    ) -> torch.Tensor: ...
+    ) -> torch.Tensor:
+        return self.compute(*prepare(scores, targets, mask))
+
+    @abstractmethod
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss on prepared inputs: float32 ``(Q, D)`` scores and targets, a bool ``(Q, D)`` mask
+        (True where a candidate is real)."""
+
+
+class TemperedScoringLossFunction(ScoringLossFunction):
+    """A scoring loss whose scores are divided by (or, for pairs, scaled by) a ``temperature``,
+    checked to be positive and finite (:func:`check_temperature`)."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = check_temperature(temperature)
 
 
 class InBatchLossFunction(LossFunction):
