@@ -71,5 +71,15 @@ class Evaluation(Experiment):
             tags[SOURCE_RUN_TAG] = self.source_run_id
         return tags
 
+    def describe(self, counts: dict[str, Any]) -> str:
+        """What is evaluated on what, and where the model comes from (Markdown)."""
+        cfg = self.cfg
+        trained = f", trained by run `{self.source_run_id}`" if self.source_run_id else ""
+        return (
+            f"Evaluation only: model `{cfg.model.model_name_or_path}` ({cfg.model.name}, "
+            f"**{cfg.loss.name}**, seed {cfg.seed}{trained}) on **{cfg.dataset.name}** "
+            f"({counts.get('docs', 0)} docs; {counts.get('test_queries', 0)} test queries)."
+        )
+
     def final_index(self) -> Any | None:
         return None  # nothing was trained: the model indexes the corpus in the test stage

@@ -245,7 +245,7 @@ class Experiment:
         Params: the resolved config, ``loss`` (short, to group by) and the data's counts
         (``data/*``); metrics are left to what changes between runs."""
         from lossbench.experiment.tracking import UntrackedRun, flatten, tracked_run
-        from lossbench.experiment.ui import evaluation_dataset, run_description
+        from lossbench.experiment.ui import evaluation_dataset
 
         cfg, resume = self.cfg, self.resume
         self.folder = output_folder(cfg, create=self.primary)
@@ -270,7 +270,7 @@ class Experiment:
             if self.primary:
                 config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
             summary = self.collection.summary()
-            self.description = run_description(cfg, summary)
+            self.description = self.describe(summary)
             if resume is None:  # a resumed run keeps the params and config it started with
                 tracked.log_params(
                     {
@@ -283,6 +283,12 @@ class Experiment:
                 tracked.set_description(self.description)
                 tracked.log_dataset(evaluation_dataset(self.collection, "test"), "evaluation")
             yield tracked
+
+    def describe(self, counts: dict[str, Any]) -> str:
+        """The run's description before any result: what it trains on what (Markdown)."""
+        from lossbench.experiment.ui import run_description
+
+        return run_description(self.cfg, counts)
 
     # ---- model -------------------------------------------------------------------------------
     def build_model(self) -> None:
