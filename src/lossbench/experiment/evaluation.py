@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from lossbench.experiment.identity import IDENTITY_TAGS, evaluation_hash
 from lossbench.experiment.model_artifact import (
     SOURCE_RUN_TAG,
     read_training_record,
@@ -63,9 +64,12 @@ class Evaluation(Experiment):
             with_training_config(self.cfg, training["config"])
             self.source_run_id = str(training["run_id"])
         super().prepare()
+        self.plan.config_hash = evaluation_hash(self.plan.config_hash)
 
     def tags(self) -> dict[str, Any]:
         tags = super().tags()
+        for key in IDENTITY_TAGS:  # never those of a training run of the same config
+            tags[key] = evaluation_hash(tags[key])
         tags["model_source"] = str(self.cfg.model.model_name_or_path)
         if self.source_run_id:
             tags[SOURCE_RUN_TAG] = self.source_run_id

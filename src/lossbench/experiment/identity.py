@@ -162,6 +162,16 @@ def identity_tags(cfg: DictConfig) -> dict[str, str]:
     }
 
 
+IDENTITY_TAGS = ("config_hash", "system_hash", "setup_hash")
+
+
+def evaluation_hash(training_hash: str) -> str:
+    """The hash of an evaluation-only run (``pipeline.evaluate``) of a config whose training run
+    would hash to ``training_hash``: the two never match (an evaluation is not skipped for a
+    training run, nor pooled with one)."""
+    return digest({"evaluation": training_hash})
+
+
 def find_finished_run(client: Any, experiment_id: str, config_digest: str) -> Any | None:
     """The most recent FINISHED run of the experiment with this config hash, or None."""
     runs = client.search_runs(
