@@ -50,12 +50,13 @@ format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix src pipeline tests
 	$(BIN)/ruff format src pipeline tests
 
-bench: $(STAMP) ## CPU benchmarks (train step, encoding, search, faiss recall, make run, ranx's first call) -> bench/results/ (ARGS=--quick: a check)
+bench: $(STAMP) ## CPU benchmarks (train step, encoding, search, faiss recall, make run, GradCache, ranx's first call) -> bench/results/ (ARGS=--quick: a check)
 	$(BIN)/python -m bench.train_step $(ARGS)
 	$(BIN)/python -m bench.encode $(ARGS)
 	$(BIN)/python -m bench.search $(ARGS)
 	$(BIN)/python -m bench.faiss_recall $(ARGS)
 	$(BIN)/python -m bench.run_breakdown $(ARGS)
+	$(BIN)/python -m bench.grad_cache $(ARGS)
 	$(BIN)/python -m bench.ranx_first_call $(ARGS)
 	$(BIN)/python -m bench.summary $(ARGS)
 

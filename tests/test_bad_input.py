@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException, InstantiationException, MissingConfigException
 from mlflow.tracking import MlflowClient
 
 from lossbench.data.sources.formats import DataFormatError
@@ -227,6 +227,40 @@ BAD_RUNS = {
         ["+trainer.default_root_dir=/tmp"],
         ConfigurationError,
         r"trainer\.default_root_dir is set by pipeline\.run",
+    ),
+    "GradCache chunk larger than the batch": BadRun(
+        ["loss=in_batch_ce", "data.train_batch_size=8", "grad_cache.chunk_size=32"],
+        ConfigurationError,
+        r"grad_cache\.chunk_size=32 is larger than the batch \(data\.train_batch_size=8\): .*"
+        r"set grad_cache\.chunk_size to at most 8, or raise data\.train_batch_size",
+    ),
+    "GradCache chunk of no text": BadRun(
+        ["loss=in_batch_ce", "grad_cache.chunk_size=0"],
+        ConfigurationError,
+        r"grad_cache\.chunk_size must be null \(off\) or an integer >= 1, got 0",
+    ),
+    "GradCache with a loss that is not in-batch": BadRun(
+        ["loss=ranknet", "grad_cache.chunk_size=2"],
+        ConfigurationError,
+        r"GradCache \(grad_cache\.chunk_size\) caches the gradient of an in-batch loss, but the "
+        r"losses have RankNet: .* choose an in-batch loss \(loss=in_batch_ce, "
+        r"loss=score_based_in_batch_ce\) or set grad_cache\.chunk_size=null",
+    ),
+    "GradCache with a compiled step": BadRun(
+        ["loss=in_batch_ce", "grad_cache.chunk_size=2", "compile=true"],
+        ConfigurationError,
+        r"compile=true with grad_cache\.chunk_size: .* set compile=false or "
+        r"grad_cache\.chunk_size=null",
+    ),
+    "negative false-negative margin": BadRun(
+        ["loss=in_batch_ce", "loss.function.false_negative_margin=-0.1"],
+        InstantiationException,  # Hydra's, naming the key: loss.function
+        r"false_negative_margin must be a finite number >= 0, got -0\.1",
+    ),
+    "unknown false-negative margin type": BadRun(
+        ["loss=in_batch_ce", "loss.function.false_negative_margin_type=percent"],
+        InstantiationException,
+        r"false_negative_margin_type must be 'absolute' or 'relative', got 'percent'",
     ),
     "a loss argument out of range": BadRun(
         ["loss.function.temperature=-1.0"],

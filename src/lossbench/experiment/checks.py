@@ -282,11 +282,39 @@ def check_plan(cfg: Any, plan: Any, index: Index, trains: bool = True) -> None:
             schedule.keys, plan.losses, cfg.regularizer_schedule.name, cfg.regularizer.name
         )
     check_checkpoint_settings(cfg.get("checkpoint"))
+    check_grad_cache(cfg, plan.losses)
     check_training_source(
         plan.losses, cfg.loss.train_source, bool(cfg.dataset.teacher_scores), cfg.dataset.name
     )
     if cfg.loss.train_source == "run":
         check_run_sampling(cfg.dataset.run_sampling)
+
+
+def check_grad_cache(cfg: Any, losses: Sequence[LossFunction]) -> None:
+    """Fail unless ``grad_cache.chunk_size`` (null: off) is a chunk of the batch, the losses are
+    ones GradCache serves (in-batch losses, regularizers), and the step is not compiled."""
+    from lossbench.models.grad_cache import check_chunk_size
+    from lossbench.models.module import check_grad_cache_losses
+
+    try:
+        chunk_size = check_chunk_size(cfg.grad_cache.chunk_size)
+        if chunk_size is None:
+            return
+        check_grad_cache_losses(losses)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    batch_size = cfg.data.train_batch_size
+    if chunk_size > batch_size:
+        raise ConfigurationError(
+            f"grad_cache.chunk_size={chunk_size} is larger than the batch "
+            f"(data.train_batch_size={batch_size}): a chunk is a part of the batch; set "
+            f"grad_cache.chunk_size to at most {batch_size}, or raise data.train_batch_size"
+        )
+    if cfg.get("compile", False):
+        raise ConfigurationError(
+            "compile=true with grad_cache.chunk_size: GradCache encodes in chunks outside the "
+            "compiled step; set compile=false or grad_cache.chunk_size=null"
+        )
 
 
 def check_run_sampling(sampling: Any) -> None:

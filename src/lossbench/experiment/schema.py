@@ -179,12 +179,20 @@ class ScheduleConf:
 
 
 @dataclass
+class GradCacheConf:
+    """GradCache for in-batch losses (:mod:`lossbench.models.grad_cache`); null: off."""
+
+    chunk_size: int | None = None
+
+
+@dataclass
 class LossbenchConfig:
     """The composed config of ``python -m pipeline.run``."""
 
     seed: int = MISSING
     compile: bool = False
     save_model: bool = True  # save the trained model and log it to MLflow (false: big sweeps)
+    grad_cache: GradCacheConf = field(default_factory=GradCacheConf)
     paths: PathsConf = field(default_factory=PathsConf)
     data: DataConf = field(default_factory=DataConf)
     loss: LossConf = field(default_factory=LossConf)

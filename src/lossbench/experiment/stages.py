@@ -316,6 +316,7 @@ class Experiment:
             module.token_cache = TokenCache(cfg.data.token_cache_mib)
             if cfg.get("compile", False):
                 module.compile_encoders()
+            module.set_grad_cache(cfg.grad_cache.chunk_size)
         self.module = module
         device = inference_device(cfg.trainer.get("accelerator"))
         self.retrieval = BiEncoderRetrieval(

@@ -99,10 +99,22 @@ class InBatchLossFunction(LossFunction):
     then scores the local queries against the docs of every rank, ``scores`` ``(Q, B*D)`` with the
     ``(B, D)`` mask of all ``B`` blocks and ``query_offset`` (local query q owns block
     ``query_offset + q``), and the loss returns the local queries' share of the global mean.
+
+    ``false_negative_margin`` (None unless a subclass's constructor sets it): drop the negatives
+    whose (detached) score comes within this margin of the query's positive
+    (:mod:`lossbench.loss.false_negatives`); :meth:`false_negatives_dropped` then counts the
+    negatives the last call dropped.
     """
 
     needs: ClassVar[Needs] = Needs.IN_BATCH
     gather_across_devices: bool = False
+    false_negative_margin: float | None = None
+    _dropped: torch.Tensor | None = None
+
+    def false_negatives_dropped(self) -> torch.Tensor | None:
+        """How many negatives the last call dropped as false negatives (a 0-dim tensor on the
+        scores' device), or None when the loss does not filter."""
+        return self._dropped if self.false_negative_margin is not None else None
 
     @abstractmethod
     def __call__(
