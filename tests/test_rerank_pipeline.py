@@ -337,3 +337,36 @@ def test_the_rerank_preset_sweeps_every_loss_that_fits(tmp_path, data_cache) -> 
     fits = {name.split("=")[1] for name in fitting_options("loss", CrossEncoderConfig())}
     assert swept == fits and "ranknet" in swept and "in_batch_ce" not in swept
     assert {"bce", "pointwise_mse", "lambdaloss", "neural_ndcg", "plistmle"} <= swept
+
+
+def test_the_saved_reranker_loads_by_uri_and_evaluates_to_the_same_ranking(
+    reranked, tmp_path: Path
+) -> None:
+    """A re-ranker is saved like a bi-encoder: ``runs:/<id>/model`` loads it back, and
+    ``pipeline.evaluate`` on it re-ranks the same first stage into the training run's test/*."""
+    from lossbench.models import CrossEncoderModule
+    from pipeline.evaluate import evaluate
+
+    cfg, _, client, mlflow_run, files = reranked
+    run_id = mlflow_run.info.run_id
+    source = f"runs:/{run_id}/model"
+    loaded = CrossEncoderModule.from_pretrained(source, tracking_uri=str(cfg.tracking.uri))
+    assert loaded.config.reranks
+    overrides = [f"tracking.uri={cfg.tracking.uri}", f"model.model_name_or_path={source}"]
+    evaluate(compose_config(tmp_path, Path(cfg.paths.cache), *overrides))
+    (evaluation,) = client.search_runs(
+        [mlflow_run.info.experiment_id], f"tags.source_run_id = '{run_id}'"
+    )
+    assert evaluation.info.status == "FINISHED"
+    assert evaluation.data.tags["model"] == "tiny_cross"
+    for name in METRICS:
+        assert evaluation.data.metrics[f"test/{name}"] == mlflow_run.data.metrics[f"test/{name}"]
+    again = Path(client.download_artifacts(evaluation.info.run_id, RUN_FILE, str(tmp_path)))
+    assert again.read_bytes() == (files / RUN_FILE).read_bytes()
+
+
+def test_other_collections_are_refused_for_a_cross_encoder(compose, mlflow_uri) -> None:
+    from pipeline.run import run
+
+    with pytest.raises(ConfigurationError, match="eval.collections is not supported for a cross"):
+        run(compose(*FAST_RUN, "model=tiny_cross", "eval.collections=[synthetic]"))

@@ -71,6 +71,13 @@ def check_reranker_settings(cfg: Any, model_config: Any) -> None:
                 "cross-encoder: it builds no index, it re-ranks a first stage's top eval.k. "
                 f"Drop {chosen}; choose the candidates with first_stage=bm25|run_file|model"
             )
+        if cfg.eval.get("collections"):
+            raise ConfigurationError(
+                f"eval.collections is not supported for a cross-encoder yet (model={cfg.model.name}): "
+                "each collection would need its own first stage. Evaluate the saved re-ranker on "
+                "each collection instead: python -m pipeline.evaluate "
+                "model.model_name_or_path=runs:/<run id>/model dataset=<collection>"
+            )
     else:
         chosen = explicit_choice("first_stage")
         if chosen:

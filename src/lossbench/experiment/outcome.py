@@ -49,6 +49,35 @@ def objective_value(
     return float(history[-1][1][metric])
 
 
+BELOW_START_TAG = "below_start"
+"""The tag of a run whose trained model ends below the untrained one on ``eval.objective``."""
+
+
+def below_start(means: dict[str, float], base: dict[str, float], metric: str) -> str | None:
+    """What to warn about when training made the model worse on ``metric`` than it started
+    (``test/<metric>`` below ``test/base_<metric>``), else None."""
+    if metric not in means or metric not in base or means[metric] >= base[metric]:
+        return None
+    return (
+        f"training made the model worse: test {metric} {means[metric]:.4f} is below the untrained "
+        f"model's {base[metric]:.4f}; try a lower learning rate (schedule.optimizer.lr) or fewer "
+        "steps, and compare on the dev split (val/*)"
+    )
+
+
+def warn_if_below_start(
+    means: dict[str, float], base: dict[str, float], metric: str, tracked: Any
+) -> None:
+    """Tag the run :data:`BELOW_START_TAG` and print a warning when :func:`below_start` says so."""
+    import logging
+
+    warning = below_start(means, base, metric)
+    if warning is None:
+        return
+    tracked.set_tags({BELOW_START_TAG: warning})
+    logging.getLogger("lossbench").warning("WARNING: %s", warning)
+
+
 def print_summary(
     metrics: dict[str, float],
     base: dict[str, float],

@@ -96,6 +96,8 @@ class EvalConf:
     val_split: str = MISSING
     val_metrics: list[str] = MISSING
     val_every_n_steps: int | None = None
+    # other test collections, zero-shot: dataset options by name, or mappings {dataset: option, ...}
+    collections: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -200,6 +202,7 @@ class LossbenchConfig:
 
     seed: int = MISSING
     compile: bool = False
+    save_model: bool = True  # save the trained model and log it to MLflow (false: big sweeps)
     grad_cache: GradCacheConf = field(default_factory=GradCacheConf)
     paths: PathsConf = field(default_factory=PathsConf)
     data: DataConf = field(default_factory=DataConf)

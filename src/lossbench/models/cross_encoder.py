@@ -15,9 +15,9 @@ from lossbench.data.pairs import PairBatch, PairCollator, PairTokenizer
 from lossbench.data.token_cache import TokenCache
 from lossbench.loss.base import ScoringLossFunction
 from lossbench.models.backbone import load_backbone, load_tokenizer, pool
-from lossbench.models.config import CrossEncoderConfig
+from lossbench.models.config import BiEncoderConfig, CrossEncoderConfig
 from lossbench.models.encoders import HEAD_FILE
-from lossbench.models.module import SAVED_CONFIG, SAVED_FORMAT
+from lossbench.models.module import SAVED_CONFIG, SAVED_FORMAT, read_saved_config
 from lossbench.models.ranking_module import LossSpec, RankingModule
 
 
@@ -45,6 +45,17 @@ def read_saved_cross_encoder_config(folder: str | Path) -> CrossEncoderConfig | 
             "with BiEncoderModule.from_pretrained"
         )
     return CrossEncoderConfig.from_dict(saved["config"])
+
+
+def read_saved_model_config(folder: str | Path) -> BiEncoderConfig | CrossEncoderConfig | None:
+    """The config a lossbench module of any family saved in ``folder``, or None: the saved class
+    decides which reader (a cross-encoder's config, or a bi-encoder's)."""
+    name = saved_config_class(folder)
+    if name is None:
+        return None
+    if name == CrossEncoderConfig.__name__:
+        return read_saved_cross_encoder_config(folder)
+    return read_saved_config(folder)
 
 
 class CrossEncoderModule(RankingModule):
@@ -182,8 +193,12 @@ class CrossEncoderModule(RankingModule):
         cls,
         folder: str | Path,
         loss_functions: Sequence[LossSpec] | None = None,
+        tracking_uri: str | None = None,
     ) -> CrossEncoderModule:
-        """Load a model written by :meth:`save_pretrained` (to re-rank with, or to train further)."""
+        """Load a model written by :meth:`save_pretrained` (to re-rank with, or to train further)
+        from its folder or from the MLflow URI a run logged it under (``runs:/<run id>/model``,
+        ``models:/<model id>``; ``tracking_uri``: the store, else MLflow's default)."""
+        folder = cls.saved_folder(folder, tracking_uri)
         if read_saved_cross_encoder_config(folder) is None:
             raise FileNotFoundError(
                 f"{folder} has no {SAVED_CONFIG}: it was not written by "

@@ -166,8 +166,12 @@ class BiEncoderModule(RankingModule):
         folder: str | Path,
         loss_functions: Sequence[LossSpec] | None = None,
         config: BiEncoderConfig | None = None,
+        tracking_uri: str | None = None,
     ) -> BiEncoderModule:
-        """Load a model written by :meth:`save_pretrained` (to search with, or to train further)."""
+        """Load a model written by :meth:`save_pretrained` (to search with, or to train further)
+        from its folder or from the MLflow URI a run logged it under (``runs:/<run id>/model``,
+        ``models:/<model id>``; ``tracking_uri``: the store, else MLflow's default)."""
+        folder = cls.saved_folder(folder, tracking_uri)
         if read_saved_config(folder) is None:
             raise FileNotFoundError(
                 f"{folder} has no {SAVED_CONFIG}: it was not written by "

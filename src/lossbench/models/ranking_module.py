@@ -1,7 +1,11 @@
 """RankingModule: what every trained ranker shares (its losses and their weights, optimizer, LR
 schedule, gradient clipping, compilation, the training step). A model family subclasses it, makes
 its own training batches (:meth:`RankingModule.train_collator`) and computes the losses of a batch
-from its own scores (:meth:`RankingModule._losses_of_batch`)."""
+from its own scores (:meth:`RankingModule._losses_of_batch`).
+
+Saving is every family's too: a module writes itself to a folder (:meth:`RankingModule.save_pretrained`)
+and loads back from that folder or from the MLflow URI a run logged it under
+(:meth:`RankingModule.saved_folder` resolves ``runs:/<run id>/model`` and ``models:/<model id>``)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import importlib
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -16,6 +21,7 @@ import torch
 
 from lossbench.loss import LOSSES
 from lossbench.loss.base import LossFunction
+from lossbench.models.saved import resolve_model_path
 
 LossSpec = LossFunction | str | type | tuple[Any, float]
 
@@ -81,6 +87,20 @@ class RankingModule(L.LightningModule):
         self.compiled = False  # set by compile_encoders: training pads to fixed lengths then
         self._compiled_losses: Callable[[Any], dict[str, torch.Tensor]] | None = None
         self.last_losses: dict[str, torch.Tensor] = {}  # each loss of the last step, on its device
+
+    # ---- saving and loading -------------------------------------------------------------------
+    @abstractmethod
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the trained model (weights, config, tokenizer) to ``folder``; returns it."""
+
+    @staticmethod
+    def saved_folder(
+        source: str | Path, tracking_uri: str | None = None, cache_dir: str | Path | None = None
+    ) -> str:
+        """A local folder holding the model ``source`` names: a folder as is, or an MLflow URI
+        (``runs:/<run id>/model``, ``models:/<model id>``) downloaded from ``tracking_uri``'s store
+        into ``cache_dir`` once (:func:`~lossbench.models.saved.resolve_model_path`)."""
+        return resolve_model_path(str(source), tracking_uri, cache_dir)
 
     # ---- optimizer, LR schedule, clipping, compilation -------------------------------------------
     def set_optimizer(self, optimizer: type[torch.optim.Optimizer], **kwargs: Any) -> None:
