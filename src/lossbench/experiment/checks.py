@@ -200,10 +200,9 @@ def check_model(model_config: Any, model_name_or_path: str, losses: Sequence[Los
     """Fail unless the model can train with the losses (a multi-vector model has no single vector
     to regularize) and its backbone can carry its config (hidden size, tokenizer), read from the
     backbone's config and tokenizer files only (no weights)."""
-    from lossbench.models.config import BiEncoderConfig
     from lossbench.models.module import check_losses_fit
 
-    if not isinstance(model_config, BiEncoderConfig):
+    if model_config.reranks:  # a cross-encoder: check_model_losses asks its config's ``provides``
         return
     try:
         check_losses_fit(model_config, losses)
@@ -222,7 +221,8 @@ def check_model_source(cfg: Any, require_saved: bool = False) -> tuple[str, Any]
     downloaded from ``tracking.uri``'s store into ``<paths.cache>/models`` once; it, and with
     ``require_saved`` any source, must hold a lossbench model."""
     from lossbench.experiment.tracking import normalize_uri
-    from lossbench.models.module import SAVED_CONFIG, read_saved_config
+    from lossbench.models.cross_encoder import read_saved_model_config
+    from lossbench.models.module import SAVED_CONFIG
     from lossbench.models.saved import is_mlflow_uri, resolve_model_path
 
     source = str(cfg.model.model_name_or_path)
@@ -237,12 +237,12 @@ def check_model_source(cfg: Any, require_saved: bool = False) -> tuple[str, Any]
         folder = resolve_model_path(source, uri, Path(cfg.paths.cache) / "models")
     except (FileNotFoundError, ValueError) as error:
         raise ConfigurationError(f"{key}: {error}") from None
-    saved = read_saved_config(folder) if Path(folder).is_dir() else None
+    saved = read_saved_model_config(folder) if Path(folder).is_dir() else None
     if saved is None and (require_saved or from_mlflow):
         raise ConfigurationError(
             f"{key} is not a lossbench model: {folder} has no {SAVED_CONFIG}; give "
             "runs:/<run id>/model of a run that saved its model (save_model=true) or a folder "
-            "written by BiEncoderModule.save_pretrained"
+            "written by BiEncoderModule.save_pretrained or CrossEncoderModule.save_pretrained"
         )
     return folder, saved
 
@@ -264,13 +264,19 @@ def check_plan(cfg: Any, plan: Any, index: Index, trains: bool = True) -> None:
     logged (``trains=False``: an evaluation-only run, whose training settings are not checked)."""
     import logging
 
+    from lossbench.experiment.model_checks import check_model_losses, check_reranker_settings
     from lossbench.training.checkpoints import check_checkpoint_settings
 
     check_config(cfg)
-    check_index(plan.model_config, index, cfg.model.name)
-    check_model(plan.model_config, plan.model_path or cfg.model.model_name_or_path, plan.losses)
+    check_model(  # ColBERT's own words come before the cross-encoder's
+        plan.model_config, plan.model_path or cfg.model.model_name_or_path, plan.losses
+    )
+    check_reranker_settings(cfg, plan.model_config)
+    if not plan.model_config.reranks:
+        check_index(plan.model_config, index, cfg.model.name)
     if not trains:
         return
+    check_model_losses(cfg, plan.losses, plan.model_config)
     log = logging.getLogger("lossbench")
     for warning in [
         *compatibility_warnings(plan.losses, plan.model_config),

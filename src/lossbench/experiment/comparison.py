@@ -30,7 +30,7 @@ from lossbench.experiment.pooling import (
     group_systems,
     pooled_runs,
 )
-from lossbench.experiment.ui import LEGACY_FILES, QRELS_FILE, RUN_FILE
+from lossbench.experiment.ui import FIRST_STAGE_RUN_FILE, LEGACY_FILES, QRELS_FILE, RUN_FILE
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 STAT_TESTS = ("student", "fisher", "tukey")
@@ -276,6 +276,28 @@ def download_runs(
     return runs, qrels
 
 
+def first_stage_references(
+    client: Any, systems: dict[str, SystemRuns], folder: Path
+) -> dict[str, dict[int, ScoredRun]]:
+    """The first stages that re-rankers re-ranked (tag ``first_stage``), as reference systems
+    labelled ``first stage: <tag>``: the run of each (:data:`~lossbench.experiment.ui.FIRST_STAGE_RUN_FILE`), the same for every seed."""
+    seeds = sorted({seed for system in systems.values() for seed in system.runs})
+    references: dict[str, dict[int, ScoredRun]] = {}
+    for system in systems.values():
+        for mlflow_run in system.runs.values():
+            tag = mlflow_run.data.tags.get("first_stage")
+            label = f"first stage: {tag}"
+            if not tag or label in references:
+                continue
+            target = folder / f"first_stage-{mlflow_run.info.run_id}"
+            target.mkdir(parents=True, exist_ok=True)
+            path = client.download_artifacts(
+                mlflow_run.info.run_id, FIRST_STAGE_RUN_FILE, str(target)
+            )
+            references[label] = dict.fromkeys(seeds, read_trec_run(Path(path)))
+    return references
+
+
 def shared_collections(client: Any, systems: dict[str, SystemRuns]) -> list[str]:
     """The labels of the other test collections (``eval.collections``) every compared run has."""
     from lossbench.experiment.zero_shot import COLLECTIONS_FOLDER
@@ -364,6 +386,7 @@ def run_comparison(
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         run_files, qrels = download_runs(client, systems, Path(scratch))
+        run_files.update(first_stage_references(client, systems, Path(scratch)))
         chosen = choose_baseline(list(systems), baseline)
         comparison = compare_systems(
             run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded

@@ -79,13 +79,22 @@ def warn_if_below_start(
 
 
 def print_summary(
-    metrics: dict[str, float], base: dict[str, float], tracked: Any, folder: Path
+    metrics: dict[str, float],
+    base: dict[str, float],
+    tracked: Any,
+    folder: Path,
+    first_stage: dict[str, float] | None = None,
 ) -> None:
-    """A short table of the test metrics (trained and untrained) and where to find the run."""
-    lines = ["", f"{'metric':<12} {'trained':>8} {'untrained':>10}"]
+    """A short table of the test metrics (trained, untrained, and a re-ranker's first stage) and
+    where to find the run."""
+    header = f"{'metric':<12} {'trained':>8} {'untrained':>10}"
+    lines = ["", header + (f" {'first stage':>12}" if first_stage else "")]
     for name, value in metrics.items():
         before = f"{base[name]:.4f}" if name in base else "-"
-        lines.append(f"{name:<12} {value:>8.4f} {before:>10}")
+        line = f"{name:<12} {value:>8.4f} {before:>10}"
+        if first_stage:
+            line += f" {first_stage[name]:>12.4f}" if name in first_stage else f" {'-':>12}"
+        lines.append(line)
     lines += [
         "",
         f"MLflow run {tracked.run_id} (experiment id {tracked.experiment_id}) in {tracked.uri}",

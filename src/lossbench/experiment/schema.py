@@ -168,7 +168,18 @@ class DatasetConf:
 class ModelConf:
     name: str = MISSING
     model_name_or_path: str = MISSING
-    config: Any = MISSING  # a node with _target_: DprConfig, SpladeConfig and their arguments
+    config: Any = MISSING  # a node with _target_: DprConfig, SpladeConfig, CrossEncoderConfig, ...
+
+
+@dataclass
+class FirstStageConf:
+    """Where a cross-encoder's candidates come from (ignored by bi-encoders)."""
+
+    name: str = MISSING
+    retriever: Any = MISSING  # a node with _target_: a lossbench.retrieval.first_stage.FirstStage
+    path: str | None = (
+        None  # first_stage=run_file: the run; first_stage=model: the saved bi-encoder
+    )
 
 
 @dataclass
@@ -202,6 +213,7 @@ class LossbenchConfig:
     model: ModelConf = field(default_factory=ModelConf)
     schedule: ScheduleConf = field(default_factory=ScheduleConf)
     index: dict[str, Any] = field(default_factory=dict)  # open: see the module docstring
+    first_stage: FirstStageConf = field(default_factory=FirstStageConf)
     trainer: dict[str, Any] = field(default_factory=dict)  # open: lightning.Trainer's arguments
     eval: EvalConf = field(default_factory=EvalConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)

@@ -2,13 +2,15 @@
 
     prepare    every check the config allows; losses, optimizer, schedules, model config, index
     skip       a FINISHED run of the same config (unless tracking.rerun), or the run to resume
-    data       the collection, checked against what the run will read
+    data       the collection, checked against what the run will read (a cross-encoder: its
+               first stage's dev and test candidates)
     track      the MLflow run: tags, params (the resolved config, the data's counts), description,
                the evaluation data as a dataset input
-    model      the bi-encoder with its losses, optimizer and LR schedule
-    start      the untrained model's test metrics (test/base_*) and step-0 validation
+    model      the module its config says (bi- or cross-encoder), losses, optimizer, LR schedule
+    start      the untrained model's test metrics (test/base_*, test/first_stage_*), step-0 validation
     train      Lightning, validating on the dev split
-    test       index (the last validation's, when it holds the final weights), search, evaluate
+    test       index (the last validation's, when it holds the final weights) and search, or
+               re-rank the test candidates (a cross-encoder); evaluate
     save       the trained model in <output folder>/model, logged as the run's MLflow model
                (``save_model``; loads back from ``runs:/<run id>/model``)
     report     test metrics, stage times, run files, the per-query table, the result in the run's
@@ -33,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.experiment.config import instantiate_unwrapped, plain_dict
 from lossbench.experiment.jobs import CONF_DIR, job_name, output_folder, sweep_parent_run_id
+from lossbench.experiment.rerank_stages import RerankStages
 from lossbench.experiment.retrieval import BiEncoderRetrieval
 
 log = logging.getLogger("lossbench")
@@ -71,6 +74,7 @@ class Plan:
     model_config: Any
     weight_schedules: list[Any] = field(default_factory=list)  # callbacks changing loss weights
     config_hash: str = ""
+    first_stage: Any = None  # a cross-encoder's candidates (a FirstStage); None for a bi-encoder
     model_path: str = ""  # model.model_name_or_path as a local folder (an MLflow URI downloaded)
     saved_model: bool = False  # model.model_name_or_path holds a model saved by lossbench
     collections: list[Any] = field(default_factory=list)  # eval.collections (zero_shot.py)
@@ -86,8 +90,9 @@ def run_experiment(cfg: DictConfig) -> float:
     return Experiment(cfg).run()
 
 
-class Experiment:
-    """The stages of one run, sharing what each produces (see the module docstring)."""
+class Experiment(RerankStages):
+    """The stages of one run, sharing what each produces (see the module docstring); a
+    cross-encoder's own steps come from :class:`~lossbench.experiment.rerank_stages.RerankStages`."""
 
     entry_point = "python -m pipeline.run"
     trains = True  # False: evaluation alone (lossbench.experiment.evaluation.Evaluation)
@@ -101,6 +106,8 @@ class Experiment:
         self.uri = ""
         self.resume: Any = None
         self.base: dict[str, float] = {}
+        self.retrieval: Any = None  # BiEncoderRetrieval, or RerankRetrieval for a cross-encoder
+        self.first_stage_means: dict[str, float] = {}  # a cross-encoder's first stage on test
         self.tracked: Any = None  # the MLflow run, once track() opened it
         self.model_id: str | None = None  # the run's logged model, once save_model() logged it
         self.zero_shot: dict[str, dict[str, float]] = {}  # eval.collections: label -> test means
@@ -155,6 +162,8 @@ class Experiment:
             if callback:
                 self.plan.weight_schedules.append(instantiate(callback))
             check_plan(cfg, self.plan, self.make_index(), trains=self.trains)
+            if self.reranks:
+                self.plan.first_stage = instantiate_unwrapped(cfg.first_stage.retriever)
             from lossbench.experiment.identity import config_hash
             from lossbench.experiment.zero_shot import eval_collections
 
@@ -211,6 +220,9 @@ class Experiment:
             )
             for other in self.plan.collections:  # eval.collections: each needs test queries
                 other.load()
+        if self.reranks:
+            with self.watch.stage("first_stage"):
+                self.retrieve_candidates()
 
     # ---- track -------------------------------------------------------------------------------
     def tags(self) -> dict[str, Any]:
@@ -236,6 +248,7 @@ class Experiment:
             "command": " ".join(sys.argv[1:]),
             **sweep_job_tags(),
             **identity_tags(cfg),
+            **({"first_stage": self.plan.first_stage.describe()} if self.reranks else {}),
         }
 
     @contextmanager
@@ -271,6 +284,9 @@ class Experiment:
                 config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
             summary = self.collection.summary()
             self.description = self.describe(summary)
+            if self.reranks:
+                first_stage = self.plan.first_stage.describe()
+                self.description += f" Re-ranks the top {cfg.eval.k} of `{first_stage}`."
             if resume is None:  # a resumed run keeps the params and config it started with
                 tracked.log_params(
                     {
@@ -292,11 +308,12 @@ class Experiment:
 
     # ---- model -------------------------------------------------------------------------------
     def build_model(self) -> None:
-        """The bi-encoder, its losses, optimizer and LR schedule, seeded."""
+        """The module the model config says (a bi-encoder, or a cross-encoder when it re-ranks),
+        its losses, optimizer and LR schedule, seeded."""
         import lightning as L
 
         from lossbench.data.token_cache import TokenCache
-        from lossbench.models import BiEncoderModule
+        from lossbench.models import BiEncoderModule, CrossEncoderModule
         from lossbench.training.hardware import (
             encoding_workers,
             inference_batch_size,
@@ -305,8 +322,9 @@ class Experiment:
 
         cfg, plan = self.cfg, self.plan
         L.seed_everything(cfg.seed, workers=True, verbose=False)
+        module_class: Any = CrossEncoderModule if self.reranks else BiEncoderModule
         with self.watch.stage("model"):
-            module = BiEncoderModule(  # a saved model comes with its own config
+            module = module_class(  # a saved model comes with its own config
                 model_name_or_path=plan.model_path,
                 config=None if plan.saved_model else plan.model_config,
                 loss_functions=list(zip(plan.losses, plan.weights, strict=True)),
@@ -316,8 +334,11 @@ class Experiment:
             module.token_cache = TokenCache(cfg.data.token_cache_mib)
             if cfg.get("compile", False):
                 module.compile_encoders()
-            module.set_grad_cache(cfg.grad_cache.chunk_size)
+            if not self.reranks:  # a cross-encoder trains scoring losses only: nothing to cache
+                module.set_grad_cache(cfg.grad_cache.chunk_size)
         self.module = module
+        if self.reranks:  # its retrieval exists since the data stage (the first stage's candidates)
+            return
         device = inference_device(cfg.trainer.get("accelerator"))
         self.retrieval = BiEncoderRetrieval(
             self.make_index,
@@ -336,6 +357,9 @@ class Experiment:
 
         cfg = self.cfg
         self.validation = self.make_validation()
+        if self.reranks:
+            self.evaluate_start_reranking()
+            return
         if not (cfg.eval.base and self.primary and self.resume is None):
             return
         with self.watch.stage("base_eval"):
@@ -355,6 +379,8 @@ class Experiment:
         from lossbench.training.validation import RetrievalValidation
 
         cfg, retrieval = self.cfg, self.retrieval
+        if self.reranks:
+            return self.make_rerank_validation()
         return RetrievalValidation(
             self.collection,
             self.make_index,
@@ -422,12 +448,28 @@ class Experiment:
 
     # ---- test --------------------------------------------------------------------------------
     def test(self) -> None:
-        """Index the corpus with the trained model, search the test queries and evaluate."""
+        """Index the corpus with the trained model and search the test queries (a cross-encoder:
+        re-rank the test queries' candidates), then evaluate."""
         from lossbench.evaluation import evaluate_run
 
-        cfg, module, collection = self.cfg, self.module, self.collection
-        retrieval = self.retrieval
-        module.to(retrieval.device)  # Lightning moves the model back to the CPU when fit ends
+        cfg, collection = self.cfg, self.collection
+        self.module.to(
+            self.retrieval.device
+        )  # Lightning moves the model back to the CPU when fit ends
+        if self.reranks:
+            with self.watch.stage("rerank"):
+                self.test_run = self.retrieval.rerank(self.module, collection, "test")
+        else:
+            self.search_test()
+        with self.watch.stage("evaluate"):
+            self.evaluation = evaluate_run(
+                collection.qrels["test"], self.test_run, cfg.eval.metrics
+            )
+
+    def search_test(self) -> None:
+        """A bi-encoder's test run: the trained model's index (the last validation's when it holds
+        the final weights), the test queries searched in it."""
+        module, collection, retrieval = self.module, self.collection, self.retrieval
         with self.watch.stage("index"):
             index = self.final_index()
             if index is None:
@@ -443,10 +485,6 @@ class Experiment:
             with self.watch.stage("recall_vs_exact"):
                 recall = retrieval.recall_vs_exact(module, collection, index, "test")
             self.tracked.log_metrics({"index/recall_at_100_vs_exact": recall})
-        with self.watch.stage("evaluate"):
-            self.evaluation = evaluate_run(
-                collection.qrels["test"], self.test_run, cfg.eval.metrics
-            )
 
     def test_collections(self) -> None:
         """The trained model on each of ``eval.collections`` (``test/<collection>/<metric>``)."""
@@ -502,7 +540,7 @@ class Experiment:
         tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
         tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")
-        print_summary(means, base, tracked, self.folder)
+        print_summary(means, base, tracked, self.folder, self.first_stage_means)
         print_collections(self.zero_shot)
         warn_if_below_start(means, base, cfg.eval.objective, tracked)
         if not self.trains:

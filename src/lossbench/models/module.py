@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lossbench.data.batches import TrainBatch
+from lossbench.data.batches import TrainBatch, TrainCollator
 from lossbench.data.token_cache import TokenCache
 from lossbench.loss.base import (
     InBatchLossFunction,
@@ -47,8 +47,9 @@ def read_saved_config(folder: str | Path) -> BiEncoderConfig | None:
 
 def check_losses_fit(config: BiEncoderConfig, losses: Sequence[LossFunction]) -> None:
     """Raise a ``ValueError`` for losses the model cannot feed: the regularizers take one vector
-    per text (``Needs.EMBEDDINGS``, ``Needs.SPARSE``), which a multi-vector model does not make."""
-    if config.vectors != "multi_vector":
+    per text (``Needs.EMBEDDINGS``, ``Needs.SPARSE``), which a multi-vector model does not make
+    (its config's ``provides`` lacks ``Needs.EMBEDDINGS``)."""
+    if Needs.EMBEDDINGS in config.provides:
         return
     single = Needs.EMBEDDINGS | Needs.SPARSE
     refused = [type(loss).__name__ for loss in losses if loss.needs & single]
@@ -251,6 +252,11 @@ class BiEncoderModule(RankingModule):
         return queries, real_docs
 
     # ---- training -----------------------------------------------------------------------------
+    def train_collator(self, fixed_length: bool = False) -> TrainCollator:
+        """Tokenizes each batch's queries and docs separately, to ``query_length`` / ``doc_length``."""
+        config = self.config
+        return TrainCollator(self.tokenizer, config.query_length, config.doc_length, fixed_length)
+
     def _losses_of_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Encode the batch, score each query against its own docs, and compute every loss."""
         queries, real_docs = self._embed_batch(batch)  # (Q, *E), (N, *E)
