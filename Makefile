@@ -58,6 +58,7 @@ bench: $(STAMP) ## CPU benchmarks -> bench/results/*.json, then bench/RESULTS.md
 	$(BIN)/python -m bench.run_breakdown $(ARGS)
 	$(BIN)/python -m bench.sweep $(ARGS)
 	$(BIN)/python -m bench.scaling $(ARGS)
+	$(BIN)/python -m bench.grad_cache $(ARGS)
 	$(BIN)/python -m bench.ranx_first_call $(ARGS)
 	$(BIN)/python -m bench.maxsim $(ARGS)
 	$(BIN)/python -m bench.summary $(filter --quick,$(ARGS))

@@ -78,3 +78,18 @@ def tiny_module():  # noqa: ANN201
         backbone_overrides=TINY_BERT,
     )
     return BiEncoderModule(model_name_or_path=minilm_path(), config=config)
+
+
+@pytest.fixture
+def tiny_cross_module():  # noqa: ANN201
+    """A tiny random-init cross-encoder with MiniLM's tokenizer (no download), seeded."""
+    import torch
+
+    from lossbench.models import CrossEncoderConfig, CrossEncoderModule
+    from lossbench.models.backbone import TINY_BERT, minilm_path
+
+    torch.manual_seed(0)
+    config = CrossEncoderConfig(
+        query_length=16, doc_length=32, random_init=True, backbone_overrides=TINY_BERT
+    )
+    return CrossEncoderModule(model_name_or_path=minilm_path(), config=config)

@@ -7,7 +7,8 @@ import json
 import os
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,11 @@ FAST_RUN = [
 (a test adds its own overrides after these; the last value of a key wins)."""
 
 
-def compose_config(root: Path, cache: Path, *overrides: str, small: bool = True):  # noqa: ANN201
-    """Compose ``conf/`` like ``python -m pipeline.run`` would, with every path under ``root``."""
+def compose_config(  # noqa: ANN201
+    root: Path, cache: Path, *overrides: str, small: bool = True, hydra_node: bool = False
+):
+    """Compose ``conf/`` like ``python -m pipeline.run`` would, with every path under ``root``
+    (``hydra_node``: with the ``hydra`` node, for :func:`as_hydra_job`)."""
     from hydra import compose, initialize_config_dir
 
     from lossbench.experiment.config import register_resolvers
@@ -50,7 +54,24 @@ def compose_config(root: Path, cache: Path, *overrides: str, small: bool = True)
     if small:
         base += SMALL_SYNTHETIC
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=[*base, *overrides])
+        return compose(
+            config_name="config",
+            overrides=[*base, *overrides],
+            return_hydra_config=hydra_node,
+        )
+
+
+@contextmanager
+def as_hydra_job(cfg: Any) -> Iterator[Any]:
+    """Make ``cfg`` (composed with ``hydra_node=True``) Hydra's runtime config, as under
+    ``@hydra.main``: the command line's overrides and the groups' choices can be asked."""
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(cfg)
+    try:
+        yield cfg
+    finally:
+        HydraConfig.instance().cfg = None  # type: ignore[assignment]
 
 
 def free_port() -> int:

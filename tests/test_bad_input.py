@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException, InstantiationException, MissingConfigException
 from mlflow.tracking import MlflowClient
 
 from lossbench.data.sources.formats import DataFormatError
@@ -228,6 +228,40 @@ BAD_RUNS = {
         ConfigurationError,
         r"trainer\.default_root_dir is set by pipeline\.run",
     ),
+    "GradCache chunk larger than the batch": BadRun(
+        ["loss=in_batch_ce", "data.train_batch_size=8", "grad_cache.chunk_size=32"],
+        ConfigurationError,
+        r"grad_cache\.chunk_size=32 is larger than the batch \(data\.train_batch_size=8\): .*"
+        r"set grad_cache\.chunk_size to at most 8, or raise data\.train_batch_size",
+    ),
+    "GradCache chunk of no text": BadRun(
+        ["loss=in_batch_ce", "grad_cache.chunk_size=0"],
+        ConfigurationError,
+        r"grad_cache\.chunk_size must be null \(off\) or an integer >= 1, got 0",
+    ),
+    "GradCache with a loss that is not in-batch": BadRun(
+        ["loss=ranknet", "grad_cache.chunk_size=2"],
+        ConfigurationError,
+        r"GradCache \(grad_cache\.chunk_size\) caches the gradient of an in-batch loss, but the "
+        r"losses have RankNet: .* choose an in-batch loss \(loss=in_batch_ce, "
+        r"loss=score_based_in_batch_ce\) or set grad_cache\.chunk_size=null",
+    ),
+    "GradCache with a compiled step": BadRun(
+        ["loss=in_batch_ce", "grad_cache.chunk_size=2", "compile=true"],
+        ConfigurationError,
+        r"compile=true with grad_cache\.chunk_size: .* set compile=false or "
+        r"grad_cache\.chunk_size=null",
+    ),
+    "negative false-negative margin": BadRun(
+        ["loss=in_batch_ce", "loss.function.false_negative_margin=-0.1"],
+        InstantiationException,  # Hydra's, naming the key: loss.function
+        r"false_negative_margin must be a finite number >= 0, got -0\.1",
+    ),
+    "unknown false-negative margin type": BadRun(
+        ["loss=in_batch_ce", "loss.function.false_negative_margin_type=percent"],
+        InstantiationException,
+        r"false_negative_margin_type must be 'absolute' or 'relative', got 'percent'",
+    ),
     "a loss argument out of range": BadRun(
         ["loss.function.temperature=-1.0"],
         Exception,  # Hydra's InstantiationException, naming the loss and the key
@@ -296,6 +330,23 @@ BAD_RUNS = {
         r"triples\.tsv:3: expected 'qid<TAB>pos_docid<TAB>neg_docid'",
         corrupt=replace_line("triples.tsv", 3, "q0\td1"),
         small=False,
+    ),
+    "a model URI that does not exist": BadRun(
+        ["model.model_name_or_path=runs:/0123456789abcdef0123456789abcdef/model"],
+        ConfigurationError,
+        r"model\.model_name_or_path='runs:/0123456789abcdef0123456789abcdef/model': model .* is "
+        r"not in the MLflow store sqlite:///.*; check the run id",
+    ),
+    "a test collection without test queries": BadRun(
+        ["eval.collections=[{{dataset: local, path: '{folder}', name: notest}}]"],
+        ConfigurationError,
+        r"eval\.collections: 'notest' has no judged test queries to evaluate; give it a test split",
+        corrupt=remove("qrels/test.txt"),
+    ),
+    "an unknown test collection": BadRun(
+        ["eval.collections=[cranfeld]"],
+        ConfigurationError,
+        r"eval\.collections: no dataset option 'cranfeld'; valid: .*cranfield",
     ),
     "unreachable tracking server": BadRun(
         ["tracking.uri=http://127.0.0.1:{port}"],
@@ -424,6 +475,57 @@ def test_a_sparse_dense_mismatch_is_warned_about_before_tracking(
     with caplog.at_level("WARNING", logger="lossbench"), pytest.raises(TrackingError):
         run(cfg)  # stopped by the unreachable store, after the checks
     assert warning in caplog.text
+
+
+def test_a_model_uri_that_is_not_a_lossbench_model_is_refused(
+    compose, tmp_path: Path, mlflow_uri: str
+) -> None:
+    """A run's ``model/`` that holds a plain Hugging Face model: a clear error, before any run."""
+    from lossbench.models.backbone import write_tiny_model
+    from pipeline.evaluate import evaluate
+    from pipeline.run import run
+
+    client = MlflowClient(mlflow_uri)
+    source = client.create_run(client.create_experiment("other")).info.run_id
+    client.log_artifacts(source, write_tiny_model(tmp_path / "plain"), "model")
+    uri = f"runs:/{source}/model"
+    for entry_point in (run, evaluate):
+        with pytest.raises(
+            ConfigurationError, match=rf"'{uri}' is not a lossbench model: .* has no "
+        ):
+            entry_point(compose(*FAST_RUN_HERE, f"model.model_name_or_path={uri}"))
+    assert [r.info.run_id for r in all_runs(mlflow_uri)] == [source]
+
+
+def test_evaluating_a_folder_that_holds_no_saved_model_is_refused(compose, tmp_path: Path) -> None:
+    from pipeline.evaluate import evaluate
+
+    folder = write_trec(tmp_path / "collection")
+    with pytest.raises(
+        ConfigurationError, match="is not a lossbench model: .* has no lossbench_config"
+    ):
+        evaluate(compose(*FAST_RUN_HERE, f"model.model_name_or_path={folder}"))
+    with pytest.raises(ConfigurationError, match="nope': no such folder; give the folder"):
+        evaluate(compose(*FAST_RUN_HERE, f"model.model_name_or_path={folder}/nope"))
+
+
+def test_qrels_naming_docs_missing_from_the_corpus_are_counted_in_a_warning(
+    compose, caplog, tmp_path: Path
+) -> None:
+    folder = write_trec(tmp_path / "collection")
+    with (folder / "qrels" / "test.txt").open("a") as handle:
+        handle.write("q20 0 gone1 1\nq21 0 gone2 2\n")
+    from lossbench.experiment.stages import Experiment
+
+    cfg = compose(*FAST_RUN_HERE, *[o.format(folder=folder) for o in local()], small=False)
+    experiment = Experiment(cfg)
+    experiment.prepare()
+    with caplog.at_level("WARNING", logger="lossbench"):
+        experiment.load_data()  # the data stage, before the MLflow run opens
+    assert (
+        "collection 'local': 2 judgement(s) of its 'test' qrels name docs missing from the corpus"
+        in caplog.text
+    )
 
 
 # --- during the run ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ GROUPS = [
     "schedule",
     "trainer",
     "index",
+    "first_stage",
     "eval",
     "tracking",
     "experiment",

@@ -126,6 +126,31 @@ def test_a_bad_config_fails_before_any_run_is_logged(compose, mlflow_uri: str) -
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
+def test_a_grad_cache_run_with_false_negative_filtering_finishes_and_logs_the_drops(
+    tmp_path: Path, data_cache: Path
+) -> None:
+    from pipeline.run import run
+
+    cfg = compose_config(
+        tmp_path,
+        data_cache,
+        *FAST_RUN,
+        "loss=in_batch_ce",
+        "grad_cache.chunk_size=2",
+        "data.train_batch_size=4",
+        "loss.function.false_negative_margin=0.5",
+    )
+    run(cfg)
+    client = MlflowClient(tracking_uri=str(cfg.tracking.uri))
+    (experiment,) = [e for e in client.search_experiments() if e.name == cfg.tracking.experiment]
+    (mlflow_run,) = client.search_runs([experiment.experiment_id])
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.params["grad_cache.chunk_size"] == "2"
+    dropped = client.get_metric_history(mlflow_run.info.run_id, "train/false_negatives_dropped")
+    assert sorted(m.step for m in dropped) == [0, 1, 2]
+    assert all(0 <= m.value <= 4 * 7 for m in dropped)  # 4 queries, 8 docs: 7 competitors each
+
+
 def test_training_beats_the_untrained_model(compose, mlflow_uri: str) -> None:
     """20 steps of in-batch cross-entropy on the small synthetic data lift the tiny random model well
     above where it started (nDCG@10 about 0.065 -> 0.17 for seeds 0, 1 and 2; this test runs seed 0:

@@ -19,6 +19,8 @@ _EXPORTS = {
     "DprConfig": "lossbench.models.config",
     "SpladeConfig": "lossbench.models.config",
     "ColConfig": "lossbench.models.config",
+    "CrossEncoderModule": "lossbench.models.cross_encoder",
+    "CrossEncoderConfig": "lossbench.models.config",
     # data
     "Collection": "lossbench.data.collection",
     "TupleDataset": "lossbench.data.datasets",

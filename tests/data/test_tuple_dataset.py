@@ -170,8 +170,7 @@ def test_the_data_module_tells_a_stream_its_rank_and_leaves_shuffling_to_it(
 
     dataset = TupleDataset(str(triples_file), docs=DOCS, queries=QUERIES)
     module = SimpleNamespace(
-        tokenizer=None,
-        config=SimpleNamespace(query_length=8, doc_length=8),
+        train_collator=lambda fixed_length=False: None,  # the module gives its batches' collator
         device=torch.device("cpu"),
     )
     data_module = LightningIRDataModule(train_dataset=dataset, train_batch_size=4, shuffle=False)

@@ -493,6 +493,26 @@ ARGUMENT_ERRORS: dict[str, tuple[Callable[[], LossFunction], str]] = {
         lambda: InBatchCrossEntropy(gather_across_devices="yes"),  # type: ignore[arg-type]
         r"^gather_across_devices must be true or false, got 'yes'$",
     ),
+    "InBatchCrossEntropy.false_negative_margin": (
+        lambda: InBatchCrossEntropy(false_negative_margin=-0.1),
+        rf"^false_negative_margin {NON_NEGATIVE}, got -0\.1$",
+    ),
+    "InBatchCrossEntropy.false_negative_margin text": (
+        lambda: InBatchCrossEntropy(false_negative_margin="high"),  # type: ignore[arg-type]
+        rf"^false_negative_margin {NON_NEGATIVE}, got 'high'$",
+    ),
+    "InBatchCrossEntropy.false_negative_margin_type": (
+        lambda: InBatchCrossEntropy(false_negative_margin_type="percent"),  # type: ignore[arg-type]
+        r"^false_negative_margin_type must be 'absolute' or 'relative', got 'percent'$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.false_negative_margin": (
+        lambda: ScoreBasedInBatchCrossEntropy(false_negative_margin=float("inf")),
+        rf"^false_negative_margin {NON_NEGATIVE}, got inf$",
+    ),
+    "ScoreBasedInBatchCrossEntropy.false_negative_margin_type": (
+        lambda: ScoreBasedInBatchCrossEntropy(false_negative_margin_type="abs"),  # type: ignore[arg-type]
+        r"^false_negative_margin_type must be 'absolute' or 'relative', got 'abs'$",
+    ),
     "ScoreBasedInBatchCrossEntropy.min_target_diff": (
         lambda: ScoreBasedInBatchCrossEntropy(min_target_diff=-1.0),
         rf"^min_target_diff {NON_NEGATIVE}, got -1\.0$",

@@ -41,7 +41,7 @@ def test_losses_given_as_instance_class_path_or_weighted_pair() -> None:
 class Recorder(ScoringLossFunction):
     """A scoring loss that remembers what it was given."""
 
-    def __call__(self, scores, targets, mask=None):  # noqa: ANN001, ANN204
+    def compute(self, scores, targets, mask):  # noqa: ANN001, ANN201
         self.seen = (scores.detach().clone(), targets.clone(), mask.clone())
         return scores.sum() * 0
 

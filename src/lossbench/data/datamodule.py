@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from lossbench.data.batches import InferenceCollator, TrainCollator
+from lossbench.data.batches import InferenceCollator
 from lossbench.data.datasets import DocDataset
 
 
@@ -58,12 +58,9 @@ class LightningIRDataModule(L.LightningDataModule):
         if self.train_dataset is None:
             raise ValueError("LightningIRDataModule has no train_dataset")
         module = self._module()
-        collate = TrainCollator(
-            module.tokenizer,
-            module.config.query_length,
-            module.config.doc_length,
-            fixed_length=getattr(module, "compiled", False),  # compiled: one shape per step
-        )
+        # the module's own batches (a bi-encoder's queries and docs, a cross-encoder's pairs);
+        # compiled: one shape per step
+        collate = module.train_collator(fixed_length=getattr(module, "compiled", False))
         streaming = isinstance(self.train_dataset, IterableDataset)
         if streaming:
             if not self.shuffle and hasattr(self.train_dataset, "shuffle"):

@@ -25,7 +25,7 @@ ENTRY_OVERHEAD_BYTES = 160
 
 
 class TokenCache:
-    """Token ids per ``(max_length, text)``, at most ``max_mib`` MiB of them (0: keep nothing)."""
+    """Token ids per ``(max_length, special tokens or not, text)``, at most ``max_mib`` MiB of them (0: keep nothing)."""
 
     def __init__(self, max_mib: float = 512) -> None:
         if max_mib < 0:
@@ -33,7 +33,7 @@ class TokenCache:
         self.max_bytes = int(max_mib * 2**20)
         self.bytes = 0
         self.full = self.max_bytes == 0
-        self._ids: dict[tuple[int, str], np.ndarray] = {}
+        self._ids: dict[tuple[int, bool, str], np.ndarray] = {}
 
     def __reduce__(self) -> tuple[type[TokenCache], tuple[float]]:
         """A copy or a pickle (a deep-copied module, a spawned process) starts empty, same bound."""
@@ -52,7 +52,20 @@ class TokenCache:
     ) -> dict[str, torch.Tensor]:
         """``input_ids`` and ``attention_mask`` of ``texts``, padded to the longest, exactly as the
         tokenizer pads them; only the texts not cached yet go through the tokenizer."""
-        rows: list[np.ndarray | None] = [self._ids.get((max_length, text)) for text in texts]
+        rows = self.token_ids(tokenizer, texts, max_length)
+        return pad_rows(rows, tokenizer.pad_token_id or 0, tokenizer.padding_side)
+
+    def token_ids(
+        self,
+        tokenizer: Any,
+        texts: Sequence[str],
+        max_length: int,
+        add_special_tokens: bool = True,
+    ) -> list[np.ndarray]:
+        """Each text's token ids, cut to ``max_length`` (with the tokenizer's special tokens, or
+        without: a cross-encoder's query and doc parts); only texts not cached yet are tokenized."""
+        key = (max_length, add_special_tokens)
+        rows: list[np.ndarray | None] = [self._ids.get((*key, text)) for text in texts]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
             encoded = tokenizer(
@@ -60,16 +73,17 @@ class TokenCache:
                 max_length=max_length,
                 truncation=True,
                 padding=False,
+                add_special_tokens=add_special_tokens,
                 return_attention_mask=False,
                 return_token_type_ids=False,
             )["input_ids"]
             dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
             for i, ids in zip(missing, encoded, strict=True):
                 rows[i] = np.asarray(ids, dtype=dtype)
-            self._add([texts[i] for i in missing], [rows[i] for i in missing], max_length)
-        return pad_rows(rows, tokenizer.pad_token_id or 0, tokenizer.padding_side)  # type: ignore[arg-type]
+            self._add([texts[i] for i in missing], [rows[i] for i in missing], key)
+        return rows  # type: ignore[return-value]
 
-    def _add(self, texts: list[str], rows: list[Any], max_length: int) -> None:
+    def _add(self, texts: list[str], rows: list[Any], key: tuple[int, bool]) -> None:
         if self.full:
             return
         for text, row in zip(texts, rows, strict=True):
@@ -77,7 +91,7 @@ class TokenCache:
             if self.bytes + size > self.max_bytes:
                 self.full = True
                 return
-            self._ids[(max_length, text)] = row
+            self._ids[(*key, text)] = row
             self.bytes += size
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.utils import get_class
@@ -77,12 +78,13 @@ def missing_teacher_scores(
 
 def check_collection(
     collection: Collection,
-    train_source: str,
+    train_source: str | None,
     splits: Sequence[str],
     losses: Sequence[LossFunction] = (),
     dataset_name: str = "",
 ) -> None:
-    """Fail unless the loaded collection has what the run will read (it knows its own teacher run)."""
+    """Fail unless the loaded collection has what the run will read (it knows its own teacher run;
+    ``train_source=None``: nothing is trained)."""
     if train_source == "run" and not collection.has_teacher_scores:
         needing = [type(loss).__name__ for loss in losses if Needs.TEACHER_SCORES in loss.needs]
         name = dataset_name or collection.name
@@ -99,6 +101,34 @@ def check_collection(
         if not collection.split_queries(split):
             raise ConfigurationError(
                 f"collection {collection.name!r} has no judged {split!r} queries"
+            )
+    warn_missing_judged_docs(collection, splits)
+
+
+def missing_judged_docs(collection: Collection, split: str) -> int:
+    """How many (query, doc) judgements of ``split`` name a doc the corpus lacks."""
+    docs = collection.docs
+    return sum(
+        doc_id not in docs
+        for judged in collection.qrels.get(split, {}).values()
+        for doc_id in judged
+    )
+
+
+def warn_missing_judged_docs(collection: Collection, splits: Sequence[str]) -> None:
+    """A warning per split whose qrels name docs the corpus lacks (real collections have some):
+    those judgements still count (a relevant one lowers recall and nDCG), but no run can find them."""
+    import logging
+
+    for split in splits:
+        missing = missing_judged_docs(collection, split)
+        if missing:
+            logging.getLogger("lossbench").warning(
+                "collection %r: %d judgement(s) of its %r qrels name docs missing from the corpus; "
+                "they count in the metrics but can never be retrieved",
+                collection.name,
+                missing,
+                split,
             )
 
 
@@ -170,10 +200,9 @@ def check_model(model_config: Any, model_name_or_path: str, losses: Sequence[Los
     """Fail unless the model can train with the losses (a multi-vector model has no single vector
     to regularize) and its backbone can carry its config (hidden size, tokenizer), read from the
     backbone's config and tokenizer files only (no weights)."""
-    from lossbench.models.config import BiEncoderConfig
     from lossbench.models.module import check_losses_fit
 
-    if not isinstance(model_config, BiEncoderConfig):
+    if model_config.reranks:  # a cross-encoder: check_model_losses asks its config's ``provides``
         return
     try:
         check_losses_fit(model_config, losses)
@@ -184,6 +213,38 @@ def check_model(model_config: Any, model_name_or_path: str, losses: Sequence[Los
             model_config.check_backbone(hidden_size, load_tokenizer(model_name_or_path))
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
+
+
+def check_model_source(cfg: Any, require_saved: bool = False) -> tuple[str, Any]:
+    """The local folder of ``model.model_name_or_path`` and, for a model saved by lossbench, its
+    saved config (None: a pretrained backbone). An MLflow URI (``runs:/<run id>/model``) is
+    downloaded from ``tracking.uri``'s store into ``<paths.cache>/models`` once; it, and with
+    ``require_saved`` any source, must hold a lossbench model."""
+    from lossbench.experiment.tracking import normalize_uri
+    from lossbench.models.cross_encoder import read_saved_model_config
+    from lossbench.models.module import SAVED_CONFIG
+    from lossbench.models.saved import is_mlflow_uri, resolve_model_path
+
+    source = str(cfg.model.model_name_or_path)
+    key = f"model.model_name_or_path={source!r}"
+    from_mlflow = is_mlflow_uri(source)
+    if require_saved and not from_mlflow and not Path(source).is_dir():
+        raise ConfigurationError(
+            f"{key}: no such folder; give the folder of a saved model or runs:/<run id>/model"
+        )
+    try:
+        uri = normalize_uri(cfg.tracking.uri) if from_mlflow else None
+        folder = resolve_model_path(source, uri, Path(cfg.paths.cache) / "models")
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigurationError(f"{key}: {error}") from None
+    saved = read_saved_model_config(folder) if Path(folder).is_dir() else None
+    if saved is None and (require_saved or from_mlflow):
+        raise ConfigurationError(
+            f"{key} is not a lossbench model: {folder} has no {SAVED_CONFIG}; give "
+            "runs:/<run id>/model of a run that saved its model (save_model=true) or a folder "
+            "written by BiEncoderModule.save_pretrained or CrossEncoderModule.save_pretrained"
+        )
+    return folder, saved
 
 
 def regularizer_warnings(cfg: Any) -> list[str]:
@@ -198,15 +259,24 @@ def regularizer_warnings(cfg: Any) -> list[str]:
     ]
 
 
-def check_plan(cfg: Any, plan: Any, index: Index) -> None:
-    """Every check of a run's config and the parts built from it, before anything is read or logged."""
+def check_plan(cfg: Any, plan: Any, index: Index, trains: bool = True) -> None:
+    """Every check of a run's config and the parts built from it, before anything is read or
+    logged (``trains=False``: an evaluation-only run, whose training settings are not checked)."""
     import logging
 
+    from lossbench.experiment.model_checks import check_model_losses, check_reranker_settings
     from lossbench.training.checkpoints import check_checkpoint_settings
 
     check_config(cfg)
-    check_index(plan.model_config, index, cfg.model.name)
-    check_model(plan.model_config, cfg.model.model_name_or_path, plan.losses)
+    check_model(  # ColBERT's own words come before the cross-encoder's
+        plan.model_config, plan.model_path or cfg.model.model_name_or_path, plan.losses
+    )
+    check_reranker_settings(cfg, plan.model_config)
+    if not plan.model_config.reranks:
+        check_index(plan.model_config, index, cfg.model.name)
+    if not trains:
+        return
+    check_model_losses(cfg, plan.losses, plan.model_config)
     log = logging.getLogger("lossbench")
     for warning in [
         *compatibility_warnings(plan.losses, plan.model_config),
@@ -218,11 +288,39 @@ def check_plan(cfg: Any, plan: Any, index: Index) -> None:
             schedule.keys, plan.losses, cfg.regularizer_schedule.name, cfg.regularizer.name
         )
     check_checkpoint_settings(cfg.get("checkpoint"))
+    check_grad_cache(cfg, plan.losses)
     check_training_source(
         plan.losses, cfg.loss.train_source, bool(cfg.dataset.teacher_scores), cfg.dataset.name
     )
     if cfg.loss.train_source == "run":
         check_run_sampling(cfg.dataset.run_sampling)
+
+
+def check_grad_cache(cfg: Any, losses: Sequence[LossFunction]) -> None:
+    """Fail unless ``grad_cache.chunk_size`` (null: off) is a chunk of the batch, the losses are
+    ones GradCache serves (in-batch losses, regularizers), and the step is not compiled."""
+    from lossbench.models.grad_cache import check_chunk_size
+    from lossbench.models.module import check_grad_cache_losses
+
+    try:
+        chunk_size = check_chunk_size(cfg.grad_cache.chunk_size)
+        if chunk_size is None:
+            return
+        check_grad_cache_losses(losses)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    batch_size = cfg.data.train_batch_size
+    if chunk_size > batch_size:
+        raise ConfigurationError(
+            f"grad_cache.chunk_size={chunk_size} is larger than the batch "
+            f"(data.train_batch_size={batch_size}): a chunk is a part of the batch; set "
+            f"grad_cache.chunk_size to at most {batch_size}, or raise data.train_batch_size"
+        )
+    if cfg.get("compile", False):
+        raise ConfigurationError(
+            "compile=true with grad_cache.chunk_size: GradCache encodes in chunks outside the "
+            "compiled step; set compile=false or grad_cache.chunk_size=null"
+        )
 
 
 def check_run_sampling(sampling: Any) -> None:

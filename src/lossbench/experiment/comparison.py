@@ -30,7 +30,7 @@ from lossbench.experiment.pooling import (
     group_systems,
     pooled_runs,
 )
-from lossbench.experiment.ui import LEGACY_FILES, QRELS_FILE, RUN_FILE
+from lossbench.experiment.ui import FIRST_STAGE_RUN_FILE, LEGACY_FILES, QRELS_FILE, RUN_FILE
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 STAT_TESTS = ("student", "fisher", "tukey")
@@ -58,6 +58,19 @@ class Comparison:
     code_versions: dict[str, str] = field(default_factory=dict)  # version -> runs, git commits
     failed_jobs: dict[str, str] = field(default_factory=dict)  # job -> error of its latest run
     missing_jobs: list[str] = field(default_factory=list)  # jobs of the sweep that never ran
+    collections: dict[str, Comparison] = field(default_factory=dict)  # eval.collections, by label
+
+    @property
+    def collection_means(self) -> dict[str, dict[str, float]]:
+        """system -> metric -> the mean over :attr:`collections` of its mean over seeds (BEIR's
+        average); empty without collections."""
+        if not self.collections:
+            return {}
+        tables = list(self.collections.values())
+        return {
+            system: {m: sum(t.means[system][m] for t in tables) / len(tables) for m in self.metrics}
+            for system in self.means
+        }
 
     def significant(self, system: str, metric: str) -> bool:
         return self.p_values.get(system, {}).get(metric, 1.0) < self.max_p
@@ -237,9 +250,10 @@ def download_run_file(client: Any, run_id: str, name: str, folder: Path) -> Path
 
 
 def download_runs(
-    client: Any, systems: dict[str, SystemRuns], folder: Path
+    client: Any, systems: dict[str, SystemRuns], folder: Path, prefix: str = ""
 ) -> tuple[dict[str, dict[int, ScoredRun]], Qrels]:
-    """Each system's run file per seed, and the test qrels (checked to be the same for every run)."""
+    """Each system's run file per seed, and the test qrels (checked to be the same for every run);
+    ``prefix``: the artifact folder they are in (another test collection's)."""
     runs: dict[str, dict[int, ScoredRun]] = {}
     qrels: Qrels | None = None
     for label, system in systems.items():
@@ -248,8 +262,9 @@ def download_runs(
             target = folder / mlflow_run.info.run_id
             target.mkdir(parents=True, exist_ok=True)
             run_id = mlflow_run.info.run_id
-            runs[label][seed] = read_trec_run(download_run_file(client, run_id, RUN_FILE, target))
-            these = read_qrels(download_run_file(client, run_id, QRELS_FILE, target))
+            run_file = download_run_file(client, run_id, prefix + RUN_FILE, target)
+            runs[label][seed] = read_trec_run(run_file)
+            these = read_qrels(download_run_file(client, run_id, prefix + QRELS_FILE, target))
             if qrels is None:
                 qrels = these
             elif these != qrels:
@@ -259,6 +274,55 @@ def download_runs(
     if qrels is None:
         raise ValueError("no finished run to compare")
     return runs, qrels
+
+
+def first_stage_references(
+    client: Any, systems: dict[str, SystemRuns], folder: Path
+) -> dict[str, dict[int, ScoredRun]]:
+    """The first stages that re-rankers re-ranked (tag ``first_stage``), as reference systems
+    labelled ``first stage: <tag>``: the run of each (:data:`~lossbench.experiment.ui.FIRST_STAGE_RUN_FILE`), the same for every seed."""
+    seeds = sorted({seed for system in systems.values() for seed in system.runs})
+    references: dict[str, dict[int, ScoredRun]] = {}
+    for system in systems.values():
+        for mlflow_run in system.runs.values():
+            tag = mlflow_run.data.tags.get("first_stage")
+            label = f"first stage: {tag}"
+            if not tag or label in references:
+                continue
+            target = folder / f"first_stage-{mlflow_run.info.run_id}"
+            target.mkdir(parents=True, exist_ok=True)
+            path = client.download_artifacts(
+                mlflow_run.info.run_id, FIRST_STAGE_RUN_FILE, str(target)
+            )
+            references[label] = dict.fromkeys(seeds, read_trec_run(Path(path)))
+    return references
+
+
+def shared_collections(client: Any, systems: dict[str, SystemRuns]) -> list[str]:
+    """The labels of the other test collections (``eval.collections``) every compared run has."""
+    from lossbench.experiment.zero_shot import COLLECTIONS_FOLDER
+
+    shared: set[str] | None = None
+    for mlflow_run in pooled_runs(systems):
+        listed = client.list_artifacts(mlflow_run.info.run_id, COLLECTIONS_FOLDER)
+        labels = {Path(a.path).name for a in listed if a.is_dir}
+        shared = labels if shared is None else shared & labels
+    return sorted(shared or ())
+
+
+def compare_collections(
+    client: Any, systems: dict[str, SystemRuns], folder: Path, *args: Any
+) -> dict[str, Comparison]:
+    """:func:`compare_systems` (``args``: metrics, baseline, test, correction, max_p) on each
+    collection every run was also tested on, by label."""
+    from lossbench.experiment.zero_shot import COLLECTIONS_FOLDER
+
+    compared = {}
+    for label in shared_collections(client, systems):
+        prefix = f"{COLLECTIONS_FOLDER}/{label}/"
+        run_files, qrels = download_runs(client, systems, folder / label, prefix)
+        compared[label] = compare_systems(run_files, qrels, *args)
+    return compared
 
 
 def metric_curves(
@@ -322,10 +386,15 @@ def run_comparison(
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         run_files, qrels = download_runs(client, systems, Path(scratch))
-    chosen = choose_baseline(list(systems), baseline)
-    comparison = compare_systems(
-        run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded
-    )
+        run_files.update(first_stage_references(client, systems, Path(scratch)))
+        chosen = choose_baseline(list(systems), baseline)
+        comparison = compare_systems(
+            run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded
+        )
+        comparison_args = (metrics, chosen, stat_test, correction, max_p)
+        comparison.collections = compare_collections(
+            client, systems, Path(scratch), *comparison_args
+        )
     comparison.code_versions = describe_code_versions(pooled_runs(systems))
     comparison.failed_jobs, comparison.missing_jobs = outcomes.failed, outcomes.missing
     from lossbench.experiment.report import (

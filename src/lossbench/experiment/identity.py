@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.experiment.jobs import CONF_DIR
 
-IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint")
+IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint", "save_model")
 """Top-level keys that say where a run is logged, stored or resumed from, never what it computes."""
 IGNORED_SETTINGS_FOR_HASH = (("data", "token_cache_mib"),)
 """``(group, key)`` settings that change how fast a run computes, never what (so adding one keeps
@@ -160,6 +160,16 @@ def identity_tags(cfg: DictConfig) -> dict[str, str]:
         "setup_hash": setup_hash(cfg),
         "code_version": code_version(),
     }
+
+
+IDENTITY_TAGS = ("config_hash", "system_hash", "setup_hash")
+
+
+def evaluation_hash(training_hash: str) -> str:
+    """The hash of an evaluation-only run (``pipeline.evaluate``) of a config whose training run
+    would hash to ``training_hash``: the two never match (an evaluation is not skipped for a
+    training run, nor pooled with one)."""
+    return digest({"evaluation": training_hash})
 
 
 def find_finished_run(client: Any, experiment_id: str, config_digest: str) -> Any | None:

@@ -151,6 +151,33 @@ def group_choice(group: str, default: str) -> str:
     return str(choice) if choice else default
 
 
+def explicit_choice(group: str) -> str | None:
+    """How ``group`` was set when it was not left at ``conf/config.yaml``'s default: the command
+    line's override (``index=faiss_flat``, ``index.nprobe=8``) or a preset's choice; else None (also
+    outside Hydra)."""
+    hydra = hydra_config()
+    if hydra is None:
+        return None
+    for override in hydra.overrides.task:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key == group or key.startswith(f"{group}."):
+            return str(override)
+    chosen = hydra.runtime.choices.get(group)
+    if chosen and chosen != primary_default(group):
+        return f"{group}={chosen}"
+    return None
+
+
+def primary_default(group: str) -> str | None:
+    """The option ``conf/config.yaml``'s defaults list picks for ``group``."""
+    primary = OmegaConf.load(CONF_DIR / "config.yaml")
+    assert isinstance(primary, DictConfig)
+    for entry in primary.get("defaults", []):
+        if isinstance(entry, DictConfig) and group in entry:
+            return str(entry[group])
+    return None
+
+
 def group_options(group: str) -> dict[str, DictConfig]:
     """Every option of a config group, by name, as written in its YAML file (unresolved)."""
     from hydra.core.global_hydra import GlobalHydra

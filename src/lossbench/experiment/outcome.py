@@ -49,14 +49,52 @@ def objective_value(
     return float(history[-1][1][metric])
 
 
-def print_summary(
-    metrics: dict[str, float], base: dict[str, float], tracked: Any, folder: Path
+BELOW_START_TAG = "below_start"
+"""The tag of a run whose trained model ends below the untrained one on ``eval.objective``."""
+
+
+def below_start(means: dict[str, float], base: dict[str, float], metric: str) -> str | None:
+    """What to warn about when training made the model worse on ``metric`` than it started
+    (``test/<metric>`` below ``test/base_<metric>``), else None."""
+    if metric not in means or metric not in base or means[metric] >= base[metric]:
+        return None
+    return (
+        f"training made the model worse: test {metric} {means[metric]:.4f} is below the untrained "
+        f"model's {base[metric]:.4f}; try a lower learning rate (schedule.optimizer.lr) or fewer "
+        "steps, and compare on the dev split (val/*)"
+    )
+
+
+def warn_if_below_start(
+    means: dict[str, float], base: dict[str, float], metric: str, tracked: Any
 ) -> None:
-    """A short table of the test metrics (trained and untrained) and where to find the run."""
-    lines = ["", f"{'metric':<12} {'trained':>8} {'untrained':>10}"]
+    """Tag the run :data:`BELOW_START_TAG` and print a warning when :func:`below_start` says so."""
+    import logging
+
+    warning = below_start(means, base, metric)
+    if warning is None:
+        return
+    tracked.set_tags({BELOW_START_TAG: warning})
+    logging.getLogger("lossbench").warning("WARNING: %s", warning)
+
+
+def print_summary(
+    metrics: dict[str, float],
+    base: dict[str, float],
+    tracked: Any,
+    folder: Path,
+    first_stage: dict[str, float] | None = None,
+) -> None:
+    """A short table of the test metrics (trained, untrained, and a re-ranker's first stage) and
+    where to find the run."""
+    header = f"{'metric':<12} {'trained':>8} {'untrained':>10}"
+    lines = ["", header + (f" {'first stage':>12}" if first_stage else "")]
     for name, value in metrics.items():
         before = f"{base[name]:.4f}" if name in base else "-"
-        lines.append(f"{name:<12} {value:>8.4f} {before:>10}")
+        line = f"{name:<12} {value:>8.4f} {before:>10}"
+        if first_stage:
+            line += f" {first_stage[name]:>12.4f}" if name in first_stage else f" {'-':>12}"
+        lines.append(line)
     lines += [
         "",
         f"MLflow run {tracked.run_id} (experiment id {tracked.experiment_id}) in {tracked.uri}",

@@ -40,6 +40,33 @@ def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def collection_tables(comparison: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The other test collections (``eval.collections``): a table per collection, as the main one
+    (significance per collection), then each system's mean over the collections (BEIR's average)."""
+    tables = [
+        (f"Zero-shot on {label}", *table_rows(compared))
+        for label, compared in comparison.collections.items()
+    ]
+    means = comparison.collection_means
+    if means:
+        order = sorted(means, key=lambda s: -means[s][comparison.metrics[0]])
+        rows = [
+            [system, *(f"{means[system][m]:.4f}" for m in comparison.metrics)] for system in order
+        ]
+        labels = ", ".join(comparison.collections)
+        heading = f"Mean over {len(comparison.collections)} collections ({labels})"
+        tables.append((heading, ["system", *comparison.metrics], rows))
+    return tables
+
+
+def markdown_rows(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *["| " + " | ".join(row) + " |" for row in rows],
+    ]
+
+
 def format_text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -89,10 +116,10 @@ def markdown_table(comparison: Comparison, source: str) -> str:
     left out), as Markdown."""
     header, rows = table_rows(comparison)
     lines = [f"# {title(comparison)}", "", f"Compared: `{source}`", ""]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("| " + " | ".join("---" for _ in header) + " |")
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += markdown_rows(header, rows)
     lines += ["", legend(comparison)]
+    for heading, other_header, other_rows in collection_tables(comparison):
+        lines += ["", f"## {heading}", "", *markdown_rows(other_header, other_rows)]
     for heading, items in record_sections(comparison):
         lines += ["", f"{heading}:", *[f"- {item}" for item in items]]
     return "\n".join(lines)
@@ -124,6 +151,17 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
         "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
     )
     sections = "".join(
+        f"<h2>{escape(heading)}</h2><table><tr>"
+        + "".join(f"<th>{escape(cell)}</th>" for cell in other_header)
+        + "</tr>"
+        + "".join(
+            "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in other_rows
+        )
+        + "</table>"
+        for heading, other_header, other_rows in collection_tables(comparison)
+    )
+    sections += "".join(
         f"<p>{escape(heading)}:</p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
         for heading, items in record_sections(comparison)
     )
@@ -304,6 +342,18 @@ def comparison_metrics(comparison: Comparison) -> dict[str, float]:
                 p_value = comparison.p_values.get(system, {}).get(metric)
                 if p_value is not None:
                     metrics[f"p_value/{key}/{name}"] = p_value
+    for label, compared in comparison.collections.items():
+        for system, means in compared.means.items():
+            for metric, mean in means.items():
+                name = f"{_mlflow_key(system)}/{mlflow_metric_name(metric)}"
+                metrics[f"{_mlflow_key(label)}/mean/{name}"] = mean
+                p_value = compared.p_values.get(system, {}).get(metric)
+                if p_value is not None:
+                    metrics[f"{_mlflow_key(label)}/p_value/{name}"] = p_value
+    for system, means in comparison.collection_means.items():
+        for metric, mean in means.items():
+            name = f"{_mlflow_key(system)}/{mlflow_metric_name(metric)}"
+            metrics[f"mean_over_collections/{name}"] = mean
     return metrics
 
 
@@ -312,6 +362,8 @@ def print_report(comparison: Comparison, output: Path) -> None:
     header, rows = table_rows(comparison)
     print(format_text_table(header, rows))
     print(legend(comparison))
+    for heading, other_header, other_rows in collection_tables(comparison):
+        print(f"\n{heading}\n{format_text_table(other_header, other_rows)}")
     for heading, items in record_sections(comparison):
         for item in items:
             print(f"{heading.lower()}: {item}")

@@ -96,6 +96,8 @@ class EvalConf:
     val_split: str = MISSING
     val_metrics: list[str] = MISSING
     val_every_n_steps: int | None = None
+    # other test collections, zero-shot: dataset options by name, or mappings {dataset: option, ...}
+    collections: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -166,7 +168,18 @@ class DatasetConf:
 class ModelConf:
     name: str = MISSING
     model_name_or_path: str = MISSING
-    config: Any = MISSING  # a node with _target_: DprConfig, SpladeConfig and their arguments
+    config: Any = MISSING  # a node with _target_: DprConfig, SpladeConfig, CrossEncoderConfig, ...
+
+
+@dataclass
+class FirstStageConf:
+    """Where a cross-encoder's candidates come from (ignored by bi-encoders)."""
+
+    name: str = MISSING
+    retriever: Any = MISSING  # a node with _target_: a lossbench.retrieval.first_stage.FirstStage
+    path: str | None = (
+        None  # first_stage=run_file: the run; first_stage=model: the saved bi-encoder
+    )
 
 
 @dataclass
@@ -177,11 +190,20 @@ class ScheduleConf:
 
 
 @dataclass
+class GradCacheConf:
+    """GradCache for in-batch losses (:mod:`lossbench.models.grad_cache`); null: off."""
+
+    chunk_size: int | None = None
+
+
+@dataclass
 class LossbenchConfig:
     """The composed config of ``python -m pipeline.run``."""
 
     seed: int = MISSING
     compile: bool = False
+    save_model: bool = True  # save the trained model and log it to MLflow (false: big sweeps)
+    grad_cache: GradCacheConf = field(default_factory=GradCacheConf)
     paths: PathsConf = field(default_factory=PathsConf)
     data: DataConf = field(default_factory=DataConf)
     loss: LossConf = field(default_factory=LossConf)
@@ -191,6 +213,7 @@ class LossbenchConfig:
     model: ModelConf = field(default_factory=ModelConf)
     schedule: ScheduleConf = field(default_factory=ScheduleConf)
     index: dict[str, Any] = field(default_factory=dict)  # open: see the module docstring
+    first_stage: FirstStageConf = field(default_factory=FirstStageConf)
     trainer: dict[str, Any] = field(default_factory=dict)  # open: lightning.Trainer's arguments
     eval: EvalConf = field(default_factory=EvalConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)

@@ -2,13 +2,17 @@
 
     prepare    every check the config allows; losses, optimizer, schedules, model config, index
     skip       a FINISHED run of the same config (unless tracking.rerun), or the run to resume
-    data       the collection, checked against what the run will read
+    data       the collection, checked against what the run will read (a cross-encoder: its
+               first stage's dev and test candidates)
     track      the MLflow run: tags, params (the resolved config, the data's counts), description,
                the evaluation data as a dataset input
-    model      the bi-encoder with its losses, optimizer and LR schedule
-    start      the untrained model's test metrics (test/base_*) and step-0 validation
+    model      the module its config says (bi- or cross-encoder), losses, optimizer, LR schedule
+    start      the untrained model's test metrics (test/base_*, test/first_stage_*), step-0 validation
     train      Lightning, validating on the dev split
-    test       index (the last validation's, when it holds the final weights), search, evaluate
+    test       index (the last validation's, when it holds the final weights) and search, or
+               re-rank the test candidates (a cross-encoder); evaluate
+    save       the trained model in <output folder>/model, logged as the run's MLflow model
+               (``save_model``; loads back from ``runs:/<run id>/model``)
     report     test metrics, stage times, run files, the per-query table, the result in the run's
                description, the summary table, the objective for Hydra sweepers
 
@@ -31,12 +35,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench.experiment.config import instantiate_unwrapped, plain_dict
 from lossbench.experiment.jobs import CONF_DIR, job_name, output_folder, sweep_parent_run_id
+from lossbench.experiment.rerank_stages import RerankStages
 from lossbench.experiment.retrieval import BiEncoderRetrieval
 
 log = logging.getLogger("lossbench")
 
 PER_QUERY_TABLE = "per_query.json"
 """The MLflow table of per-query results (the Evaluation view reads it)."""
+
+
+MODEL_TAGS = ("loss", "regularizer", "model", "dataset", "seed", "config_hash", "system_hash")
+"""The run's tags its logged model carries too (the *Models* tab shows them)."""
 
 
 class Stopwatch:
@@ -65,6 +74,10 @@ class Plan:
     model_config: Any
     weight_schedules: list[Any] = field(default_factory=list)  # callbacks changing loss weights
     config_hash: str = ""
+    first_stage: Any = None  # a cross-encoder's candidates (a FirstStage); None for a bi-encoder
+    model_path: str = ""  # model.model_name_or_path as a local folder (an MLflow URI downloaded)
+    saved_model: bool = False  # model.model_name_or_path holds a model saved by lossbench
+    collections: list[Any] = field(default_factory=list)  # eval.collections (zero_shot.py)
 
 
 def _plain(value: float) -> float | int:
@@ -77,8 +90,12 @@ def run_experiment(cfg: DictConfig) -> float:
     return Experiment(cfg).run()
 
 
-class Experiment:
-    """The stages of one run, sharing what each produces (see the module docstring)."""
+class Experiment(RerankStages):
+    """The stages of one run, sharing what each produces (see the module docstring); a
+    cross-encoder's own steps come from :class:`~lossbench.experiment.rerank_stages.RerankStages`."""
+
+    entry_point = "python -m pipeline.run"
+    trains = True  # False: evaluation alone (lossbench.experiment.evaluation.Evaluation)
 
     def __init__(self, cfg: DictConfig) -> None:
         from lossbench.experiment.launch import is_launch_primary
@@ -89,7 +106,11 @@ class Experiment:
         self.uri = ""
         self.resume: Any = None
         self.base: dict[str, float] = {}
+        self.retrieval: Any = None  # BiEncoderRetrieval, or RerankRetrieval for a cross-encoder
+        self.first_stage_means: dict[str, float] = {}  # a cross-encoder's first stage on test
         self.tracked: Any = None  # the MLflow run, once track() opened it
+        self.model_id: str | None = None  # the run's logged model, once save_model() logged it
+        self.zero_shot: dict[str, dict[str, float]] = {}  # eval.collections: label -> test means
 
     def run(self) -> float:
         """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
@@ -105,6 +126,8 @@ class Experiment:
             if not self.primary:
                 return float("nan")
             self.test()
+            self.test_collections()
+            self.save_model()
             return self.report()
 
     # ---- prepare -----------------------------------------------------------------------------
@@ -112,10 +135,13 @@ class Experiment:
         """Check what the config alone allows and build the run's parts, before anything is logged."""
         from hydra.utils import instantiate
 
-        from lossbench.experiment.checks import check_plan
+        from lossbench.experiment.checks import check_model_source, check_plan
 
         cfg = self.cfg
         with self.watch.stage("prepare"):
+            model_path, saved_config = check_model_source(cfg, require_saved=not self.trains)
+            if saved_config is not None and self.trains:  # training on: the record says what it is
+                self.describe_saved_model(model_path)
             losses, weights = [instantiate(cfg.loss.function)], [1.0]
             if cfg.regularizer.get("function"):
                 losses.append(instantiate(cfg.regularizer.function))
@@ -128,15 +154,30 @@ class Experiment:
                 lr_schedule=instantiate(schedule.lr_schedule)
                 if schedule.get("lr_schedule")
                 else None,
-                model_config=instantiate(cfg.model.config),
+                model_config=saved_config or instantiate(cfg.model.config),
+                model_path=model_path,
+                saved_model=saved_config is not None,
             )
             callback = cfg.regularizer_schedule.get("callback")
             if callback:
                 self.plan.weight_schedules.append(instantiate(callback))
-            check_plan(cfg, self.plan, self.make_index())
+            check_plan(cfg, self.plan, self.make_index(), trains=self.trains)
+            if self.reranks:
+                self.plan.first_stage = instantiate_unwrapped(cfg.first_stage.retriever)
             from lossbench.experiment.identity import config_hash
+            from lossbench.experiment.zero_shot import eval_collections
 
             self.plan.config_hash = config_hash(cfg)
+            self.plan.collections = eval_collections(cfg)
+
+    def describe_saved_model(self, folder: str) -> None:
+        """Training on from a model a run saved: its ``model`` node (name, config) replaces the
+        composed one, which it overrides anyway, so the run's record says what was trained."""
+        from lossbench.experiment.model_artifact import read_training_record, with_training_config
+
+        training = read_training_record(folder)
+        if training is not None and "model" in training["config"]:
+            with_training_config(self.cfg, training["config"], ("model",))
 
     def make_index(self) -> Any:
         """A new, empty index as ``index`` configures it."""
@@ -171,12 +212,17 @@ class Experiment:
         cfg = self.cfg
         with self.watch.stage("data"):
             self.collection = instantiate_unwrapped(cfg.dataset.collection)
-            check_collection(
+            check_collection(  # an evaluation reads the test split alone
                 self.collection,
-                cfg.loss.train_source,
-                [cfg.eval.val_split, "test"],
+                cfg.loss.train_source if self.trains else None,
+                [cfg.eval.val_split, "test"] if self.trains else ["test"],
                 self.plan.losses,
             )
+            for other in self.plan.collections:  # eval.collections: each needs test queries
+                other.load()
+        if self.reranks:
+            with self.watch.stage("first_stage"):
+                self.retrieve_candidates()
 
     # ---- track -------------------------------------------------------------------------------
     def tags(self) -> dict[str, Any]:
@@ -190,7 +236,7 @@ class Experiment:
         cfg = self.cfg
         commit = git_commit(CONF_DIR.parent)
         return {
-            **source_tags("python -m pipeline.run", commit),
+            **source_tags(self.entry_point, commit),
             "loss": cfg.loss.name,
             "regularizer": cfg.regularizer.name,
             "model": cfg.model.name,
@@ -202,6 +248,7 @@ class Experiment:
             "command": " ".join(sys.argv[1:]),
             **sweep_job_tags(),
             **identity_tags(cfg),
+            **({"first_stage": self.plan.first_stage.describe()} if self.reranks else {}),
         }
 
     @contextmanager
@@ -211,7 +258,7 @@ class Experiment:
         Params: the resolved config, ``loss`` (short, to group by) and the data's counts
         (``data/*``); metrics are left to what changes between runs."""
         from lossbench.experiment.tracking import UntrackedRun, flatten, tracked_run
-        from lossbench.experiment.ui import evaluation_dataset, run_description
+        from lossbench.experiment.ui import evaluation_dataset
 
         cfg, resume = self.cfg, self.resume
         self.folder = output_folder(cfg, create=self.primary)
@@ -236,7 +283,10 @@ class Experiment:
             if self.primary:
                 config_path.write_text(OmegaConf.to_yaml(resolved), encoding="utf-8")
             summary = self.collection.summary()
-            self.description = run_description(cfg, summary)
+            self.description = self.describe(summary)
+            if self.reranks:
+                first_stage = self.plan.first_stage.describe()
+                self.description += f" Re-ranks the top {cfg.eval.k} of `{first_stage}`."
             if resume is None:  # a resumed run keeps the params and config it started with
                 tracked.log_params(
                     {
@@ -250,13 +300,20 @@ class Experiment:
                 tracked.log_dataset(evaluation_dataset(self.collection, "test"), "evaluation")
             yield tracked
 
+    def describe(self, counts: dict[str, Any]) -> str:
+        """The run's description before any result: what it trains on what (Markdown)."""
+        from lossbench.experiment.ui import run_description
+
+        return run_description(self.cfg, counts)
+
     # ---- model -------------------------------------------------------------------------------
     def build_model(self) -> None:
-        """The bi-encoder, its losses, optimizer and LR schedule, seeded."""
+        """The module the model config says (a bi-encoder, or a cross-encoder when it re-ranks),
+        its losses, optimizer and LR schedule, seeded."""
         import lightning as L
 
         from lossbench.data.token_cache import TokenCache
-        from lossbench.models import BiEncoderModule
+        from lossbench.models import BiEncoderModule, CrossEncoderModule
         from lossbench.training.hardware import (
             encoding_workers,
             inference_batch_size,
@@ -265,10 +322,11 @@ class Experiment:
 
         cfg, plan = self.cfg, self.plan
         L.seed_everything(cfg.seed, workers=True, verbose=False)
+        module_class: Any = CrossEncoderModule if self.reranks else BiEncoderModule
         with self.watch.stage("model"):
-            module = BiEncoderModule(
-                model_name_or_path=cfg.model.model_name_or_path,
-                config=plan.model_config,
+            module = module_class(  # a saved model comes with its own config
+                model_name_or_path=plan.model_path,
+                config=None if plan.saved_model else plan.model_config,
                 loss_functions=list(zip(plan.losses, plan.weights, strict=True)),
             )
             module.set_optimizer(plan.optimizer.func, **plan.optimizer.keywords)
@@ -276,7 +334,11 @@ class Experiment:
             module.token_cache = TokenCache(cfg.data.token_cache_mib)
             if cfg.get("compile", False):
                 module.compile_encoders()
+            if not self.reranks:  # a cross-encoder trains scoring losses only: nothing to cache
+                module.set_grad_cache(cfg.grad_cache.chunk_size)
         self.module = module
+        if self.reranks:  # its retrieval exists since the data stage (the first stage's candidates)
+            return
         device = inference_device(cfg.trainer.get("accelerator"))
         self.retrieval = BiEncoderRetrieval(
             self.make_index,
@@ -295,6 +357,9 @@ class Experiment:
 
         cfg = self.cfg
         self.validation = self.make_validation()
+        if self.reranks:
+            self.evaluate_start_reranking()
+            return
         if not (cfg.eval.base and self.primary and self.resume is None):
             return
         with self.watch.stage("base_eval"):
@@ -314,6 +379,8 @@ class Experiment:
         from lossbench.training.validation import RetrievalValidation
 
         cfg, retrieval = self.cfg, self.retrieval
+        if self.reranks:
+            return self.make_rerank_validation()
         return RetrievalValidation(
             self.collection,
             self.make_index,
@@ -381,19 +448,31 @@ class Experiment:
 
     # ---- test --------------------------------------------------------------------------------
     def test(self) -> None:
-        """Index the corpus with the trained model, search the test queries and evaluate."""
+        """Index the corpus with the trained model and search the test queries (a cross-encoder:
+        re-rank the test queries' candidates), then evaluate."""
         from lossbench.evaluation import evaluate_run
 
-        cfg, module, collection = self.cfg, self.module, self.collection
-        retrieval, validation = self.retrieval, self.validation
-        module.to(retrieval.device)  # Lightning moves the model back to the CPU when fit ends
+        cfg, collection = self.cfg, self.collection
+        self.module.to(
+            self.retrieval.device
+        )  # Lightning moves the model back to the CPU when fit ends
+        if self.reranks:
+            with self.watch.stage("rerank"):
+                self.test_run = self.retrieval.rerank(self.module, collection, "test")
+        else:
+            self.search_test()
+        with self.watch.stage("evaluate"):
+            self.evaluation = evaluate_run(
+                collection.qrels["test"], self.test_run, cfg.eval.metrics
+            )
+
+    def search_test(self) -> None:
+        """A bi-encoder's test run: the trained model's index (the last validation's when it holds
+        the final weights), the test queries searched in it."""
+        module, collection, retrieval = self.module, self.collection, self.retrieval
         with self.watch.stage("index"):
-            if (
-                validation.last_step == self.trainer.global_step
-                and validation.last_index is not None
-            ):
-                index = validation.last_index  # the final weights' index, from the last validation
-            else:
+            index = self.final_index()
+            if index is None:
                 index = retrieval.index(module, collection)
         stats, measured = index.stats(), index.measured_stats  # the config fixes the others
         self.tracked.log_params(
@@ -406,9 +485,34 @@ class Experiment:
             with self.watch.stage("recall_vs_exact"):
                 recall = retrieval.recall_vs_exact(module, collection, index, "test")
             self.tracked.log_metrics({"index/recall_at_100_vs_exact": recall})
-        with self.watch.stage("evaluate"):
-            self.evaluation = evaluate_run(
-                collection.qrels["test"], self.test_run, cfg.eval.metrics
+
+    def test_collections(self) -> None:
+        """The trained model on each of ``eval.collections`` (``test/<collection>/<metric>``)."""
+        from lossbench.experiment.zero_shot import evaluate_collections
+
+        self.zero_shot = evaluate_collections(self, self.plan.collections)
+
+    def final_index(self) -> Any | None:
+        """The last validation's index when it holds the final weights (no need to index again)."""
+        validation = self.validation
+        if validation.last_step == self.trainer.global_step:
+            return validation.last_index
+        return None
+
+    # ---- save ----------------------------------------------------------------------------------
+    def save_model(self) -> None:
+        """The trained model in ``<output folder>/model``, logged as the run's MLflow model
+        (:mod:`lossbench.experiment.model_artifact`); nothing with ``save_model=false``."""
+        from lossbench.experiment.model_artifact import log_trained_model, save_trained_model
+
+        if not self.cfg.get("save_model", True):
+            return
+        tags = self.tags()
+        with self.watch.stage("save_model"):
+            run_id = self.tracked.run_id
+            folder = save_trained_model(self.module, self.folder / "model", self.cfg, run_id)
+            self.model_id = log_trained_model(
+                self.tracked, folder, {k: tags[k] for k in MODEL_TAGS if k in tags}
             )
 
     # ---- report ------------------------------------------------------------------------------
@@ -416,8 +520,14 @@ class Experiment:
         """Log the test metrics, run files, the per-query table and stage times; put the result in
         the run's description; print the summary; return the objective."""
         from lossbench.evaluation import mlflow_metric_name
-        from lossbench.experiment.outcome import objective_value, print_summary
+        from lossbench.experiment.model_artifact import log_test_metrics
+        from lossbench.experiment.outcome import (
+            objective_value,
+            print_summary,
+            warn_if_below_start,
+        )
         from lossbench.experiment.ui import per_query_table, result_description
+        from lossbench.experiment.zero_shot import print_collections
         from lossbench.training.checkpoints import discard_when_finished
 
         cfg, tracked, means = self.cfg, self.tracked, self.evaluation.means
@@ -425,11 +535,16 @@ class Experiment:
             tracked.log_artifact(path)
         queries = self.collection.split_queries("test")
         tracked.log_table(per_query_table(self.evaluation.per_query, queries), PER_QUERY_TABLE)
-        tracked.log_metrics({mlflow_metric_name(m, "test"): v for m, v in means.items()})
+        test_metrics = {mlflow_metric_name(m, "test"): v for m, v in means.items()}
+        log_test_metrics(tracked, test_metrics, self.model_id)
         tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
         tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")
-        print_summary(means, base, tracked, self.folder)
+        print_summary(means, base, tracked, self.folder, self.first_stage_means)
+        print_collections(self.zero_shot)
+        warn_if_below_start(means, base, cfg.eval.objective, tracked)
+        if not self.trains:
+            return float(means[cfg.eval.objective])
         objective = objective_value(cfg, means, self.validation.history)
         discard_when_finished(self.checkpoints, cfg.get("checkpoint"))
         return objective

@@ -117,13 +117,14 @@ def record_failed_job(
     return opened[0] if opened else None
 
 
-def run_sweep_job(cfg: DictConfig) -> float:
+def run_sweep_job(cfg: DictConfig, kind: type | None = None) -> float:
     """One job of a ``-m`` sweep: an error ends this job, never the sweep. A job that failed before
-    its MLflow run opened gets a FAILED run here; the sweeper gets NaN."""
+    its MLflow run opened gets a FAILED run here; the sweeper gets NaN. ``kind``: the stages to
+    run (:class:`~lossbench.experiment.stages.Experiment`, the default, or a subclass)."""
     from lossbench.experiment.jobs import sweep_parent_run_id
     from lossbench.experiment.stages import Experiment
 
-    experiment = Experiment(cfg)
+    experiment = (kind or Experiment)(cfg)
     try:
         return experiment.run()
     except Exception as error:  # one failing job must not stop the sweep

@@ -36,6 +36,8 @@ RUN_FILE = "test.run.txt"
 """A run's ranking of the test queries (TREC format); ``.txt`` so that MLflow previews it."""
 QRELS_FILE = "test.qrels.txt"
 """The test qrels a run was evaluated on (TREC format)."""
+FIRST_STAGE_RUN_FILE = "first_stage.run.txt"
+"""A re-ranker's first-stage run on the test queries (TREC format), a reference row of the report."""
 BASE_RUN_FILE = "test_base.run.txt"
 """The untrained model's ranking of the test queries (TREC format): what ``test/base_*`` evaluated."""
 LEGACY_FILES = {RUN_FILE: "test.run", QRELS_FILE: "test.qrels"}

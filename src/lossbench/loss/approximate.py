@@ -12,11 +12,9 @@ import torch
 
 from lossbench.loss.base import (
     Needs,
-    ScoringLossFunction,
+    TemperedScoringLossFunction,
     check_flag,
-    check_temperature,
     masked_mean,
-    prepare,
 )
 
 
@@ -49,11 +47,8 @@ def true_ranks(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return ranks.scatter_(-1, order, positions.expand_as(targets))  # (Q, D)
 
 
-class _ApproxLoss(ScoringLossFunction):
+class _ApproxLoss(TemperedScoringLossFunction):
     needs: ClassVar[Needs] = Needs.TARGETS
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = check_temperature(temperature)
 
 
 class ApproxNDCG(_ApproxLoss):
@@ -102,13 +97,9 @@ class ApproxNDCG(_ApproxLoss):
         super().__init__(temperature)
         self.scale_gains = check_flag(scale_gains, "scale_gains")
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         targets = targets.clamp(min=0.0).masked_fill(~mask, 0.0)  # (Q, D)
         gains = torch.exp2(targets) - 1.0 if self.scale_gains else targets  # (Q, D)
         ranks = approx_ranks(scores, mask, self.temperature)  # (Q, D)
@@ -154,13 +145,9 @@ class ApproxMRR(_ApproxLoss):
         tensor(0.3333)
     """
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         has_real = mask.any(dim=-1)  # (Q,)
         targets = targets.clamp(max=1.0).masked_fill(~mask, 0.0)  # (Q, D)
         ranks = approx_ranks(scores, mask, self.temperature)  # (Q, D)
@@ -219,13 +206,9 @@ class ApproxRankMSE(_ApproxLoss):
             raise ValueError(f"discount must be None, 'log2' or 'reciprocal', got {discount!r}")
         self.discount = discount
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         ranks = approx_ranks(scores, mask, self.temperature)  # (Q, D)
         target_ranks = true_ranks(targets, mask)  # (Q, D)
         errors = (ranks - target_ranks).square()  # (Q, D)

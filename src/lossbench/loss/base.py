@@ -60,17 +60,36 @@ class LossFunction(ABC):  # noqa: B024 (abstract by convention: subclasses add _
 
 
 class ScoringLossFunction(LossFunction):
-    """A loss over each query's own candidate list: ``(scores (Q, D), targets, mask) -> scalar``."""
+    """A loss over each query's own candidate list: ``(scores (Q, D), targets, mask) -> scalar``.
+
+    Calling it brings the inputs to one form (:func:`prepare`); subclasses implement :meth:`compute`
+    on that form only.
+    """
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    @abstractmethod
     def __call__(
         self,
         scores: torch.Tensor,
         targets: torch.Tensor,
         mask: torch.Tensor | None = None,
-    ) -> torch.Tensor: ...
+    ) -> torch.Tensor:
+        return self.compute(*prepare(scores, targets, mask))
+
+    @abstractmethod
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss on prepared inputs: float32 ``(Q, D)`` scores and targets, a bool ``(Q, D)`` mask
+        (True where a candidate is real)."""
+
+
+class TemperedScoringLossFunction(ScoringLossFunction):
+    """A scoring loss whose scores are divided by (or, for pairs, scaled by) a ``temperature``,
+    checked to be positive and finite (:func:`check_temperature`)."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = check_temperature(temperature)
 
 
 class InBatchLossFunction(LossFunction):
@@ -80,10 +99,22 @@ class InBatchLossFunction(LossFunction):
     then scores the local queries against the docs of every rank, ``scores`` ``(Q, B*D)`` with the
     ``(B, D)`` mask of all ``B`` blocks and ``query_offset`` (local query q owns block
     ``query_offset + q``), and the loss returns the local queries' share of the global mean.
+
+    ``false_negative_margin`` (None unless a subclass's constructor sets it): drop the negatives
+    whose (detached) score comes within this margin of the query's positive
+    (:mod:`lossbench.loss.false_negatives`); :meth:`false_negatives_dropped` then counts the
+    negatives the last call dropped.
     """
 
     needs: ClassVar[Needs] = Needs.IN_BATCH
     gather_across_devices: bool = False
+    false_negative_margin: float | None = None
+    _dropped: torch.Tensor | None = None
+
+    def false_negatives_dropped(self) -> torch.Tensor | None:
+        """How many negatives the last call dropped as false negatives (a 0-dim tensor on the
+        scores' device), or None when the loss does not filter."""
+        return self._dropped if self.false_negative_margin is not None else None
 
     @abstractmethod
     def __call__(

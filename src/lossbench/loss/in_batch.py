@@ -26,6 +26,7 @@ from lossbench.loss.base import (
     check_temperature,
     masked_logsumexp,
 )
+from lossbench.loss.false_negatives import MarginType, check_margin, false_negatives
 
 PosSampling = Literal["all", "first"]
 NegSampling = Literal["all", "first", "all_and_non_first"]
@@ -111,6 +112,25 @@ def _subsample(negatives: torch.Tensor, max_num: int | None) -> torch.Tensor:
     return negatives & (ranks < max_num)  # (Q, N)
 
 
+def _drop_false_negatives(
+    loss: InBatchLossFunction,
+    scores: torch.Tensor,
+    positive: torch.Tensor,
+    competitors: torch.Tensor,
+    has_positive: torch.Tensor,
+    margin_type: MarginType,
+) -> torch.Tensor:
+    """``competitors`` ``(Q, B*D)`` without the false negatives of ``loss.false_negative_margin``
+    (none when it is None); records how many the queries with a positive lost."""
+    margin = loss.false_negative_margin
+    if margin is None:
+        return competitors
+    dropped = false_negatives(scores, positive, competitors, margin, margin_type)  # (Q, B*D)
+    dropped = dropped & has_positive.unsqueeze(-1)  # (Q, B*D)
+    loss._dropped = dropped.sum().detach()
+    return competitors & ~dropped
+
+
 def _cross_entropy(
     scores: torch.Tensor,
     candidates: torch.Tensor,
@@ -164,6 +184,13 @@ class InBatchCrossEntropy(InBatchLossFunction):
             docs of every rank, not only its own rank's (more negatives for free). The training
             module gathers the docs' embeddings with gradients; the DDP-averaged gradient then
             equals the single-process gradient on the global batch. No effect on one device.
+        false_negative_margin: drop each candidate other than the positive (the other queries'
+            docs, and with ``pos_sampling_technique="all"`` the query's own other docs) whose
+            score, under the model itself and detached, is above ``s_q,p_q - margin``
+            (``"absolute"``) or ``s_q,p_q - margin * |s_q,p_q|`` (``"relative"``): likely false
+            negatives (:mod:`lossbench.loss.false_negatives`). ``None`` (default) keeps them all.
+            Dropped before ``max_num_neg_samples`` draws.
+        false_negative_margin_type: ``"absolute"`` (default) or ``"relative"``.
 
     References:
         Karpukhin, Oguz, Min, Lewis, Wu, Edunov, Chen and Yih, "Dense Passage Retrieval for
@@ -201,6 +228,8 @@ class InBatchCrossEntropy(InBatchLossFunction):
         max_num_neg_samples: int | None = None,
         temperature: float = 1.0,
         gather_across_devices: bool = False,
+        false_negative_margin: float | None = None,
+        false_negative_margin_type: MarginType = "absolute",
     ) -> None:
         if pos_sampling_technique not in ("all", "first"):
             raise ValueError(
@@ -221,6 +250,8 @@ class InBatchCrossEntropy(InBatchLossFunction):
         self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
         self.temperature = check_temperature(temperature)
         self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
+        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
+        self.false_negative_margin_type: MarginType = false_negative_margin_type
 
     def __call__(
         self,
@@ -240,10 +271,14 @@ class InBatchCrossEntropy(InBatchLossFunction):
             negatives = first_column.unsqueeze(0) & ~own  # (Q, Q*D)
         else:
             negatives = ~own_first  # (Q, Q*D)
-        negatives = _subsample(negatives & real, self.max_num_neg_samples)  # (Q, Q*D)
-        candidates = (positives & real) | negatives  # (Q, Q*D)
         rows = offset + torch.arange(num_queries, device=scores.device)  # (Q,)
         positive = rows * num_docs  # (Q,)
+        competitors = ((positives & ~own_first) | negatives) & real  # (Q, Q*D)
+        kept = _drop_false_negatives(
+            self, scores, positive, competitors, local_mask[:, 0], self.false_negative_margin_type
+        )
+        negatives = _subsample(negatives & kept, self.max_num_neg_samples)  # (Q, Q*D)
+        candidates = (positives & own_first & real) | (positives & kept) | negatives  # (Q, Q*D)
         counted = mask[:, 0].sum()  # queries with a positive, in every block
         return _cross_entropy(
             scores, candidates, positive, local_mask[:, 0], self.temperature, counted
@@ -269,6 +304,10 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
         temperature: divides every score before the softmax. Default 1 equals the reference.
         gather_across_devices: under multi-device (DDP) training, the other ranks' docs are
             negatives too (see :class:`InBatchCrossEntropy`). No effect on one device.
+        false_negative_margin: drop each negative whose score, under the model itself and
+            detached, comes within this margin of the positive's (see
+            :class:`InBatchCrossEntropy`); ``None`` (default) keeps them all.
+        false_negative_margin_type: ``"absolute"`` (default) or ``"relative"``.
 
     References:
         Karpukhin et al., "Dense Passage Retrieval for Open-Domain Question Answering", EMNLP 2020
@@ -305,11 +344,15 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
         max_num_neg_samples: int | None = None,
         temperature: float = 1.0,
         gather_across_devices: bool = False,
+        false_negative_margin: float | None = None,
+        false_negative_margin_type: MarginType = "absolute",
     ) -> None:
         self.min_target_diff = check_non_negative(min_target_diff, "min_target_diff")
         self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
         self.temperature = check_temperature(temperature)
         self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
+        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
+        self.false_negative_margin_type: MarginType = false_negative_margin_type
 
     def __call__(
         self,
@@ -340,7 +383,15 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
         positive = rows * num_docs + best  # (Q,)
         own_negatives = torch.zeros_like(own)  # (Q, B*D)
         own_negatives[own] = far_below.reshape(-1)
-        negatives = _subsample((~own & real) | own_negatives, self.max_num_neg_samples)
+        negatives = _drop_false_negatives(
+            self,
+            scores,
+            positive,
+            (~own & real) | own_negatives,
+            local_mask.any(dim=-1),
+            self.false_negative_margin_type,
+        )
+        negatives = _subsample(negatives, self.max_num_neg_samples)
         candidates = negatives.scatter(-1, positive.unsqueeze(-1), True)  # (Q, B*D)
         counted = mask.any(dim=-1).sum()  # queries with a real doc, in every block
         return _cross_entropy(

@@ -9,11 +9,10 @@ import torch
 from lossbench.loss.base import (
     Needs,
     ScoringLossFunction,
-    check_temperature,
+    TemperedScoringLossFunction,
     masked_log_softmax,
     masked_logsumexp,
     masked_mean,
-    prepare,
 )
 
 
@@ -54,7 +53,7 @@ def plackett_luce_terms(
     return terms, positions
 
 
-class KLDivergence(ScoringLossFunction):
+class KLDivergence(TemperedScoringLossFunction):
     """KL divergence: make the student's softmax over the list match the teacher's softmax.
 
     Formula (targets are taken as logits; ``mean_q`` over queries with at least one real doc)::
@@ -94,16 +93,9 @@ class KLDivergence(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS | Needs.TEACHER_SCORES
 
-    def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = check_temperature(temperature)
-
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         scores = scores.masked_fill(~mask, 0.0) / self.temperature  # (Q, D)
         log_student = masked_log_softmax(scores, mask)  # (Q, D)
         log_teacher, teacher = _target_distribution(targets, mask)  # (Q, D) each
@@ -111,7 +103,7 @@ class KLDivergence(ScoringLossFunction):
         return masked_mean(kl, mask.any(dim=-1))
 
 
-class InfoNCE(ScoringLossFunction):
+class InfoNCE(TemperedScoringLossFunction):
     """InfoNCE: softmax cross-entropy that picks the best-labelled candidate out of the list.
 
     Formula (``p_q`` = first real candidate with the highest target; ``mean_q`` over queries with
@@ -148,16 +140,9 @@ class InfoNCE(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = check_temperature(temperature)
-
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         scores = scores.masked_fill(~mask, 0.0) / self.temperature  # (Q, D)
         best = targets.masked_fill(~mask, float("-inf")).argmax(dim=-1, keepdim=True)  # (Q, 1)
         positive = scores.gather(-1, best).squeeze(-1)  # (Q,)
@@ -204,13 +189,9 @@ class PearsonCorrelation(ScoringLossFunction):
 
     eps: ClassVar[float] = 1e-8
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         counts = mask.sum(dim=-1, keepdim=True).clamp(min=1)  # (Q, 1)
         scores = scores.masked_fill(~mask, 0.0)  # (Q, D)
         targets = targets.masked_fill(~mask, 0.0)  # (Q, D)
@@ -224,7 +205,7 @@ class PearsonCorrelation(ScoringLossFunction):
         return masked_mean(1.0 - correlation, mask.any(dim=-1))
 
 
-class ListNet(ScoringLossFunction):
+class ListNet(TemperedScoringLossFunction):
     """ListNet: cross-entropy between the top-one probabilities of the targets and of the scores.
 
     Formula (targets are taken as logits; ``mean_q`` over queries with at least one real doc)::
@@ -259,16 +240,9 @@ class ListNet(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = check_temperature(temperature)
-
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         scores = scores.masked_fill(~mask, 0.0) / self.temperature  # (Q, D)
         log_student = masked_log_softmax(scores, mask)  # (Q, D)
         _, teacher = _target_distribution(targets, mask)  # (Q, D)
@@ -313,13 +287,9 @@ class ListMLE(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         terms, _ = plackett_luce_terms(scores, targets, mask)  # (Q, D)
         return masked_mean(terms.sum(dim=-1), mask.any(dim=-1))
 
@@ -387,13 +357,9 @@ class PositionAwareListMLE(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         terms, positions = plackett_luce_terms(scores, targets, mask)  # (Q, D) each
         weights = position_weights(positions, mask.sum(dim=-1, keepdim=True))  # (Q, D)
         return masked_mean((weights * terms).sum(dim=-1), mask.any(dim=-1))

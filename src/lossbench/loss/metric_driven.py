@@ -23,7 +23,6 @@ from lossbench.loss.base import (
     check_temperature,
     masked_log_softmax,
     masked_mean,
-    prepare,
 )
 from lossbench.loss.pairwise import pair_mask, score_differences
 
@@ -161,13 +160,9 @@ class LambdaLoss(ScoringLossFunction):
             weights = weights + scale * delta  # (Q, D, D)
         return weights * gain_gaps
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         targets = targets.masked_fill(~mask, 0.0)  # (Q, D)
         ranks = true_ranks(scores.detach().masked_fill(~mask, 0.0), mask)  # (Q, D): 1..n_q first
         pairs = pair_mask(targets, mask)  # (Q, D, D)
@@ -291,13 +286,9 @@ class NeuralNDCG(ScoringLossFunction):
         self.k = check_cutoff(k)
         self.scale_gains = check_flag(scale_gains, "scale_gains")
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         gains = gains_of(targets, mask, self.scale_gains)  # (Q, D)
         discounts = position_discounts(scores.shape[-1], self.k, scores.device)  # (D,)
         idcg = ideal_dcg(gains, discounts)  # (Q,)

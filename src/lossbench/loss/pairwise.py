@@ -10,10 +10,9 @@ import torch.nn.functional as F
 from lossbench.loss.base import (
     Needs,
     ScoringLossFunction,
+    TemperedScoringLossFunction,
     check_positive,
-    check_temperature,
     masked_mean,
-    prepare,
 )
 
 
@@ -32,7 +31,7 @@ def score_differences(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return scores.unsqueeze(2) - scores.unsqueeze(1)  # (Q, D, D)
 
 
-class RankNet(ScoringLossFunction):
+class RankNet(TemperedScoringLossFunction):
     """RankNet: push every better-labelled candidate above every worse one, pair by pair.
 
     Formula (mean over every pair of the batch, pairs are ``t_qi > t_qj``, both real)::
@@ -71,16 +70,9 @@ class RankNet(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS
 
-    def __init__(self, temperature: float = 1.0) -> None:
-        self.temperature = check_temperature(temperature)
-
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         pairs = pair_mask(targets, mask)  # (Q, D, D)
         diffs = score_differences(scores, mask)  # (Q, D, D)
         losses = F.softplus(-diffs * self.temperature)  # (Q, D, D)
@@ -126,13 +118,9 @@ class ConstantMarginMSE(ScoringLossFunction):
         # > 0: a negative margin asks worse candidates to win, 0 asks every pair to tie
         self.margin = check_positive(margin, "margin")
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         pairs = pair_mask(targets, mask)  # (Q, D, D)
         diffs = score_differences(scores, mask)  # (Q, D, D)
         losses = (diffs - self.margin).square()  # (Q, D, D)
@@ -174,13 +162,9 @@ class SupervisedMarginMSE(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS | Needs.TEACHER_SCORES
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         pairs = pair_mask(targets, mask)  # (Q, D, D)
         diffs = score_differences(scores, mask)  # (Q, D, D)
         target_diffs = score_differences(targets, mask)  # (Q, D, D)

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from lossbench.loss.base import Needs, ScoringLossFunction, check_temperature, masked_mean, prepare
+from lossbench.loss.base import Needs, ScoringLossFunction, check_temperature, masked_mean
 
 Binarize = Literal["max", "threshold"]
 BINARIZE: tuple[str, ...] = ("max", "threshold")
@@ -104,13 +104,9 @@ class BinaryCrossEntropy(ScoringLossFunction):
         self.threshold = check_threshold(threshold)
         self.temperature = check_temperature(temperature)
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         labels = binary_labels(targets, mask, self.binarize, self.threshold)  # (Q, D)
         logits = scores.masked_fill(~mask, 0.0) / self.temperature  # (Q, D)
         losses = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")  # (Q, D)
@@ -154,13 +150,9 @@ class PointwiseMSE(ScoringLossFunction):
 
     needs: ClassVar[Needs] = Needs.TARGETS | Needs.TEACHER_SCORES
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor,
-        mask: torch.Tensor | None = None,
+    def compute(
+        self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        scores, targets, mask = prepare(scores, targets, mask)  # (Q, D) each
         scores = scores.masked_fill(~mask, 0.0)  # (Q, D)
         targets = targets.masked_fill(~mask, 0.0)  # (Q, D)
         return masked_mean((scores - targets).square(), mask)

@@ -8,6 +8,7 @@ single-vector ``(N, 1, dim)`` tensor works as is.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar
 
 import torch
@@ -27,7 +28,25 @@ def _mean_over_rows(values: torch.Tensor) -> torch.Tensor:
     return values.sum(dim=0) / max(values.shape[0], 1)
 
 
-class L1Regularization(RegularizationLossFunction):
+class _MeanNormRegularization(RegularizationLossFunction):
+    """``query_weight * mean_i norm(q_i) + doc_weight * mean_j norm(d_j)`` for a subclass's ``norm``."""
+
+    needs: ClassVar[Needs] = Needs.EMBEDDINGS
+
+    @staticmethod
+    @abstractmethod
+    def norm(vectors: torch.Tensor) -> torch.Tensor:
+        """Each row's norm: ``(N, dim) -> (N,)``."""
+
+    def __call__(
+        self, query_embeddings: torch.Tensor, doc_embeddings: torch.Tensor
+    ) -> torch.Tensor:
+        query_loss = _mean_over_rows(self.norm(_as_vectors(query_embeddings)))  # ()
+        doc_loss = _mean_over_rows(self.norm(_as_vectors(doc_embeddings)))  # ()
+        return self.query_weight * query_loss + self.doc_weight * doc_loss
+
+
+class L1Regularization(_MeanNormRegularization):
     """L1 regularization: shrink embeddings by the mean L1 norm of the vectors (favours zeros).
 
     Formula::
@@ -60,19 +79,12 @@ class L1Regularization(RegularizationLossFunction):
         tensor(3.)
     """
 
-    needs: ClassVar[Needs] = Needs.EMBEDDINGS
-
-    def __call__(
-        self, query_embeddings: torch.Tensor, doc_embeddings: torch.Tensor
-    ) -> torch.Tensor:
-        queries = _as_vectors(query_embeddings)  # (Nq, dim)
-        docs = _as_vectors(doc_embeddings)  # (Nd, dim)
-        query_loss = _mean_over_rows(queries.abs().sum(dim=-1))  # ()
-        doc_loss = _mean_over_rows(docs.abs().sum(dim=-1))  # ()
-        return self.query_weight * query_loss + self.doc_weight * doc_loss
+    @staticmethod
+    def norm(vectors: torch.Tensor) -> torch.Tensor:
+        return vectors.abs().sum(dim=-1)  # (N,)
 
 
-class L2Regularization(RegularizationLossFunction):
+class L2Regularization(_MeanNormRegularization):
     """L2 regularization: shrink embeddings by the mean (unsquared) L2 norm of the vectors.
 
     Formula::
@@ -104,16 +116,9 @@ class L2Regularization(RegularizationLossFunction):
         tensor(5.)
     """
 
-    needs: ClassVar[Needs] = Needs.EMBEDDINGS
-
-    def __call__(
-        self, query_embeddings: torch.Tensor, doc_embeddings: torch.Tensor
-    ) -> torch.Tensor:
-        queries = _as_vectors(query_embeddings)  # (Nq, dim)
-        docs = _as_vectors(doc_embeddings)  # (Nd, dim)
-        query_loss = _mean_over_rows(torch.linalg.vector_norm(queries, dim=-1))  # ()
-        doc_loss = _mean_over_rows(torch.linalg.vector_norm(docs, dim=-1))  # ()
-        return self.query_weight * query_loss + self.doc_weight * doc_loss
+    @staticmethod
+    def norm(vectors: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(vectors, dim=-1)  # (N,)
 
 
 class FLOPSRegularization(RegularizationLossFunction):

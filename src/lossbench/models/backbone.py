@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from lossbench.models.config import BiEncoderConfig
+
+class BackboneSettings(Protocol):
+    """What a model config says about its backbone (every bi- and cross-encoder config has these)."""
+
+    random_init: bool
+    backbone_overrides: dict[str, Any]
 
 
 def minilm_path() -> str:
@@ -28,7 +33,7 @@ def load_tokenizer(model_name_or_path: str) -> Any:
     return AutoTokenizer.from_pretrained(model_name_or_path, use_fast=True)
 
 
-def backbone_config(model_name_or_path: str, config: BiEncoderConfig) -> Any:
+def backbone_config(model_name_or_path: str, config: BackboneSettings) -> Any:
     """The backbone's Hugging Face config with ``config.backbone_overrides`` applied."""
     loaded = AutoConfig.from_pretrained(model_name_or_path)
     for key, value in config.backbone_overrides.items():
@@ -38,7 +43,7 @@ def backbone_config(model_name_or_path: str, config: BiEncoderConfig) -> Any:
     return loaded
 
 
-def load_backbone(model_name_or_path: str, config: BiEncoderConfig) -> PreTrainedModel:
+def load_backbone(model_name_or_path: str, config: BackboneSettings) -> PreTrainedModel:
     """The transformer encoder, pretrained or (``config.random_init``) freshly initialized.
 
     Uses PyTorch's scaled-dot-product attention and drops BERT's unused pooler layer.

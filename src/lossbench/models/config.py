@@ -1,4 +1,11 @@
-"""Bi-encoder configurations: how queries and docs are turned into vectors and compared."""
+"""Model configurations: how a bi-encoder turns queries and docs into vectors and compares them, and
+how a cross-encoder reads a query and a doc together.
+
+Each config says what it is (class attributes, read by the checks and the run's stages, never a
+class name): :attr:`BiEncoderConfig.reranks` (False: it indexes a corpus and searches it; True for
+:class:`CrossEncoderConfig`: it re-ranks a first stage's candidates) and ``provides`` (what, besides
+each query's ``(Q, D)`` scores, it gives the losses: :class:`~lossbench.loss.Needs` flags).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from lossbench.retrieval.base import VectorKind
+
+from lossbench.loss.base import Needs
 
 Pooling = Literal["first", "mean", "max"]
 Similarity = Literal["dot", "cosine"]
@@ -34,6 +43,10 @@ class BiEncoderConfig:
     sparse: ClassVar[bool] = False
     """Whether the vectors are sparse and vocabulary-sized (``vectors == "sparse"``, set for every
     subclass from :attr:`vectors`)."""
+    reranks: ClassVar[bool] = False
+    """Whether the model re-ranks a first stage's candidates (True) or indexes the corpus itself."""
+    provides: ClassVar[Needs] = Needs.EMBEDDINGS | Needs.IN_BATCH
+    """What the model gives the losses besides each query's own ``(Q, D)`` scores."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -166,6 +179,7 @@ class ColConfig(BiEncoderConfig):
     """
 
     vectors: ClassVar[VectorKind] = "multi_vector"
+    provides: ClassVar[Needs] = Needs.IN_BATCH  # no single vector per text for a regularizer
     similarity: Similarity = "cosine"
     embedding_dim: int = 128
     projection: Projection = "linear_no_bias"
@@ -215,3 +229,74 @@ def config_from_dict(data: dict[str, Any]) -> BiEncoderConfig:
     if unknown:
         raise ValueError(f"{name} has no field(s) {', '.join(unknown)}")
     return cls(**data)
+
+
+@dataclass
+class CrossEncoderConfig:
+    """A cross-encoder (monoBERT): the query and a doc read together as one sequence, a score from it.
+
+    Formula (``h`` the backbone's token states, ``pool`` over the sequence's real tokens)::
+
+        score(q, d) = w · pool(h([CLS] q [SEP] d [SEP])) (+ b)
+
+    The score head ``w`` (and ``b`` with ``linear_bias``) starts fresh. Each pair costs a forward
+    pass, so a cross-encoder cannot index a corpus: it re-ranks a first stage's top ``k``
+    (``first_stage=bm25|run_file|model``). It gives the losses each query's ``(Q, D)`` scores only:
+    no embeddings (regularizers) and no scores against the other queries' docs (in-batch losses).
+
+    Truncation: the query is cut to ``query_length`` tokens and the doc to ``doc_length``; if the
+    pair (special tokens included) is still longer than ``max_length``, the doc is cut further (the
+    query is cut only when it alone does not fit).
+
+    References:
+        Nogueira and Cho, "Passage Re-ranking with BERT", arXiv:1901.04085, 2019.
+
+    Args:
+        query_length: max tokens of the query part.
+        doc_length: max tokens of the doc part.
+        max_length: max tokens of the whole sequence, special tokens included (None: room for both
+            parts, ``query_length + doc_length`` plus the tokenizer's special tokens).
+        pooling: ``first`` (the [CLS] token, monoBERT), ``mean`` or ``max`` over the real tokens.
+        linear_bias: give the score head a bias (a constant shift: it changes no ranking, but a
+            pointwise loss such as BCE can use it).
+        random_init: build the backbone from its config with fresh random weights (tests, ablations).
+        backbone_overrides: fields replaced in the backbone's config, e.g. ``num_hidden_layers: 2``.
+    """
+
+    reranks: ClassVar[bool] = True
+    provides: ClassVar[Needs] = Needs.NOTHING
+
+    query_length: int = 32
+    doc_length: int = 180
+    max_length: int | None = None
+    pooling: Pooling = "first"
+    linear_bias: bool = False
+    random_init: bool = False
+    backbone_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("first", "mean", "max"):
+            raise ValueError(f"pooling={self.pooling!r}; valid: first, mean, max")
+        if self.query_length < 1 or self.doc_length < 1:
+            raise ValueError("query_length and doc_length must be positive")
+        if self.max_length is not None and self.max_length <= self.query_length:
+            raise ValueError(
+                f"max_length={self.max_length} leaves no room for the doc after a query of up to "
+                f"query_length={self.query_length} tokens; raise max_length (or null: both fit)"
+            )
+        self.backbone_overrides = dict(self.backbone_overrides or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class": type(self).__name__, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CrossEncoderConfig:
+        """The config written by :meth:`to_dict`."""
+        data = dict(data)
+        name = data.pop("class", cls.__name__)
+        if name != cls.__name__:
+            raise ValueError(f"{name} is not a cross-encoder config; expected {cls.__name__}")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+        return cls(**data)

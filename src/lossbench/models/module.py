@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from lossbench.data.batches import TrainBatch
+from lossbench.data.batches import TrainBatch, TrainCollator
 from lossbench.data.token_cache import TokenCache
 from lossbench.loss.base import (
     InBatchLossFunction,
@@ -22,6 +24,7 @@ from lossbench.loss.base import (
 from lossbench.models.backbone import load_tokenizer
 from lossbench.models.config import BiEncoderConfig, DprConfig, config_from_dict
 from lossbench.models.encoders import TextEncoder, build_encoder
+from lossbench.models.grad_cache import GradCache, all_reduce_gradients, check_chunk_size
 from lossbench.models.ranking_module import LossSpec, RankingModule
 from lossbench.models.scoring import Scoring
 from lossbench.training.distributed import InBatchScores, distributed_position, in_batch_inputs
@@ -44,8 +47,9 @@ def read_saved_config(folder: str | Path) -> BiEncoderConfig | None:
 
 def check_losses_fit(config: BiEncoderConfig, losses: Sequence[LossFunction]) -> None:
     """Raise a ``ValueError`` for losses the model cannot feed: the regularizers take one vector
-    per text (``Needs.EMBEDDINGS``, ``Needs.SPARSE``), which a multi-vector model does not make."""
-    if config.vectors != "multi_vector":
+    per text (``Needs.EMBEDDINGS``, ``Needs.SPARSE``), which a multi-vector model does not make
+    (its config's ``provides`` lacks ``Needs.EMBEDDINGS``)."""
+    if Needs.EMBEDDINGS in config.provides:
         return
     single = Needs.EMBEDDINGS | Needs.SPARSE
     refused = [type(loss).__name__ for loss in losses if loss.needs & single]
@@ -86,6 +90,9 @@ class BiEncoderModule(RankingModule):
         self.train()  # Hugging Face loads weights in eval mode; training wants dropout on
         # token ids of the texts encoded so far: a corpus's later encoding passes skip the tokenizer
         self.token_cache = TokenCache()
+        self.grad_cache_chunk_size: int | None = None  # set_grad_cache
+        self._pending_cache: GradCache | None = None  # this step's, until its backward pass
+        self._all_reduce_gradients = False  # under DDP with GradCache (see on_train_start)
 
     def _build_encoders(self, from_saved: bool) -> tuple[TextEncoder, TextEncoder | None]:
         """The query encoder (shared with docs) and, with ``shared_encoder=False``, the doc encoder."""
@@ -159,8 +166,12 @@ class BiEncoderModule(RankingModule):
         folder: str | Path,
         loss_functions: Sequence[LossSpec] | None = None,
         config: BiEncoderConfig | None = None,
+        tracking_uri: str | None = None,
     ) -> BiEncoderModule:
-        """Load a model written by :meth:`save_pretrained` (to search with, or to train further)."""
+        """Load a model written by :meth:`save_pretrained` (to search with, or to train further)
+        from its folder or from the MLflow URI a run logged it under (``runs:/<run id>/model``,
+        ``models:/<model id>``; ``tracking_uri``: the store, else MLflow's default)."""
+        folder = cls.saved_folder(folder, tracking_uri)
         if read_saved_config(folder) is None:
             raise FileNotFoundError(
                 f"{folder} has no {SAVED_CONFIG}: it was not written by "
@@ -184,11 +195,71 @@ class BiEncoderModule(RankingModule):
     def encode_docs(self, encoding: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encode(encoding, "doc")
 
+    # ---- GradCache ----------------------------------------------------------------------------
+    def set_grad_cache(self, chunk_size: int | None) -> None:
+        """Train with GradCache (:mod:`lossbench.models.grad_cache`): encode ``chunk_size`` texts
+        at a time, twice, so that an in-batch loss's batch needs one chunk's activations. ``None``
+        turns it off. Every loss must be an in-batch loss or a regularizer (a scoring loss has no
+        batch-wide coupling to cache), and the step cannot be compiled."""
+        chunk_size = check_chunk_size(chunk_size)
+        if chunk_size is not None:
+            check_grad_cache_losses(self.loss_functions)
+            if self.compiled:
+                raise ValueError(
+                    "GradCache encodes in chunks outside the compiled step; set compile=false or "
+                    "grad_cache.chunk_size=null"
+                )
+        self.grad_cache_chunk_size = chunk_size
+
+    def on_train_start(self) -> None:
+        """Under DDP with GradCache, DDP's own gradient sync is off (it allows one backward pass
+        per forward pass; GradCache makes one per chunk): :meth:`backward` averages the gradients
+        over the ranks itself once the last chunk is done."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = self.trainer.strategy.model
+        if self.grad_cache_chunk_size is not None and isinstance(model, DistributedDataParallel):
+            model.require_backward_grad_sync = False
+            self._all_reduce_gradients = True
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """Lightning's backward pass; with GradCache, the loss's gradient reaches the embeddings
+        only, and the chunks' re-encoding carries it on into the parameters."""
+        super().backward(loss, *args, **kwargs)
+        cache, self._pending_cache = self._pending_cache, None
+        if cache is None:
+            return
+        cache.backward(self._forward_context)
+        if self._all_reduce_gradients:
+            all_reduce_gradients(self.parameters())
+
+    def _forward_context(self) -> AbstractContextManager[object]:
+        """What the training step runs under (the trainer's autocast), for the re-encoding."""
+        trainer = self._trainer
+        if trainer is None:
+            return nullcontext()
+        return trainer.precision_plugin.forward_context()  # type: ignore[no-any-return]
+
+    def _embed_batch(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The queries' ``(Q, *E)`` and real docs' ``(N, *E)`` embeddings: with a graph, or, with
+        GradCache while training, as leaves whose gradient :meth:`backward` carries on."""
+        if self.grad_cache_chunk_size is None or not torch.is_grad_enabled():
+            return self.encode_queries(batch.query_encoding), self.encode_docs(batch.doc_encoding)
+        cache = GradCache(self.grad_cache_chunk_size, self.encode)
+        queries = cache.embed(batch.query_encoding, "query")  # (Q, *E)
+        real_docs = cache.embed(batch.doc_encoding, "doc")  # (N, *E)
+        self._pending_cache = cache
+        return queries, real_docs
+
     # ---- training -----------------------------------------------------------------------------
+    def train_collator(self, fixed_length: bool = False) -> TrainCollator:
+        """Tokenizes each batch's queries and docs separately, to ``query_length`` / ``doc_length``."""
+        config = self.config
+        return TrainCollator(self.tokenizer, config.query_length, config.doc_length, fixed_length)
+
     def _losses_of_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Encode the batch, score each query against its own docs, and compute every loss."""
-        queries = self.encode_queries(batch.query_encoding)  # (Q, *E)
-        real_docs = self.encode_docs(batch.doc_encoding)  # (N, *E)
+        queries, real_docs = self._embed_batch(batch)  # (Q, *E), (N, *E)
         docs = docs_per_query(real_docs, batch.doc_mask)  # (Q, D, *E)
         scores = self.scoring.per_query(queries, docs)  # (Q, D)
         values = self._loss_values(batch, scores, queries, docs, real_docs)
@@ -221,11 +292,38 @@ class BiEncoderModule(RankingModule):
                         queries, docs, batch.doc_mask, batch.targets, gather, self.scoring
                     )
                 values[name] = in_batch[gather].apply(loss)
+                dropped = loss.false_negatives_dropped()
+                if dropped is not None:  # logged as train/false_negatives_dropped
+                    total = values.get("false_negatives_dropped", 0.0)
+                    values["false_negatives_dropped"] = total + dropped.float()
             elif isinstance(loss, RegularizationLossFunction):
                 values[name] = loss(queries, real_docs)
             else:  # pragma: no cover - normalize_losses admits LossFunction subclasses only
                 raise TypeError(f"{type(loss).__name__} follows none of the loss contracts")
         return values
+
+
+def check_grad_cache_losses(losses: Sequence[LossFunction]) -> None:
+    """Raise a ``ValueError`` unless GradCache fits the losses: at least one in-batch loss, and
+    besides it only regularizers (both see the batch's embeddings, which GradCache caches)."""
+    in_batch = [loss for loss in losses if isinstance(loss, InBatchLossFunction)]
+    others = [
+        type(loss).__name__
+        for loss in losses
+        if not isinstance(loss, InBatchLossFunction | RegularizationLossFunction)
+    ]
+    if in_batch and not others:
+        return
+    from lossbench.loss import LOSSES
+
+    names = ", ".join(others) or "no in-batch loss"
+    fitting = [f"loss={n}" for n, cls in LOSSES.items() if issubclass(cls, InBatchLossFunction)]
+    raise ValueError(
+        f"GradCache (grad_cache.chunk_size) caches the gradient of an in-batch loss, but the losses "
+        f"have {names}: a loss over each query's own candidates needs no cache (lower "
+        f"data.train_batch_size instead); choose an in-batch loss ({', '.join(fitting)}) or set "
+        "grad_cache.chunk_size=null"
+    )
 
 
 def docs_per_query(real_docs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,11 @@
 """RankingModule: what every trained ranker shares (its losses and their weights, optimizer, LR
-schedule, gradient clipping, compilation, the training step). A model family subclasses it and
-computes the losses of a batch from its own scores (:meth:`RankingModule._losses_of_batch`)."""
+schedule, gradient clipping, compilation, the training step). A model family subclasses it, makes
+its own training batches (:meth:`RankingModule.train_collator`) and computes the losses of a batch
+from its own scores (:meth:`RankingModule._losses_of_batch`).
+
+Saving is every family's too: a module writes itself to a folder (:meth:`RankingModule.save_pretrained`)
+and loads back from that folder or from the MLflow URI a run logged it under
+(:meth:`RankingModule.saved_folder` resolves ``runs:/<run id>/model`` and ``models:/<model id>``)."""
 
 from __future__ import annotations
 
@@ -8,14 +13,15 @@ import importlib
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from lossbench.data.batches import TrainBatch
 from lossbench.loss import LOSSES
 from lossbench.loss.base import LossFunction
+from lossbench.models.saved import resolve_model_path
 
 LossSpec = LossFunction | str | type | tuple[Any, float]
 
@@ -79,8 +85,22 @@ class RankingModule(L.LightningModule):
         )
         self._lr_lambda: Callable[[int], float] | None = None
         self.compiled = False  # set by compile_encoders: training pads to fixed lengths then
-        self._compiled_losses: Callable[[TrainBatch], dict[str, torch.Tensor]] | None = None
+        self._compiled_losses: Callable[[Any], dict[str, torch.Tensor]] | None = None
         self.last_losses: dict[str, torch.Tensor] = {}  # each loss of the last step, on its device
+
+    # ---- saving and loading -------------------------------------------------------------------
+    @abstractmethod
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the trained model (weights, config, tokenizer) to ``folder``; returns it."""
+
+    @staticmethod
+    def saved_folder(
+        source: str | Path, tracking_uri: str | None = None, cache_dir: str | Path | None = None
+    ) -> str:
+        """A local folder holding the model ``source`` names: a folder as is, or an MLflow URI
+        (``runs:/<run id>/model``, ``models:/<model id>``) downloaded from ``tracking_uri``'s store
+        into ``cache_dir`` once (:func:`~lossbench.models.saved.resolve_model_path`)."""
+        return resolve_model_path(str(source), tracking_uri, cache_dir)
 
     # ---- optimizer, LR schedule, clipping, compilation -------------------------------------------
     def set_optimizer(self, optimizer: type[torch.optim.Optimizer], **kwargs: Any) -> None:
@@ -152,7 +172,12 @@ class RankingModule(L.LightningModule):
             torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
 
     # ---- training -----------------------------------------------------------------------------
-    def compute_losses(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+    @abstractmethod
+    def train_collator(self, fixed_length: bool = False) -> Callable[[list[Any]], Any]:
+        """What turns a list of :class:`~lossbench.data.datasets.TrainSample` into this model's
+        training batch (tokenized; ``fixed_length``: padded to the full lengths, for compilation)."""
+
+    def compute_losses(self, batch: Any) -> dict[str, torch.Tensor]:
         """Every loss of the batch by its log name, plus ``loss``: their weighted sum."""
         if not self.loss_functions:
             raise ValueError(f"{type(self).__name__} has no loss_functions to train with")
@@ -161,7 +186,7 @@ class RankingModule(L.LightningModule):
         return self._losses_of_batch(batch)
 
     @abstractmethod
-    def _losses_of_batch(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+    def _losses_of_batch(self, batch: Any) -> dict[str, torch.Tensor]:
         """Every loss of the batch by its log name, ``loss`` (their weighted sum, float32), and any
         other value worth logging per step (``train/<name>``)."""
 
@@ -172,7 +197,7 @@ class RankingModule(L.LightningModule):
             total = total + weight * values[name].float()
         return total
 
-    def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         values = self.compute_losses(batch)
         self.last_losses = {name: values[name].detach() for name in self.loss_names}
         size = len(batch.query_ids)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from lossbench.data.batches import InferenceBatch, InferenceCollator
 from lossbench.data.datasets import TextSample
 from lossbench.models.module import BiEncoderModule
+from lossbench.models.ranking_module import RankingModule
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[object]:
@@ -26,8 +27,8 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[obje
     return contextlib.nullcontext()
 
 
-def eager(module: BiEncoderModule) -> contextlib.AbstractContextManager[object]:
-    """Run a compiled module's encoders eagerly (a length-sorted pass has a new shape per batch)."""
+def eager(module: RankingModule) -> contextlib.AbstractContextManager[object]:
+    """Run a compiled module eagerly (a length-sorted pass has a new shape per batch)."""
     if module.compiled:
         return torch.compiler.set_stance("force_eager")
     return contextlib.nullcontext()

@@ -1,5 +1,6 @@
-"""Retrieval validation while training: index the corpus with the current weights, search the dev
-split, log its metrics."""
+"""Validation while training: a bi-encoder indexes the corpus with the current weights and searches
+the dev split (:class:`RetrievalValidation`); a cross-encoder re-ranks the dev queries' first-stage
+candidates (:class:`RerankValidation`). Both log the split's metrics on the same schedule."""
 
 from __future__ import annotations
 
@@ -8,12 +9,37 @@ from typing import Any
 
 import lightning as L
 
-from lossbench.data.collection import Collection
+from lossbench.data.collection import Collection, ScoredRun
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
 from lossbench.retrieval import Index, index_corpus, index_corpus_sharded, search_split
 
 
-class RetrievalValidation(L.Callback):
+class ValidationSchedule(L.Callback):
+    """When to validate: every ``every_n_steps`` optimizer steps (if set), at the end of every epoch
+    and at the end of training. Subclasses say how (:meth:`validate`)."""
+
+    every_n_steps: int | None = None
+
+    def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
+        raise NotImplementedError
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self.validate(trainer, module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: Any) -> None:
+        self.validate(trainer, module, every_rank=False)
+
+    def on_train_end(self, trainer: L.Trainer, module: Any) -> None:
+        self.validate(trainer, module)
+
+    def on_fit_end(self, trainer: L.Trainer, module: Any) -> None:
+        # a run resumed from a checkpoint at max_steps trains no step, and Lightning calls no
+        # on_train_end; its final weights are validated here
+        self.validate(trainer, module)
+
+
+class RetrievalValidation(ValidationSchedule):
     """Index the corpus with the current weights, search a split and log its metrics.
 
     Runs every ``every_n_steps`` optimizer steps (if set), at the end of every epoch, and at the end of
@@ -90,17 +116,62 @@ class RetrievalValidation(L.Callback):
                 {mlflow_metric_name(m, "val"): v for m, v in means.items()}, step
             )
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self.validate(trainer, module)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, module: Any) -> None:
-        self.validate(trainer, module, every_rank=False)
+class RerankValidation(ValidationSchedule):
+    """Re-rank a split's first-stage candidates with the current weights and log its metrics.
 
-    def on_train_end(self, trainer: L.Trainer, module: Any) -> None:
-        self.validate(trainer, module)
+    The candidates are fixed (the first stage ran once, before training), so each validation costs
+    the split's queries times the candidates per query, whatever the corpus size. Rank 0 validates
+    alone under DDP (the other ranks wait for it at their next step).
 
-    def on_fit_end(self, trainer: L.Trainer, module: Any) -> None:
-        # a run resumed from a checkpoint at max_steps trains no step, and Lightning calls no
-        # on_train_end; its final weights are validated here
-        self.validate(trainer, module)
+    Args:
+        collection: the collection (query and doc texts, qrels).
+        candidates: the first stage's run of the split (``{query id: {doc id: score}}``).
+        split: the queries to evaluate (``dev``).
+        metrics: ranx metric names, logged as ``val/<name>``.
+        every_n_steps: also validate every n steps (None: only per epoch and at the end).
+        batch_size: pairs per scoring batch.
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        candidates: ScoredRun,
+        split: str = "dev",
+        metrics: Sequence[str] = ("ndcg@10",),
+        every_n_steps: int | None = None,
+        batch_size: int = 128,
+    ) -> None:
+        self.collection = collection
+        self.candidates = candidates
+        self.split = split
+        self.metrics = list(metrics)
+        self.every_n_steps = every_n_steps
+        self.batch_size = batch_size
+        self.last_index: Index | None = None  # never one: the test re-ranks its own candidates
+        self.last_step: int | None = None
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def evaluate_now(self, module: Any, step: int) -> dict[str, float]:
+        """Re-rank the split with ``module`` (the weights of ``step``) and record its metrics."""
+        from lossbench.retrieval.rerank import rerank
+
+        collection = self.collection
+        queries = collection.split_queries(self.split)
+        run = rerank(
+            module, self.candidates, queries, collection.docs, self.batch_size, progress=False
+        )
+        means = evaluate_run(collection.qrels[self.split], run, self.metrics).means
+        self.last_step = step
+        self.history.append((step, means))
+        return means
+
+    def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
+        step = trainer.global_step
+        if step == self.last_step or not trainer.is_global_zero:
+            return
+        means = self.evaluate_now(module, step)
+        if trainer.logger is not None:
+            trainer.logger.log_metrics(
+                {mlflow_metric_name(m, "val"): v for m, v in means.items()}, step
+            )

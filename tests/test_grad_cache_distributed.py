@@ -1,0 +1,156 @@
+"""GradCache under DDP (2 gloo processes) composes with ``gather_across_devices``.
+
+* Module level, for every in-batch loss with gathering: each rank's cached loss and gradients equal
+  its uncached (gathered) ones, and their average over the ranks equals one process's uncached step
+  on the whole batch (uneven shares: 3 and 2 queries, 3 and 2 docs per query).
+* Lightning ``Trainer(strategy="ddp")`` (slow): a cached fit turns DDP's own gradient sync off and
+  averages the gradients itself; its weights equal an uncached fit's and stay equal across ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.helpers import run_gloo
+from tests.models.test_grad_cache import IN_BATCH_LOSSES
+
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+
+
+def tiny_module(loss: Any) -> Any:
+    from lossbench.models import BiEncoderModule, DprConfig
+    from lossbench.models.backbone import TINY_BERT, minilm_path
+
+    torch.manual_seed(0)
+    config = DprConfig(
+        query_length=16,
+        doc_length=16,
+        pooling="mean",
+        random_init=True,
+        backbone_overrides={**TINY_BERT, **NO_DROPOUT},
+    )
+    return BiEncoderModule(minilm_path(), config=config, loss_functions=[loss])
+
+
+def samples() -> list[Any]:
+    from lossbench.data.datasets import TrainSample
+
+    result = []
+    for i, count in enumerate([3, 3, 2, 2, 2]):
+        doc_ids = [f"d{i}_{j}" for j in range(count)]
+        texts = [f"document {i} part {j} " + "word " * (i + j) for j in range(count)]
+        targets = [float(count - j) + 0.25 * i for j in range(count)]
+        result.append(TrainSample(f"q{i}", f"query {i} " * (1 + i % 3), doc_ids, texts, targets))
+    return result
+
+
+def step(loss: Any, batch_samples: list[Any], chunk_size: int | None) -> tuple[float, list]:
+    from lossbench.data.batches import TrainCollator
+
+    module = tiny_module(loss).double().eval()
+    module.set_grad_cache(chunk_size)
+    value = module.compute_losses(TrainCollator(module.tokenizer, 16, 16)(batch_samples))["loss"]
+    module.backward(value)
+    grads = [
+        p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in module.parameters()
+    ]
+    return value.item(), grads
+
+
+def _module_worker(rank: int, world_size: int, folder: Path) -> None:
+    import torch.distributed as dist
+
+    everything = samples()
+    share = everything[:3] if rank == 0 else everything[3:]
+    differences: dict[str, dict[str, float]] = {}
+    for name, make in IN_BATCH_LOSSES.items():
+        loss = make()
+        loss.gather_across_devices = True
+        uncached_value, uncached = step(loss, share, None)
+        cached_value, cached = step(loss, share, 2)
+        averaged = [g.clone() for g in cached]
+        for gradient in averaged:
+            dist.all_reduce(gradient)
+            gradient /= world_size
+        total = torch.tensor(cached_value, dtype=torch.float64)
+        dist.all_reduce(total)
+        single_value, single = step(make(), everything, None)  # one process, not gathered
+        if loss.max_num_neg_samples is not None:  # negatives drawn at random: the draws differ
+            single_value, single = total.item() / world_size, averaged
+        differences[name] = {
+            "rank_value": abs(cached_value - uncached_value),
+            "rank_gradient": max(
+                (a - b).abs().max().item() for a, b in zip(cached, uncached, strict=True)
+            ),
+            "global_value": abs(total.item() / world_size - single_value),
+            "global_gradient": max(
+                (a - b).abs().max().item() for a, b in zip(averaged, single, strict=True)
+            ),
+            "gradient_scale": max(g.abs().max().item() for g in single),
+        }
+    torch.save(differences, folder / f"rank{rank}.pt")
+
+
+def test_cached_gathered_steps_equal_uncached_ones_on_two_processes(tmp_path: Path) -> None:
+    run_gloo(_module_worker, tmp_path, world_size=2)
+    for rank in range(2):
+        differences = torch.load(tmp_path / f"rank{rank}.pt")
+        assert set(differences) == set(IN_BATCH_LOSSES)
+        for name, found in differences.items():
+            assert found["gradient_scale"] > 0, name
+            for key in ("rank_value", "rank_gradient", "global_value", "global_gradient"):
+                assert found[key] < 1e-5, (name, key, found)
+
+
+def _fit_worker(rank: int, world_size: int, folder: Path) -> None:
+    import lightning as L
+
+    from lossbench.data import LightningIRDataModule, TupleDataset
+    from lossbench.loss import InBatchCrossEntropy
+    from tests.test_ddp_training import collection
+
+    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world_size))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "1")  # unused: the group exists already
+    weights: dict[Any, list[torch.Tensor]] = {}
+    for chunk_size in (None, 1):
+        module = tiny_module(InBatchCrossEntropy(gather_across_devices=True))
+        module.set_optimizer(torch.optim.SGD, lr=0.5)
+        module.set_grad_cache(chunk_size)
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=world_size,
+            strategy="ddp",
+            max_steps=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            gradient_clip_val=1.0,
+        )
+        data = LightningIRDataModule(TupleDataset(collection()), train_batch_size=3, num_workers=0)
+        L.seed_everything(0, verbose=False)
+        trainer.fit(module, data)
+        weights[chunk_size] = [p.detach().clone() for p in module.parameters()]
+        weights["initial"] = [
+            p.detach().clone() for p in tiny_module(module.loss_functions[0]).parameters()
+        ]
+    torch.save(weights, folder / f"rank{rank}.pt")
+
+
+@pytest.mark.slow  # two processes, two Lightning fits each
+def test_a_cached_ddp_fit_trains_the_weights_of_an_uncached_one(tmp_path: Path) -> None:
+    run_gloo(_fit_worker, tmp_path, world_size=2)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    for weights in ranks:
+        trained = zip(weights[None], weights["initial"], strict=True)
+        assert any(not torch.equal(a, b) for a, b in trained)  # the fits moved the weights
+        for cached, uncached in zip(weights[1], weights[None], strict=True):
+            torch.testing.assert_close(cached, uncached, atol=1e-5, rtol=1e-5)
+    for a, b in zip(ranks[0][1], ranks[1][1], strict=True):
+        assert torch.equal(a, b)  # the ranks agree

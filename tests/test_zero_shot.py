@@ -1,0 +1,93 @@
+"""Several test collections in one run (``eval.collections``): each logged as
+``test/<collection>/<metric>`` with its own files, and compared per collection and on average."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lossbench.evaluation import evaluate_run
+from lossbench.experiment.checks import ConfigurationError
+from tests.helpers import FAST_RUN, compose_config
+
+OTHER_SYNTHETIC = (
+    "{dataset: synthetic, name: synthetic_b, collection: {seed: 7, num_docs: 120, "
+    "num_train_queries: 8, num_dev_queries: 4, num_test_queries: 12}}"
+)
+COLLECTIONS = f"eval.collections=[cranfield,{OTHER_SYNTHETIC}]"
+
+
+def test_a_run_with_two_collections_logs_both_and_compare_reports_both_and_their_mean(
+    ir_datasets_home: Path, tmp_path: Path, data_cache: Path
+) -> None:
+    from lossbench.data.sources.formats import read_qrels, read_trec_run
+    from pipeline.run import run
+
+    overrides = [*FAST_RUN, "trainer.max_steps=2", "eval.base=false", "save_model=false"]
+    for loss in ("ranknet", "in_batch_ce"):
+        run(compose_config(tmp_path, data_cache, *overrides, COLLECTIONS, f"loss={loss}"))
+    cfg = compose_config(tmp_path, data_cache)
+    client = MlflowClient(str(cfg.tracking.uri))
+    experiment = client.get_experiment_by_name(str(cfg.tracking.experiment))
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2
+    for mlflow_run in runs:
+        metrics, run_id = mlflow_run.data.metrics, mlflow_run.info.run_id
+        assert "test/ndcg_at_10" in metrics  # the in-domain test stays
+        for label in ("cranfield", "synthetic_b"):
+            # the logged values are ranx's on the logged run file and qrels
+            folder = tmp_path / "files" / run_id / label
+            folder.mkdir(parents=True)
+            run_file = client.download_artifacts(
+                run_id, f"collections/{label}/test.run.txt", str(folder)
+            )
+            qrels = client.download_artifacts(
+                run_id, f"collections/{label}/test.qrels.txt", str(folder)
+            )
+            means = evaluate_run(read_qrels(Path(qrels)), read_trec_run(Path(run_file))).means
+            for metric, value in means.items():
+                key = f"test/{label}/{metric.replace('@', '_at_')}"
+                assert metrics[key] == pytest.approx(value, abs=1e-6), key
+        assert len(read_qrels(Path(qrels))) == 12  # synthetic_b's own settings were used
+
+    from lossbench.experiment.comparison import run_comparison
+    from lossbench.experiment.report import comparison_metrics
+
+    comparison, files, _, _ = run_comparison(
+        client, str(cfg.tracking.experiment), ["ndcg@10", "map@100"], tmp_path / "report"
+    )
+    assert sorted(comparison.collections) == ["cranfield", "synthetic_b"]
+    for label, compared in comparison.collections.items():
+        assert set(compared.means) == {"ranknet", "in_batch_ce"}
+        others = set(compared.means) - {compared.baseline}
+        assert others and set(compared.p_values) == others  # significance per collection
+        for system in compared.means:  # one seed: its mean is the run's logged value
+            (logged,) = [r for r in runs if r.data.tags["loss"] == system]
+            assert compared.means[system]["ndcg@10"] == pytest.approx(
+                logged.data.metrics[f"test/{label}/ndcg_at_10"], abs=1e-6
+            )
+    mean = comparison.collection_means["ranknet"]["ndcg@10"]
+    assert mean == pytest.approx(
+        sum(c.means["ranknet"]["ndcg@10"] for c in comparison.collections.values()) / 2
+    )
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Zero-shot on cranfield" in report and "## Zero-shot on synthetic_b" in report
+    assert "## Mean over 2 collections (cranfield, synthetic_b)" in report
+    assert f"{mean:.4f}" in report
+    logged = comparison_metrics(comparison)
+    assert logged["mean_over_collections/ranknet/ndcg_at_10"] == pytest.approx(mean)
+    (other,) = set(comparison.means) - {comparison.baseline}
+    assert f"cranfield/p_value/{other}/ndcg_at_10" in logged
+
+
+def test_an_unknown_collection_fails_before_anything_runs(tmp_path: Path, data_cache: Path) -> None:
+    from pipeline.run import run
+
+    cfg = compose_config(tmp_path, data_cache, *FAST_RUN, "eval.collections=[cranfeld]")
+    with pytest.raises(
+        ConfigurationError, match="no dataset option 'cranfeld'; valid: .*cranfield"
+    ):
+        run(cfg)
+    assert not (tmp_path / "mlflow.db").exists()  # failed before the store was opened
