@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-all lint format ui clean bench bench-gpu
+.PHONY: help setup run test test-all lint format ui clean bench bench-tables bench-gpu
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,19 +50,25 @@ format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff check --fix src pipeline tests
 	$(BIN)/ruff format src pipeline tests
 
-bench: $(STAMP) ## CPU benchmarks (train step, encoding, search, faiss recall, make run, GradCache, ranx's first call) -> bench/results/ (ARGS=--quick: a check)
+bench: $(STAMP) ## CPU benchmarks -> bench/results/*.json, then bench/RESULTS.md's tables from them (~1-2 h; ARGS=--quick: a check)
 	$(BIN)/python -m bench.train_step $(ARGS)
 	$(BIN)/python -m bench.encode $(ARGS)
 	$(BIN)/python -m bench.search $(ARGS)
 	$(BIN)/python -m bench.faiss_recall $(ARGS)
 	$(BIN)/python -m bench.run_breakdown $(ARGS)
+	$(BIN)/python -m bench.sweep $(ARGS)
+	$(BIN)/python -m bench.scaling $(ARGS)
 	$(BIN)/python -m bench.grad_cache $(ARGS)
 	$(BIN)/python -m bench.ranx_first_call $(ARGS)
-	$(BIN)/python -m bench.summary $(ARGS)
+	$(BIN)/python -m bench.maxsim $(ARGS)
+	$(BIN)/python -m bench.summary $(filter --quick,$(ARGS))
 
-bench-gpu: $(STAMP) ## GPU benchmarks at the H100 shapes (bf16, BERT-base and MiniLM) and the bf16 smoke test -> bench/results/
-	PYTHON=$(BIN)/python bash bench/run_gpu.sh bench/results
-	$(BIN)/python -m bench.summary $(ARGS)
+bench-tables: $(STAMP) ## rewrite bench/RESULTS.md's tables from the committed bench/results/*.json (seconds)
+	$(BIN)/python -m bench.summary
+
+bench-gpu: $(STAMP) ## GPU benchmarks (bf16, BERT-base and MiniLM) and the bf16 smoke test -> bench/results/, then the tables
+	PYTHON=$(BIN)/python bash bench/run_gpu.sh
+	$(BIN)/python -m bench.summary
 
 ui: $(STAMP) ## open the MLflow UI on the default store; prints the link to the runs table (EXPERIMENT=lossbench)
 	@$(BIN)/python -m lossbench.experiment.ui --uri "sqlite:///$(CURDIR)/mlflow.db" \

@@ -1,17 +1,16 @@
-"""What every benchmark script shares: the device, timing, synthetic inputs, tables and JSON results."""
+"""What every benchmark script shares: the device, memory, synthetic inputs and Markdown tables.
+
+Result files: :mod:`bench.record`; interleaved ratios: :mod:`bench.interleave`.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
-import platform
 import random
 import statistics
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,60 +22,13 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import torch  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-"""Where every script writes its JSON (gitignored)."""
-
-WORK_DIR = Path(os.environ.get("LOSSBENCH_BENCH_DIR", "/tmp/lossbench-bench"))
-"""Scratch space (temp models, MLflow stores, caches): never inside the repository."""
+from bench.record import WORK_DIR  # noqa: E402  (re-exported: the scripts' scratch space)
 
 
 # ---- the machine ---------------------------------------------------------------------------------
 def device() -> torch.device:
     """The GPU when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` is often empty)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> float | None:
-    """The 1-minute load average (how busy the machine was: timings under load are noisy)."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    """Everything a figure needs to be read later: date, CPU, cores, load, GPU, library versions."""
-    import transformers
-
-    info: dict[str, Any] = {
-        "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1m": load_average(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
-    try:
-        import lightning
-
-        info["lightning"] = lightning.__version__
-    except ImportError:  # pragma: no cover - a lossbench dependency
-        pass
-    return info
 
 
 # ---- timing --------------------------------------------------------------------------------------
@@ -278,39 +230,6 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_result(name: str, payload: dict[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
-    """Write ``payload`` (plus the machine's description) to ``out_dir/<name>.json``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    document = {"benchmark": name, "machine": machine_info(), **payload}
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
-
-
-def merged_results(
-    name: str, results: dict[str, Any], out_dir: Path = RESULTS_DIR
-) -> dict[str, Any]:
-    """``results`` (model -> variant -> figures) over those already in ``out_dir/<name>.json``:
-    benchmarking one model or variant at a time (``--models bert-base``) keeps the other rows of an
-    earlier call; a variant timed again replaces its row (each row keeps the ratios of its call)."""
-    path = out_dir / f"{name}.json"
-    earlier: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            earlier = dict(json.loads(path.read_text(encoding="utf-8")).get("results") or {})
-        except (ValueError, AttributeError):
-            earlier = {}
-    merged = {model: dict(rows) for model, rows in earlier.items() if isinstance(rows, dict)}
-    for model, rows in results.items():
-        merged[model] = {**merged.get(model, {}), **rows}
-    return merged
-
-
-def result_name(base: str, quick: bool, target: torch.device) -> str:
-    """``train_step_cpu``, ``train_step_cuda_quick``, ...: one file per script, device and mode."""
-    return f"{base}_{target.type}" + ("_quick" if quick else "")
-
-
 def quiet_libraries() -> None:
     """Keep the tables readable: no transformers load reports, no Lightning tips."""
     import logging
@@ -328,13 +247,3 @@ def quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
-
-
-def repeat_timed(fn: Callable[[], None], repeats: int) -> list[float]:
-    """Wall-clock seconds of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times

@@ -1,11 +1,12 @@
 """Indexing throughput: lossbench's corpus encoding vs a bare forward-only loop, in docs/s.
 
     python -m bench.encode            # CPU: MiniLM, 1,024 docs of 40 tokens, batches of 128
-    python -m bench.encode --quick    # 256 docs: check that it works
+    python -m bench.encode --quick    # 256 docs, 2 rounds: check that it works
     python -m bench.encode --gpu      # H100 shapes: both models, 20,480 docs of 180 tokens, batches of 512
 
-Measured after a warm-up, in ``--repeats`` interleaved rounds (a drifting load hits every variant
-alike); the best round is kept, the median round reported beside it:
+Measured after a warm-up, in ``--rounds`` interleaved rounds (A B C A B C ...: a drifting load hits
+every variant alike); each variant's ratio to ``bare_forward`` is taken round by round, and the
+figure is the median of those ratios with their min and max, beside the raw seconds of both:
 
 * ``tokenizer``: the fast tokenizer alone, one process, called as ``InferenceCollator`` calls it
   (batches of ``--batch-size`` texts, truncation, padding, tensors) -- docs/s per CPU process; with
@@ -40,19 +41,24 @@ from bench.common import (
     MODELS,
     device,
     make_texts,
-    merged_results,
     model_folder,
     peak_memory_mib,
     quiet_libraries,
     random_ids,
     random_init,
     reset_peak_memory,
-    result_name,
     synchronize,
     table,
     word_pool,
-    write_result,
 )
+from bench.interleave import (
+    MIN_ROUNDS,
+    interleaved_rounds,
+    ratio_stats,
+    ratio_text,
+    seconds_stats,
+)
+from bench.record import write_result
 
 
 def gpu_workers() -> int:
@@ -132,31 +138,38 @@ def lossbench_pass(
 def time_rounds(
     passes: dict[str, Callable[[], None]], rounds: int, num_docs: int, target: torch.device
 ) -> dict[str, dict[str, Any]]:
-    """Run every pass once per round, interleaved (load drifts hit all variants alike).
-
-    Reports the best round (the least disturbed: ``docs_per_s``) and the median round.
-    """
-    times: dict[str, list[float]] = {name: [] for name in passes}
+    """Every pass once per round, interleaved (:func:`bench.interleave.interleaved_rounds`); each
+    variant's ratio to ``bare_forward`` is a docs/s ratio per round (bare seconds / its seconds)."""
     peaks: dict[str, float | None] = {}
-    for _ in range(rounds):
-        for name, run in passes.items():
+
+    def timed(name: str, run: Callable[[], None]) -> Callable[[], float]:
+        def side() -> float:
             synchronize(target)
             reset_peak_memory(target)
             start = time.perf_counter()
             run()
             synchronize(target)
-            times[name].append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
             peaks[name] = peak_memory_mib(target)
-            print(f"  {name}: {num_docs / times[name][-1]:,.0f} docs/s", flush=True)
-    return {
-        name: {
-            "docs_per_s": num_docs / min(seconds),
-            "median_docs_per_s": num_docs / statistics.median(seconds),
-            "seconds": min(seconds),
+            return seconds
+
+        return side
+
+    def report(number: int, name: str, seconds: float) -> None:
+        print(f"  round {number} {name}: {num_docs / seconds:,.0f} docs/s", flush=True)
+
+    sides = {name: timed(name, run) for name, run in passes.items()}
+    seconds = interleaved_rounds(sides, rounds, report)
+    results = {}
+    for name, per_round in seconds.items():
+        results[name] = {
+            **seconds_stats(per_round),
+            "docs_per_s": num_docs / statistics.median(per_round),
             "peak_mem_mib": peaks[name],
         }
-        for name, seconds in times.items()
-    }
+        if name != "bare_forward":
+            results[name]["ratio_to_bare"] = ratio_stats(seconds["bare_forward"], per_round)
+    return results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -175,7 +188,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--num-workers", type=int, nargs="+", help="worker counts to time (0 1; 0 1 8 with --gpu)"
     )
     parser.add_argument(
-        "--repeats", type=int, help="rounds of every variant, interleaved; best kept (3; 1 quick)"
+        "--rounds", type=int, help=f"interleaved rounds of every variant ({MIN_ROUNDS}; 2 quick)"
+    )
+    parser.add_argument(
+        "--label", default="", help="suffix of the result's name (encode_<device>_<label>.json)"
     )
     parser.add_argument(
         "--threads",
@@ -196,7 +212,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "doc_length": 180 if gpu else 40,
         "batch_size": 512 if gpu else 128,
         "num_workers": [0, 1, gpu_workers()] if gpu else [0, 1],
-        "repeats": 1 if args.quick else 3,
+        "rounds": 2 if args.quick else MIN_ROUNDS,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -250,14 +266,22 @@ def main(argv: list[str] | None = None) -> None:
             passes[name] = lossbench_pass(module, texts, args.batch_size, workers)
         # a cached pass fills the module's cache in its warm-up; the cold passes use empty ones
         passes["lossbench_cached"] = lossbench_pass(module, texts, args.batch_size, 0, cached=True)
-        runs = time_rounds(passes, args.repeats, args.num_docs, target)
+        runs = time_rounds(passes, args.rounds, args.num_docs, target)
         for workers, name in names.items():
             runs[name]["num_workers"] = workers
         runs["lossbench_cached"]["num_workers"] = 0
-        bare = runs["bare_forward"]["docs_per_s"]
         for name, run in runs.items():
-            run["ratio_to_bare"] = run["docs_per_s"] / bare
-            rows.append({"model": model, "variant": name, **run})
+            ratio = run.get("ratio_to_bare")
+            rows.append(
+                {
+                    "model": model,
+                    "variant": name,
+                    "docs_per_s": run["docs_per_s"],
+                    "x bare": ratio_text(ratio),
+                    "peak_mem_mib": run["peak_mem_mib"],
+                    "num_workers": run.get("num_workers"),
+                }
+            )
         results[model] = runs
         save(args, target, results, tokenizer_rows)  # after each model: a cut-off run keeps it
         del module
@@ -276,18 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         table(
             rows,
-            [
-                "model",
-                "variant",
-                "docs_per_s",
-                "median_docs_per_s",
-                "ratio_to_bare",
-                "seconds",
-                "peak_mem_mib",
-                "num_workers",
-            ],
+            ["model", "variant", "docs_per_s", "x bare", "peak_mem_mib", "num_workers"],
         )
     )
+    print("x bare: per round, bare seconds / the variant's seconds; median [min-max] of the rounds")
     print("goal: lossbench docs/s >= 0.85 x bare_forward docs/s")
     print(f"wrote {save(args, target, results, tokenizer_rows)}")
 
@@ -303,18 +319,18 @@ def save(
     results: dict[str, Any],
     tokenizer_rows: dict[str, float],
 ) -> Any:
-    name = result_name("encode", args.quick, target)
+    name = f"encode_{target.type}" + (f"_{args.label}" if args.label else "")
     return write_result(
         name,
         {
-            "shape": {
-                k: getattr(args, k) for k in ("num_docs", "doc_length", "batch_size", "repeats")
-            },
+            "shape": {k: getattr(args, k) for k in ("num_docs", "doc_length", "batch_size")},
+            "rounds": args.rounds,
             "precision": "bf16 autocast" if target.type == "cuda" else "fp32",
-            "results": merged_results(name, results),
+            "results": results,
             "tokenizer_docs_per_s": tokenizer_rows,
             "goal": {"min_ratio_to_bare": 0.85},
         },
+        quick=args.quick,
     )
 
 

@@ -29,7 +29,15 @@ from typing import Any
 
 import torch
 
-from bench.common import quiet_libraries, result_name, table, write_result
+from bench.common import quiet_libraries, table
+from bench.interleave import (
+    MIN_ROUNDS,
+    interleaved_rounds,
+    ratio_stats,
+    ratio_text,
+    seconds_stats,
+)
+from bench.record import write_result
 
 
 def clustered_vectors(
@@ -52,6 +60,9 @@ def timed_call(fn: Any) -> tuple[float, Any]:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Build every index once (timed), take each one's recall against exact search, then time
+    every index's search of all queries in interleaved rounds (each side's ratio: exact seconds
+    over its seconds, per round)."""
     import faiss
 
     from lossbench.retrieval import ExactDenseIndex, FaissFlatIndex, FaissIVFIndex
@@ -61,47 +72,50 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         args.num_docs, args.num_queries, args.dim, args.clusters, args.spread
     )
     doc_ids = [f"d{i}" for i in range(args.num_docs)]
-    rows: list[dict[str, Any]] = []
+    rows: dict[str, dict[str, Any]] = {}
+    sides: dict[str, Any] = {}
 
-    def row(
-        variant: str, build_s: float, search_s: float, positions: torch.Tensor, **extra: Any
-    ) -> None:
-        recall = float(overlap_at_k(positions, exact_positions).mean())
-        rows.append(
-            {
-                "variant": variant,
-                **extra,
-                "build_s": build_s,
-                "search_s": search_s,
-                "queries_per_s": args.num_queries / search_s,
-                "recall_vs_exact": recall,
-            }
-        )
-        settings = "".join(f" {key}={value}" for key, value in extra.items())
-        print(f"  {variant}{settings}: recall {recall:.4f}, {search_s:.2f} s", flush=True)
-
-    def build_and_search(index: Any) -> tuple[float, float, torch.Tensor]:
-        """Seconds to add every doc, seconds to search every query, and the top-k positions."""
-        build_s, _ = timed_call(lambda: index.add(docs, doc_ids))
+    def add_side(name: str, index: Any, build_s: float, **extra: Any) -> None:
         index.search_tensors(queries[:8], args.k)  # warm-up
-        search_s, (_, positions) = timed_call(lambda: index.search_tensors(queries, args.k))
-        return build_s, search_s, positions
+        _, positions = index.search_tensors(queries, args.k)
+        reference = positions if name == "exact" else rows["exact"]["positions"]
+        recall = float(overlap_at_k(positions, reference).mean())
+        rows[name] = {"variant": name.split("@")[0], **extra, "build_s": build_s}
+        rows[name].update(recall_vs_exact=recall, positions=positions)
+        print(f"  {name}: recall {recall:.4f}, build {build_s:.2f} s", flush=True)
 
-    build_s, search_s, exact_positions = build_and_search(ExactDenseIndex())
-    row("exact", build_s, search_s, exact_positions)
-    row("faiss_flat", *build_and_search(FaissFlatIndex()))  # freed once searched
+        def search() -> float:
+            if "nprobe" in extra:
+                index.nprobe = extra["nprobe"]
+            return timed_call(lambda: index.search_tensors(queries, args.k))[0]
 
+        sides[name] = search
+
+    exact = ExactDenseIndex()
+    add_side("exact", exact, timed_call(lambda: exact.add(docs, doc_ids))[0])
+    flat = FaissFlatIndex()
+    add_side("faiss_flat", flat, timed_call(lambda: flat.add(docs, doc_ids))[0])
     ivf = FaissIVFIndex(nlist=args.nlist, nprobe=1, report_recall_vs_exact=False)
     build_s, _ = timed_call(lambda: (ivf.add(docs, doc_ids), ivf.faiss_index()))
     for nprobe in args.nprobes:
         ivf.nprobe = nprobe
-        ivf.search_tensors(queries[:8], args.k)
-        search_s, (_, positions) = timed_call(lambda: ivf.search_tensors(queries, args.k))
-        row("faiss_ivf", build_s, search_s, positions, nlist=ivf.nlist_used, nprobe=nprobe)
-    for entry in rows:
-        entry["docs"], entry["queries"] = args.num_docs, args.num_queries
-        entry["faiss_threads"] = faiss.omp_get_max_threads()
-    return rows
+        add_side(f"faiss_ivf@{nprobe}", ivf, build_s, nlist=ivf.nlist_used, nprobe=nprobe)
+
+    def report(number: int, name: str, seconds: float) -> None:
+        print(f"  round {number} {name}: {seconds:.3f} s", flush=True)
+
+    seconds = interleaved_rounds(sides, args.rounds, report)
+    out = []
+    for name, row in rows.items():
+        row.pop("positions")
+        row.update(seconds_stats(seconds[name]))
+        row["queries_per_s"] = args.num_queries / row["median_s"]
+        if name != "exact":
+            row["speed_vs_exact"] = ratio_stats(seconds["exact"], seconds[name])
+        row["docs"], row["queries"] = args.num_docs, args.num_queries
+        row["faiss_threads"] = faiss.omp_get_max_threads()
+        out.append(row)
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,7 +131,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--nprobes", type=int, nargs="+", default=[1, 4, 16, 64], help="IVF lists probed"
     )
     parser.add_argument("--k", type=int, default=100, help="top-k (conf/eval: 100)")
+    parser.add_argument(
+        "--rounds", type=int, help=f"interleaved rounds of the searches ({MIN_ROUNDS}; 2 quick)"
+    )
     args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else MIN_ROUNDS
     if args.num_docs is None:
         args.num_docs = 20_000 if args.quick else 100_000
     if args.num_queries is None:
@@ -138,23 +157,16 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     rows = run(args)
-    columns = [
-        "variant",
-        "nlist",
-        "nprobe",
-        "build_s",
-        "search_s",
-        "queries_per_s",
-        "recall_vs_exact",
-    ]
+    columns = ["variant", "nlist", "nprobe", "build_s", "median_s", "x exact", "recall_vs_exact"]
     print()
-    print(table(rows, columns))
+    print(table([{**r, "x exact": ratio_text(r.get("speed_vs_exact"))} for r in rows], columns))
     print(
         "recall_vs_exact: recall@k of each top-k list against ExactDenseIndex's, mean over queries"
     )
     path = write_result(
-        result_name("faiss_recall", args.quick, torch.device("cpu")),
-        {"args": vars(args), "results": rows},
+        "faiss_recall_cpu",
+        {"args": vars(args), "rounds": args.rounds, "results": rows},
+        quick=args.quick,
     )
     print(f"wrote {path}")
 

@@ -48,12 +48,11 @@ from bench.common import (
     peak_memory_mib,
     quiet_libraries,
     reset_peak_memory,
-    result_name,
     synchronize,
     table,
     word_pool,
-    write_result,
 )
+from bench.record import write_result
 
 
 def build(args: argparse.Namespace, target: torch.device) -> Any:
@@ -265,7 +264,7 @@ def main() -> None:
         "time": timing,
         "memory": {"rows": memory, **growth},
     }
-    path = write_result(result_name("grad_cache", args.quick, target), payload)
+    path = write_result(f"grad_cache_{target.type}", payload, quick=args.quick)
     print(f"\nwrote {path}")
 
 

