@@ -38,8 +38,24 @@ def test_the_composed_config_is_typed_node_by_node(compose) -> None:
     assert OmegaConf.get_type(cfg.trainer) is dict and OmegaConf.get_type(cfg.index) is dict
 
 
-@pytest.mark.parametrize("experiment", options("experiment"))
-@pytest.mark.parametrize("loss", options("loss"))
+def covering_pairs() -> list[tuple[str, str]]:
+    """Every loss once, with the experiments in turn: each loss and each experiment appear (the
+    fast suite); the full product is a slow test."""
+    losses, experiments = options("loss"), options("experiment")
+    count = max(len(losses), len(experiments))
+    return [(losses[i % len(losses)], experiments[i % len(experiments)]) for i in range(count)]
+
+
+ALL_PAIRS = [(loss, experiment) for experiment in options("experiment") for loss in options("loss")]
+
+
+@pytest.mark.parametrize(
+    ("loss", "experiment"),
+    [
+        pair if pair in covering_pairs() else pytest.param(*pair, marks=pytest.mark.slow)
+        for pair in ALL_PAIRS
+    ],
+)
 def test_every_loss_with_every_experiment_passes_the_schema(
     compose, loss: str, experiment: str
 ) -> None:

@@ -44,13 +44,9 @@ def save_trained_model(module: Any, folder: Path, cfg: DictConfig, run_id: str) 
 def read_training_record(folder: str | Path) -> dict[str, Any] | None:
     """What :func:`save_trained_model` wrote beside a model (``run_id``, ``config``), or None for a
     model saved outside a run."""
-    path = Path(folder) / RUN_FILE
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    if record.get("format") != RUN_FORMAT:
-        raise ValueError(f"{path}: unknown format {record.get('format')!r}; expected {RUN_FORMAT}")
-    return dict(record)
+    from lossbench.models.saved import read_saved_json
+
+    return read_saved_json(Path(folder) / RUN_FILE, RUN_FORMAT)
 
 
 TRAINED_KEYS = ("model", "loss", "regularizer", "regularizer_schedule", "schedule", "seed")

@@ -19,6 +19,7 @@ from lossbench.models.config import BiEncoderConfig, CrossEncoderConfig
 from lossbench.models.encoders import HEAD_FILE
 from lossbench.models.module import SAVED_CONFIG, SAVED_FORMAT, read_saved_config
 from lossbench.models.ranking_module import LossSpec, RankingModule
+from lossbench.models.saved import read_saved_json
 
 
 def saved_config_class(folder: str | Path) -> str | None:
@@ -33,12 +34,9 @@ def saved_config_class(folder: str | Path) -> str | None:
 
 def read_saved_cross_encoder_config(folder: str | Path) -> CrossEncoderConfig | None:
     """The config saved in ``folder`` by :meth:`CrossEncoderModule.save_pretrained`, or None."""
-    path = Path(folder) / SAVED_CONFIG
-    if not path.is_file():
+    saved = read_saved_json(Path(folder) / SAVED_CONFIG, SAVED_FORMAT)
+    if saved is None:
         return None
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    if saved.get("format") != SAVED_FORMAT:
-        raise ValueError(f"{path}: unknown format {saved.get('format')!r}; expected {SAVED_FORMAT}")
     if saved["config"].get("class") != CrossEncoderConfig.__name__:
         raise ValueError(
             f"{folder} holds a {saved['config'].get('class')} model, not a cross-encoder: load it "

@@ -26,6 +26,7 @@ from lossbench.models.config import BiEncoderConfig, DprConfig, config_from_dict
 from lossbench.models.encoders import TextEncoder, build_encoder
 from lossbench.models.grad_cache import GradCache, all_reduce_gradients, check_chunk_size
 from lossbench.models.ranking_module import LossSpec, RankingModule
+from lossbench.models.saved import read_saved_json
 from lossbench.models.scoring import Scoring
 from lossbench.training.distributed import InBatchScores, distributed_position, in_batch_inputs
 
@@ -36,13 +37,8 @@ SAVED_FORMAT = 1
 
 def read_saved_config(folder: str | Path) -> BiEncoderConfig | None:
     """The config saved in ``folder`` by :meth:`BiEncoderModule.save_pretrained`, or None."""
-    path = Path(folder) / SAVED_CONFIG
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    if saved.get("format") != SAVED_FORMAT:
-        raise ValueError(f"{path}: unknown format {saved.get('format')!r}; expected {SAVED_FORMAT}")
-    return config_from_dict(saved["config"])
+    saved = read_saved_json(Path(folder) / SAVED_CONFIG, SAVED_FORMAT)
+    return None if saved is None else config_from_dict(saved["config"])
 
 
 def check_losses_fit(config: BiEncoderConfig, losses: Sequence[LossFunction]) -> None:

@@ -9,11 +9,13 @@ second load (a sweep evaluating one model on many collections) reads the disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 """The MLflow URIs a model can be loaded from."""
@@ -87,3 +89,17 @@ def resolve_model_path(
             if not target.is_dir():
                 shutil.copytree(local, target)
     return str(target)
+
+
+def read_saved_json(path: str | Path, expected_format: int) -> dict[str, Any] | None:
+    """The JSON record lossbench wrote at ``path`` beside a saved model (its config, its training
+    run), or None when there is none; a record of another format is refused, naming it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("format") != expected_format:
+        raise ValueError(
+            f"{path}: unknown format {record.get('format')!r}; expected {expected_format}"
+        )
+    return dict(record)
