@@ -8,6 +8,9 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PORT ?= 5000
 EXPERIMENT ?= lossbench
+# pytest-xdist processes for make test (a test file stays in one process: its fixtures are shared);
+# TEST_WORKERS=0 runs the suite in this process
+TEST_WORKERS ?= 2
 ARGS ?=
 
 BIN := $(VENV)/bin
@@ -35,11 +38,11 @@ setup: $(STAMP) ## create .venv and install lossbench with its dev tools (once; 
 run: $(STAMP) ## train, index, evaluate and log one run on the embedded default (extra overrides: ARGS="loss=ranknet seed=1")
 	$(BIN)/python -m pipeline.run $(ARGS)
 
-test: $(STAMP) ## run the test suite (fast tests; a few minutes on 2 cores)
-	$(BIN)/python -m pytest $(ARGS)
+test: $(STAMP) ## run the test suite (fast tests, TEST_WORKERS processes; a few minutes on 2 cores)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-all: $(STAMP) ## run every test, slow ones included
-	$(BIN)/python -m pytest -m "" $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "" $(ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src pipeline tests
