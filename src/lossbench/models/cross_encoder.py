@@ -186,6 +186,10 @@ class CrossEncoderModule(RankingModule):
             )
         self.score_head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items()})
 
+    @staticmethod
+    def read_own_saved_config(folder: str | Path) -> CrossEncoderConfig | None:
+        return read_saved_cross_encoder_config(folder)
+
     @classmethod
     def from_pretrained(
         cls,
@@ -196,13 +200,7 @@ class CrossEncoderModule(RankingModule):
         """Load a model written by :meth:`save_pretrained` (to re-rank with, or to train further)
         from its folder or from the MLflow URI a run logged it under (``runs:/<run id>/model``,
         ``models:/<model id>``; ``tracking_uri``: the store, else MLflow's default)."""
-        folder = cls.saved_folder(folder, tracking_uri)
-        if read_saved_cross_encoder_config(folder) is None:
-            raise FileNotFoundError(
-                f"{folder} has no {SAVED_CONFIG}: it was not written by "
-                "CrossEncoderModule.save_pretrained; for a plain Hugging Face model use "
-                "CrossEncoderModule(model_name_or_path=..., config=...)"
-            )
+        folder = cls.saved_model_folder(folder, tracking_uri)
         return cls(model_name_or_path=str(folder), loss_functions=loss_functions)
 
     # ---- training -----------------------------------------------------------------------------

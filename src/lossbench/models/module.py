@@ -156,6 +156,10 @@ class BiEncoderModule(RankingModule):
         (folder / SAVED_CONFIG).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
         return folder
 
+    @staticmethod
+    def read_own_saved_config(folder: str | Path) -> BiEncoderConfig | None:
+        return read_saved_config(folder)
+
     @classmethod
     def from_pretrained(
         cls,
@@ -167,13 +171,7 @@ class BiEncoderModule(RankingModule):
         """Load a model written by :meth:`save_pretrained` (to search with, or to train further)
         from its folder or from the MLflow URI a run logged it under (``runs:/<run id>/model``,
         ``models:/<model id>``; ``tracking_uri``: the store, else MLflow's default)."""
-        folder = cls.saved_folder(folder, tracking_uri)
-        if read_saved_config(folder) is None:
-            raise FileNotFoundError(
-                f"{folder} has no {SAVED_CONFIG}: it was not written by "
-                "BiEncoderModule.save_pretrained; for a plain Hugging Face model use "
-                "BiEncoderModule(model_name_or_path=..., config=...)"
-            )
+        folder = cls.saved_model_folder(folder, tracking_uri)
         return cls(model_name_or_path=str(folder), config=config, loss_functions=loss_functions)
 
     # ---- encoding -----------------------------------------------------------------------------

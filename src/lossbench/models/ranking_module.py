@@ -93,6 +93,26 @@ class RankingModule(L.LightningModule):
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the trained model (weights, config, tokenizer) to ``folder``; returns it."""
 
+    @classmethod
+    def saved_model_folder(cls, source: str | Path, tracking_uri: str | None = None) -> str:
+        """:meth:`saved_folder` for ``source``, checked to hold a model this family saved
+        (:meth:`read_own_saved_config` finds its config), else a ``FileNotFoundError``."""
+        from lossbench.models.module import SAVED_CONFIG
+
+        folder = cls.saved_folder(source, tracking_uri)
+        if cls.read_own_saved_config(folder) is None:
+            raise FileNotFoundError(
+                f"{folder} has no {SAVED_CONFIG}: it was not written by "
+                f"{cls.__name__}.save_pretrained; for a plain Hugging Face model use "
+                f"{cls.__name__}(model_name_or_path=..., config=...)"
+            )
+        return folder
+
+    @staticmethod
+    @abstractmethod
+    def read_own_saved_config(folder: str | Path) -> Any | None:
+        """The config this family's :meth:`save_pretrained` wrote in ``folder``, or None."""
+
     @staticmethod
     def saved_folder(
         source: str | Path, tracking_uri: str | None = None, cache_dir: str | Path | None = None
