@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, Self
 
 import torch
 
@@ -11,8 +11,22 @@ from lossbench.data.datasets import TextSample, TrainSample
 from lossbench.data.token_cache import TokenCache
 
 
+class OnDevice:
+    """A batch (a dataclass) whose :meth:`to` moves its tensors and dicts of tensors to a device."""
+
+    def to(self, device: torch.device | str) -> Self:
+        moved: dict[str, Any] = {}
+        for field in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if isinstance(value, torch.Tensor):
+                moved[field.name] = value.to(device, non_blocking=True)
+            elif isinstance(value, dict):
+                moved[field.name] = {k: v.to(device, non_blocking=True) for k, v in value.items()}
+        return replace(self, **moved)  # type: ignore[type-var]
+
+
 @dataclass
-class TrainBatch:
+class TrainBatch(OnDevice):
     """One training batch: Q queries, each with up to D candidate docs (padded, masked).
 
     ``doc_encoding`` holds only the real docs, in row-major order of ``doc_mask``; the module scatters
@@ -25,29 +39,13 @@ class TrainBatch:
     doc_mask: torch.Tensor  # (Q, D) bool
     targets: torch.Tensor  # (Q, D) float
 
-    def to(self, device: torch.device | str) -> TrainBatch:
-        return TrainBatch(
-            query_ids=self.query_ids,
-            query_encoding={
-                k: v.to(device, non_blocking=True) for k, v in self.query_encoding.items()
-            },
-            doc_encoding={k: v.to(device, non_blocking=True) for k, v in self.doc_encoding.items()},
-            doc_mask=self.doc_mask.to(device, non_blocking=True),
-            targets=self.targets.to(device, non_blocking=True),
-        )
-
 
 @dataclass
-class InferenceBatch:
+class InferenceBatch(OnDevice):
     """A batch of queries or docs to encode."""
 
     ids: list[str]
     encoding: dict[str, torch.Tensor]  # (B, L) each
-
-    def to(self, device: torch.device | str) -> InferenceBatch:
-        return InferenceBatch(
-            self.ids, {k: v.to(device, non_blocking=True) for k, v in self.encoding.items()}
-        )
 
 
 def _tokenize(

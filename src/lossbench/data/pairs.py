@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossbench.data.batches import OnDevice
 from lossbench.data.samples import TrainSample
 from lossbench.data.token_cache import TokenCache
 
@@ -190,7 +191,7 @@ class PairTokenizer:
 
 
 @dataclass
-class PairBatch:
+class PairBatch(OnDevice):
     """One cross-encoder training batch: Q queries, each with up to D candidate docs, as query-doc
     pairs. ``pair_encoding`` holds only the real pairs, in row-major order of ``doc_mask``."""
 
@@ -198,16 +199,6 @@ class PairBatch:
     pair_encoding: dict[str, torch.Tensor]  # (N_real, L) each
     doc_mask: torch.Tensor  # (Q, D) bool
     targets: torch.Tensor  # (Q, D) float
-
-    def to(self, device: torch.device | str) -> PairBatch:
-        return PairBatch(
-            query_ids=self.query_ids,
-            pair_encoding={
-                k: v.to(device, non_blocking=True) for k, v in self.pair_encoding.items()
-            },
-            doc_mask=self.doc_mask.to(device, non_blocking=True),
-            targets=self.targets.to(device, non_blocking=True),
-        )
 
 
 class PairCollator:
