@@ -244,3 +244,41 @@ def run_gloo(function: Callable[..., Any], *args: Any, world_size: int = 2) -> N
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     mp.spawn(_entry, args=(function, world_size, free_port(), args), nprocs=world_size, join=True)
+
+
+def tiny_bi_encoder(
+    loss: Any = None, doc_length: int = 32, backbone_overrides: dict[str, Any] | None = None
+) -> Any:
+    """A tiny random-init bi-encoder (``TINY_BERT``, mean pooling, 16-token queries) with MiniLM's
+    tokenizer (no download), seeded with 0; ``loss``: its one loss; ``backbone_overrides``: on top
+    of ``TINY_BERT``."""
+    import torch
+
+    from lossbench.models import BiEncoderModule, DprConfig
+    from lossbench.models.backbone import TINY_BERT, minilm_path
+
+    torch.manual_seed(0)
+    config = DprConfig(
+        query_length=16,
+        doc_length=doc_length,
+        pooling="mean",
+        random_init=True,
+        backbone_overrides={**TINY_BERT, **(backbone_overrides or {})},
+    )
+    return BiEncoderModule(
+        minilm_path(), config=config, loss_functions=None if loss is None else [loss]
+    )
+
+
+def ragged_samples(counts: list[int]) -> list[Any]:
+    """Training samples ``q0, q1, ...`` with ``counts[i]`` docs each (teacher scores falling with
+    the rank): padded blocks for the collator."""
+    from lossbench.data.datasets import TrainSample
+
+    samples = []
+    for i, count in enumerate(counts):
+        doc_ids = [f"d{i}_{j}" for j in range(count)]
+        texts = [f"document {i} part {j} " + "word " * (i + j) for j in range(count)]
+        targets = [float(count - j) + 0.25 * i for j in range(count)]
+        samples.append(TrainSample(f"q{i}", f"query {i} " * (1 + i % 3), doc_ids, texts, targets))
+    return samples

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 import torch
 
-from lossbench.models.backbone import TINY_BERT
-from tests.helpers import run_gloo
+from tests.helpers import run_gloo, tiny_bi_encoder
 
 pytestmark = pytest.mark.slow  # two processes each load the tiny model: about a minute on 2 cores
 
@@ -31,18 +30,7 @@ DOCS = {f"d{i}": f"document {i} " + "text " * (i % 5) for i in range(NUM_DOCS)}
 
 
 def tiny_module(loss: Any) -> Any:
-    from lossbench.models import BiEncoderModule, DprConfig
-    from lossbench.models.backbone import minilm_path
-
-    torch.manual_seed(0)
-    config = DprConfig(
-        query_length=16,
-        doc_length=16,
-        pooling="mean",
-        random_init=True,
-        backbone_overrides=TINY_BERT,
-    )
-    return BiEncoderModule(model_name_or_path=minilm_path(), config=config, loss_functions=[loss])
+    return tiny_bi_encoder(loss, doc_length=16)
 
 
 def collection() -> Any:

@@ -16,37 +16,18 @@ from typing import Any
 import pytest
 import torch
 
-from tests.helpers import run_gloo
+from tests.helpers import ragged_samples, run_gloo, tiny_bi_encoder
 from tests.models.test_grad_cache import IN_BATCH_LOSSES
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
 
 def tiny_module(loss: Any) -> Any:
-    from lossbench.models import BiEncoderModule, DprConfig
-    from lossbench.models.backbone import TINY_BERT, minilm_path
-
-    torch.manual_seed(0)
-    config = DprConfig(
-        query_length=16,
-        doc_length=16,
-        pooling="mean",
-        random_init=True,
-        backbone_overrides={**TINY_BERT, **NO_DROPOUT},
-    )
-    return BiEncoderModule(minilm_path(), config=config, loss_functions=[loss])
+    return tiny_bi_encoder(loss, doc_length=16, backbone_overrides=NO_DROPOUT)
 
 
 def samples() -> list[Any]:
-    from lossbench.data.datasets import TrainSample
-
-    result = []
-    for i, count in enumerate([3, 3, 2, 2, 2]):
-        doc_ids = [f"d{i}_{j}" for j in range(count)]
-        texts = [f"document {i} part {j} " + "word " * (i + j) for j in range(count)]
-        targets = [float(count - j) + 0.25 * i for j in range(count)]
-        result.append(TrainSample(f"q{i}", f"query {i} " * (1 + i % 3), doc_ids, texts, targets))
-    return result
+    return ragged_samples([3, 3, 2, 2, 2])
 
 
 def step(loss: Any, batch_samples: list[Any], chunk_size: int | None) -> tuple[float, list]:
