@@ -246,6 +246,15 @@ def run_gloo(function: Callable[..., Any], *args: Any, world_size: int = 2) -> N
     mp.spawn(_entry, args=(function, world_size, free_port(), args), nprocs=world_size, join=True)
 
 
+def gloo_rank_results(function: Callable[..., Any], folder: Path, world_size: int = 2) -> list[Any]:
+    """:func:`run_gloo` of ``function(rank, world_size, folder)``, each rank saving what it found
+    to ``folder/rank<rank>.pt``; returns those, by rank."""
+    import torch
+
+    run_gloo(function, folder, world_size=world_size)
+    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
+
+
 def tiny_bi_encoder(
     loss: Any = None, doc_length: int = 32, backbone_overrides: dict[str, Any] | None = None
 ) -> Any:
@@ -282,3 +291,21 @@ def ragged_samples(counts: list[int]) -> list[Any]:
         targets = [float(count - j) + 0.25 * i for j in range(count)]
         samples.append(TrainSample(f"q{i}", f"query {i} " * (1 + i % 3), doc_ids, texts, targets))
     return samples
+
+
+def nan_ranknet_at_call(monkeypatch: Any, call: int) -> None:
+    """Make RankNet's loss NaN on its ``call``-th call (1-based: the ``call``-th training step's
+    loss when the run validates without it)."""
+    import torch
+
+    from lossbench.loss import RankNet
+
+    real = RankNet.__call__
+    calls = {"n": 0}
+
+    def nan_on_that_call(self, scores, targets, mask=None):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        value = real(self, scores, targets, mask)
+        return value * torch.tensor(float("nan")) if calls["n"] == call else value
+
+    monkeypatch.setattr(RankNet, "__call__", nan_on_that_call)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.helpers import run_gloo, tiny_bi_encoder
+from tests.helpers import gloo_rank_results, tiny_bi_encoder
 
 pytestmark = pytest.mark.slow  # two processes each load the tiny model: about a minute on 2 cores
 
@@ -140,8 +140,7 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("ddp")
-    run_gloo(_worker, folder, world_size=2)
-    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return gloo_rank_results(_worker, folder)
 
 
 def test_module_losses_gathered_across_ranks_equal_one_process(ranks: list[dict]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.helpers import ragged_samples, run_gloo, tiny_bi_encoder
+from tests.helpers import gloo_rank_results, ragged_samples, tiny_bi_encoder
 from tests.models.test_grad_cache import IN_BATCH_LOSSES
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
@@ -78,9 +78,7 @@ def _module_worker(rank: int, world_size: int, folder: Path) -> None:
 
 
 def test_cached_gathered_steps_equal_uncached_ones_on_two_processes(tmp_path: Path) -> None:
-    run_gloo(_module_worker, tmp_path, world_size=2)
-    for rank in range(2):
-        differences = torch.load(tmp_path / f"rank{rank}.pt")
+    for differences in gloo_rank_results(_module_worker, tmp_path):
         assert set(differences) == set(IN_BATCH_LOSSES)
         for name, found in differences.items():
             assert found["gradient_scale"] > 0, name
@@ -126,8 +124,7 @@ def _fit_worker(rank: int, world_size: int, folder: Path) -> None:
 
 @pytest.mark.slow  # two processes, two Lightning fits each
 def test_a_cached_ddp_fit_trains_the_weights_of_an_uncached_one(tmp_path: Path) -> None:
-    run_gloo(_fit_worker, tmp_path, world_size=2)
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    ranks = gloo_rank_results(_fit_worker, tmp_path)
     for weights in ranks:
         trained = zip(weights[None], weights["initial"], strict=True)
         assert any(not torch.equal(a, b) for a, b in trained)  # the fits moved the weights

@@ -48,6 +48,19 @@ class InferenceBatch(OnDevice):
     encoding: dict[str, torch.Tensor]  # (B, L) each
 
 
+def padded_candidates(samples: list[TrainSample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's candidate list padded to the longest: the ``(Q, D)`` mask of real candidates
+    and their targets (0 where padded)."""
+    num_docs = max(len(sample.doc_texts) for sample in samples)
+    mask = torch.zeros(len(samples), num_docs, dtype=torch.bool)  # (Q, D)
+    targets = torch.zeros(len(samples), num_docs, dtype=torch.float32)  # (Q, D)
+    for row, sample in enumerate(samples):
+        count = len(sample.doc_texts)
+        mask[row, :count] = True
+        targets[row, :count] = torch.as_tensor(sample.targets, dtype=torch.float32)
+    return mask, targets
+
+
 def _tokenize(
     tokenizer: Any, texts: list[str], max_length: int, fixed_length: bool = False
 ) -> dict[str, torch.Tensor]:
@@ -79,15 +92,8 @@ class TrainCollator:
         self.fixed_length = fixed_length
 
     def __call__(self, samples: list[TrainSample]) -> TrainBatch:
-        num_docs = max(len(sample.doc_texts) for sample in samples)
-        mask = torch.zeros(len(samples), num_docs, dtype=torch.bool)  # (Q, D)
-        targets = torch.zeros(len(samples), num_docs, dtype=torch.float32)  # (Q, D)
-        doc_texts: list[str] = []
-        for row, sample in enumerate(samples):
-            count = len(sample.doc_texts)
-            mask[row, :count] = True
-            targets[row, :count] = torch.as_tensor(sample.targets, dtype=torch.float32)
-            doc_texts.extend(sample.doc_texts)
+        mask, targets = padded_candidates(samples)
+        doc_texts = [text for sample in samples for text in sample.doc_texts]
         return TrainBatch(
             query_ids=[sample.query_id for sample in samples],
             query_encoding=_tokenize(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossbench.data.batches import OnDevice
+from lossbench.data.batches import OnDevice, padded_candidates
 from lossbench.data.samples import TrainSample
 from lossbench.data.token_cache import TokenCache
 
@@ -212,17 +212,9 @@ class PairCollator:
         self.fixed_length = fixed_length
 
     def __call__(self, samples: list[TrainSample]) -> PairBatch:
-        num_docs = max(len(sample.doc_texts) for sample in samples)
-        mask = torch.zeros(len(samples), num_docs, dtype=torch.bool)  # (Q, D)
-        targets = torch.zeros(len(samples), num_docs, dtype=torch.float32)  # (Q, D)
-        queries: list[str] = []
-        docs: list[str] = []
-        for row, sample in enumerate(samples):
-            count = len(sample.doc_texts)
-            mask[row, :count] = True
-            targets[row, :count] = torch.as_tensor(sample.targets, dtype=torch.float32)
-            queries.extend([sample.query_text] * count)
-            docs.extend(sample.doc_texts)
+        mask, targets = padded_candidates(samples)
+        queries = [sample.query_text for sample in samples for _ in sample.doc_texts]
+        docs = [text for sample in samples for text in sample.doc_texts]
         return PairBatch(
             query_ids=[sample.query_id for sample in samples],
             pair_encoding=self.pairs(queries, docs, self.fixed_length),
