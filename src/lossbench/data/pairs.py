@@ -117,18 +117,8 @@ class PairTokenizer:
     def _ids(self, texts: Sequence[str], limit: int) -> list[np.ndarray]:
         """Each text's token ids without special tokens, cut to ``limit``."""
         unique = list(dict.fromkeys(texts))
-        if self.cache is not None:
-            rows = self.cache.token_ids(self.tokenizer, unique, limit, add_special_tokens=False)
-        else:
-            encoded = self.tokenizer(
-                unique,
-                max_length=limit,
-                truncation=True,
-                add_special_tokens=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
-            rows = [np.asarray(ids, dtype=np.int64) for ids in encoded]
+        cache = self.cache if self.cache is not None else TokenCache(0)  # 0: tokenize, keep nothing
+        rows = cache.token_ids(self.tokenizer, unique, limit, add_special_tokens=False)
         by_text = dict(zip(unique, rows, strict=True))
         return [by_text[text] for text in texts]
 
