@@ -246,6 +246,27 @@ def run_gloo(function: Callable[..., Any], *args: Any, world_size: int = 2) -> N
     mp.spawn(_entry, args=(function, world_size, free_port(), args), nprocs=world_size, join=True)
 
 
+def lightning_ddp_trainer(rank: int, world_size: int, **arguments: Any) -> Any:
+    """A CPU ``Trainer(strategy="ddp")`` inside a :func:`run_gloo` rank: Lightning joins the process
+    group that run_gloo started (as it would SLURM's or torchrun's); no logger, checkpoints,
+    progress bar or model summary; ``arguments``: the test's own Trainer arguments."""
+    import lightning as L
+
+    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world_size))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "1")  # unused: the group exists already
+    return L.Trainer(
+        accelerator="cpu",
+        devices=world_size,
+        strategy="ddp",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **arguments,
+    )
+
+
 def gloo_rank_results(function: Callable[..., Any], folder: Path, world_size: int = 2) -> list[Any]:
     """:func:`run_gloo` of ``function(rank, world_size, folder)``, each rank saving what it found
     to ``folder/rank<rank>.pt``; returns those, by rank."""

@@ -12,14 +12,13 @@ One spawn of two ranks, each running the tiny model through:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from tests.helpers import gloo_rank_results, tiny_bi_encoder
+from tests.helpers import gloo_rank_results, lightning_ddp_trainer, tiny_bi_encoder
 
 pytestmark = pytest.mark.slow  # two processes each load the tiny model: about a minute on 2 cores
 
@@ -98,10 +97,6 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 
     results: dict[str, Any] = {"module_losses": gathered_module_losses(rank, world_size)}
 
-    # Lightning joins the process group that tests.gloo started (as it would SLURM's/torchrun's)
-    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world_size))
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "1")  # unused: the group exists already
     data = collection()
     seen: list[str] = []
 
@@ -111,16 +106,8 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 
     validation = RetrievalValidation(data, ExactDenseIndex, every_n_steps=2, k=5, batch_size=4)
     module = tiny_module(InBatchCrossEntropy(gather_across_devices=True))
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=world_size,
-        strategy="ddp",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Record(), validation],
+    trainer = lightning_ddp_trainer(
+        rank, world_size, max_epochs=1, callbacks=[Record(), validation]
     )
     data_module = LightningIRDataModule(TupleDataset(data), train_batch_size=3, num_workers=2)
     trainer.fit(module, data_module)

@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from tests.helpers import gloo_rank_results, ragged_samples, tiny_bi_encoder
+from tests.helpers import (
+    gloo_rank_results,
+    lightning_ddp_trainer,
+    ragged_samples,
+    tiny_bi_encoder,
+)
 from tests.models.test_grad_cache import IN_BATCH_LOSSES
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
@@ -93,25 +97,12 @@ def _fit_worker(rank: int, world_size: int, folder: Path) -> None:
     from lossbench.loss import InBatchCrossEntropy
     from tests.test_ddp_training import collection
 
-    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world_size))
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "1")  # unused: the group exists already
     weights: dict[Any, list[torch.Tensor]] = {}
     for chunk_size in (None, 1):
         module = tiny_module(InBatchCrossEntropy(gather_across_devices=True))
         module.set_optimizer(torch.optim.SGD, lr=0.5)
         module.set_grad_cache(chunk_size)
-        trainer = L.Trainer(
-            accelerator="cpu",
-            devices=world_size,
-            strategy="ddp",
-            max_steps=2,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            gradient_clip_val=1.0,
-        )
+        trainer = lightning_ddp_trainer(rank, world_size, max_steps=2, gradient_clip_val=1.0)
         data = LightningIRDataModule(TupleDataset(collection()), train_batch_size=3, num_workers=0)
         L.seed_everything(0, verbose=False)
         trainer.fit(module, data)
