@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from lossbench.data.datasets import TextSample, TrainSample
+from lossbench.data.samples import TokenizedSample
 from lossbench.data.token_cache import TokenCache, pad_rows
 
 
@@ -116,8 +117,12 @@ class InferenceCollator:
 
     def __call__(self, samples: list[TextSample]) -> InferenceBatch:
         texts = [sample.text for sample in samples]
-        rows = [getattr(sample, "token_ids", None) for sample in samples]
-        if rows and all(row is not None for row in rows):  # read from a corpus's token store
+        rows = [
+            s.token_ids
+            for s in samples
+            if isinstance(s, TokenizedSample) and s.token_ids is not None
+        ]
+        if rows and len(rows) == len(samples):  # every id read from a corpus's token store
             tokenizer = self.tokenizer
             encoding = pad_rows(rows, tokenizer.pad_token_id or 0, tokenizer.padding_side)
         elif self.cache is not None:

@@ -171,11 +171,12 @@ def build_store(path: Path, key: TokensKey, tokenizer: Any, docs: Mapping[str, s
             "data_offset": 0,
         }
         size = len(MAGIC) + 8 + len(json.dumps(header, sort_keys=True)) + 24  # data_offset's digits
-        header["data_offset"] = -(-size // ALIGN) * ALIGN
+        data_offset = -(-size // ALIGN) * ALIGN
+        header["data_offset"] = data_offset
         text = json.dumps(header, sort_keys=True).encode("utf-8")
         prefix = MAGIC + len(text).to_bytes(8, "little") + text
         with final.open("wb") as out, ids_file.open("rb") as ids:
-            out.write(prefix + b"\0" * (header["data_offset"] - len(prefix)))
+            out.write(prefix + b"\0" * (data_offset - len(prefix)))
             out.write(offset_bytes)
             shutil.copyfileobj(ids, out, 1 << 22)
         publish(final, path)

@@ -22,6 +22,7 @@ is not trusted: the evaluation is computed again and the entry replaced.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def base_eval_key(
 
 def read_entry(folder: Path, key: str, metrics: list[str], val_metrics: list[str]) -> Any:
     """The entry in ``folder`` when it is whole and holds ``key``'s metrics; else None."""
-    entry = read_json(folder / ENTRY_FILE)
+    entry: Any = read_json(folder / ENTRY_FILE)
     run_file = folder / RUN_FILE
     try:
         if entry["key"] != key or not run_file.is_file():
@@ -105,10 +106,8 @@ def write_entry(folder: Path, key: str, evaluation: BaseEvaluation) -> None:
         write_json_atomic(staging / ENTRY_FILE, entry)
         if folder.exists():  # a broken entry (a whole one would have been read)
             shutil.rmtree(folder, ignore_errors=True)
-        try:
+        with contextlib.suppress(OSError):  # another job stored its entry first: same content
             staging.rename(folder)
-        except OSError:  # another job stored its entry first: same key, same content
-            pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -94,7 +94,9 @@ class EvalConf:
     objective: str = MISSING
     objective_split: str = MISSING
     base: bool = MISSING
-    reuse_base: bool = True  # the untrained evaluation from paths.cache when an earlier job stored it
+    reuse_base: bool = (
+        True  # the untrained evaluation from paths.cache when an earlier job stored it
+    )
     val_split: str = MISSING
     val_metrics: list[str] = MISSING
     val_every_n_steps: int | None = None

@@ -212,5 +212,10 @@ def iter_encoded_docs(
         ]
         position += len(chunk)
         yield from iter_encoded(
-            module, samples, "doc", batch_size=batch_size, num_workers=num_workers, progress=progress
+            module,
+            samples,
+            "doc",
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
         )
