@@ -84,6 +84,19 @@ def test_the_step_0_validation_is_logged_as_computed(two_runs) -> None:
     assert at_step_0(second) == at_step_0(first)
 
 
+def test_training_is_the_same_whether_it_was_computed_or_reused(two_runs) -> None:
+    """Computing it draws from torch's random generator; the generators are restored after it,
+    so a job trains the same way on a cache hit as on a miss."""
+    root, _, (first, *_), (second, *_) = two_runs
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    losses = [
+        [m.value for m in client.get_metric_history(run.info.run_id, "train/loss")]
+        for run in (first, second)
+    ]
+    assert losses[0] == losses[1] and losses[0]
+    assert first.data.metrics["test/ndcg_at_10"] == second.data.metrics["test/ndcg_at_10"]
+
+
 def test_the_corpus_tokens_are_built_once_then_reused(two_runs) -> None:
     _, cache, (first, *_), (second, *_) = two_runs
     assert first.data.tags["corpus_tokens"] == "built"

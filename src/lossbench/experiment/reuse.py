@@ -13,8 +13,14 @@ Both live under ``paths.cache`` and print a line when they reuse.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from lossbench.experiment.base_eval_cache import (
     BaseEvaluation,
@@ -23,6 +29,21 @@ from lossbench.experiment.base_eval_cache import (
     with_tag,
     write_entry,
 )
+
+
+@contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Leave the random generators (Python's, numpy's, torch's on the CPU and GPUs) as they were:
+    computing the untrained evaluation draws from torch's (each DataLoader pass draws a seed), and
+    training must start from the same state whether it was computed or reused."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def data_fingerprints(experiment: Any) -> dict[str, str]:
@@ -97,7 +118,7 @@ def evaluate_untrained(experiment: Any) -> None:
 
     cfg, tracked = experiment.cfg, experiment.tracked
     reuse = bool(cfg.eval.get("reuse_base", True))
-    with experiment.watch.stage("base_eval"):
+    with experiment.watch.stage("base_eval"), random_state_kept():
         found, key, folder = None, "", Path()
         if reuse:
             retrieval = experiment.retrieval
