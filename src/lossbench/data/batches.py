@@ -8,7 +8,8 @@ from typing import Any, Self
 import torch
 
 from lossbench.data.datasets import TextSample, TrainSample
-from lossbench.data.token_cache import TokenCache
+from lossbench.data.samples import TokenizedSample
+from lossbench.data.token_cache import TokenCache, pad_rows
 
 
 class OnDevice:
@@ -110,7 +111,8 @@ class TrainCollator:
 
 class InferenceCollator:
     """Tokenizes a batch of queries or docs to at most ``max_length`` tokens (through ``cache``, a
-    :class:`~lossbench.data.token_cache.TokenCache`, when given: texts seen before skip the tokenizer)."""
+    :class:`~lossbench.data.token_cache.TokenCache`, when given: texts seen before skip the tokenizer);
+    samples that carry their token ids (:class:`~lossbench.data.samples.TokenizedSample`) are only padded."""
 
     def __init__(self, tokenizer: Any, max_length: int, cache: TokenCache | None = None) -> None:
         self.tokenizer = tokenizer
@@ -119,7 +121,15 @@ class InferenceCollator:
 
     def __call__(self, samples: list[TextSample]) -> InferenceBatch:
         texts = [sample.text for sample in samples]
-        if self.cache is not None:
+        rows = [
+            s.token_ids
+            for s in samples
+            if isinstance(s, TokenizedSample) and s.token_ids is not None
+        ]
+        if rows and len(rows) == len(samples):  # every id read from a corpus's token store
+            tokenizer = self.tokenizer
+            encoding = pad_rows(rows, tokenizer.pad_token_id or 0, tokenizer.padding_side)
+        elif self.cache is not None:
             encoding = self.cache.tokenize(self.tokenizer, texts, self.max_length)
         else:
             encoding = _tokenize(self.tokenizer, texts, self.max_length)

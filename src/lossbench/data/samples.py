@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -23,6 +24,14 @@ class TextSample:
 
     id: str
     text: str
+
+
+@dataclass
+class TokenizedSample(TextSample):
+    """A doc whose token ids are known already (from a :class:`~lossbench.data.token_store.CorpusTokens`
+    store): the collator pads them instead of tokenizing the text."""
+
+    token_ids: Any = None  # (L,) integer array
 
 
 def doc_texts(docs: Mapping[str, str], doc_ids: Sequence[str], owner: str) -> list[str]:

@@ -39,7 +39,11 @@ from lossbench.experiment.jobs import CONF_DIR
 
 IGNORED_FOR_HASH = ("tracking", "paths", "hydra", "resume", "checkpoint", "save_model")
 """Top-level keys that say where a run is logged, stored or resumed from, never what it computes."""
-IGNORED_SETTINGS_FOR_HASH = (("data", "token_cache_mib"),)
+IGNORED_SETTINGS_FOR_HASH = (
+    ("data", "token_cache_mib"),
+    ("data", "token_store"),
+    ("eval", "reuse_base"),
+)
 """``(group, key)`` settings that change how fast a run computes, never what (so adding one keeps
 the hashes of earlier runs)."""
 

@@ -147,4 +147,9 @@ class ResultStages(RunState):
         """A ranking of record as a TREC run file in the run's folder (tag ``lossbench-<loss>``)."""
         from lossbench.data.sources.formats import write_trec_run
 
-        return write_trec_run(ranking, self.folder / name, tag=f"lossbench-{self.cfg.loss.name}")
+        return write_trec_run(ranking, self.folder / name, tag=self.run_tag)
+
+    @property
+    def run_tag(self) -> str:
+        """The tag column of the run's TREC files: ``lossbench-<loss>``."""
+        return f"lossbench-{self.cfg.loss.name}"

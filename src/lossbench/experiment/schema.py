@@ -84,6 +84,7 @@ class DataConf:
     num_workers: int | None = None
     encode_workers: int | None = None
     token_cache_mib: float = 512
+    token_store: bool = True  # the corpus's token ids on disk under paths.cache, shared by runs
 
 
 @dataclass
@@ -93,6 +94,9 @@ class EvalConf:
     objective: str = MISSING
     objective_split: str = MISSING
     base: bool = MISSING
+    reuse_base: bool = (
+        True  # the untrained evaluation from paths.cache when an earlier job stored it
+    )
     val_split: str = MISSING
     val_metrics: list[str] = MISSING
     val_every_n_steps: int | None = None

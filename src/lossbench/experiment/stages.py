@@ -115,6 +115,7 @@ class Experiment(SetupStages, ResultStages, RerankStages):
         import lightning as L
 
         from lossbench.data.token_cache import TokenCache
+        from lossbench.experiment.reuse import attach_corpus_tokens
         from lossbench.models import BiEncoderModule, CrossEncoderModule
         from lossbench.training.hardware import (
             encoding_workers,
@@ -139,6 +140,7 @@ class Experiment(SetupStages, ResultStages, RerankStages):
             if not self.reranks:  # a cross-encoder trains scoring losses only: nothing to cache
                 module.set_grad_cache(cfg.grad_cache.chunk_size)
         self.module = module
+        attach_corpus_tokens(self)  # the corpus's token ids on disk (experiment/reuse.py)
         if self.reranks:  # its retrieval exists since the data stage (the first stage's candidates)
             return
         device = inference_device(cfg.trainer.get("accelerator"))
@@ -153,9 +155,9 @@ class Experiment(SetupStages, ResultStages, RerankStages):
     # ---- the untrained starting point --------------------------------------------------------
     def evaluate_start(self) -> None:
         """The untrained model on the test queries (``test/base_*``); its index also gives the step-0
-        validation. A resumed run has both already."""
-        from lossbench.evaluation import mlflow_metric_name
-        from lossbench.experiment.ui import BASE_RUN_FILE
+        validation (computed once per model, data and evaluation settings, then reused: tag
+        ``base_eval``). A resumed run has both already."""
+        from lossbench.experiment.reuse import evaluate_untrained
 
         cfg = self.cfg
         self.validation = self.make_validation()
@@ -164,17 +166,7 @@ class Experiment(SetupStages, ResultStages, RerankStages):
             return
         if not (cfg.eval.base and self.primary and self.resume is None):
             return
-        with self.watch.stage("base_eval"):
-            base = self.retrieval.evaluate(self.module, self.collection, "test", cfg.eval.metrics)
-            self.base = base.evaluation.means
-            self.tracked.log_metrics(
-                {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
-            )
-            self.tracked.log_artifact(self.write_run(base.evaluation.ranking, BASE_RUN_FILE))
-            start = self.validation.evaluate_index(self.module, base.index, step=0)
-        self.tracked.log_metrics(
-            {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
-        )
+        evaluate_untrained(self)  # or reused from an earlier job's (experiment/reuse.py)
 
     def make_validation(self) -> Any:
         """The dev-split validation callback (every ``eval.val_every_n_steps``, each epoch, at the end)."""

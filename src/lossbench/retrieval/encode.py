@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from lossbench.data.batches import InferenceBatch, InferenceCollator
-from lossbench.data.datasets import TextSample
+from lossbench.data.samples import TextSample, TokenizedSample
+from lossbench.data.token_store import CorpusTokens
 from lossbench.models.module import BiEncoderModule
 from lossbench.models.ranking_module import RankingModule
 
@@ -176,6 +178,15 @@ def encode_texts(
     return ids, torch.cat(chunks) if chunks else torch.empty(0)
 
 
+def corpus_tokens_for(module: BiEncoderModule, docs: Any) -> CorpusTokens | None:
+    """The module's on-disk token ids of ``docs`` (:mod:`lossbench.data.token_store`), when it
+    holds that corpus's at its doc length; else None (another corpus: the tokenizer runs)."""
+    store: CorpusTokens | None = getattr(module, "corpus_tokens", None)
+    if store is not None and store.serves(docs, module.config.doc_length):
+        return store
+    return None
+
+
 def iter_encoded_docs(
     module: BiEncoderModule,
     items: Iterable[tuple[str, str]],
@@ -183,10 +194,28 @@ def iter_encoded_docs(
     num_workers: int = 0,
     texts_per_chunk: int = 100_000,
     progress: bool = True,
+    store: CorpusTokens | None = None,
+    first_position: int = 0,
 ) -> Iterator[tuple[list[str], torch.Tensor]]:
-    """Encode ``(doc id, text)`` items, ``texts_per_chunk`` at a time (each chunk length-sorted)."""
+    """Encode ``(doc id, text)`` items, ``texts_per_chunk`` at a time (each chunk length-sorted).
+
+    With ``store`` (the corpus's token ids, :func:`corpus_tokens_for`), the items are the corpus's
+    docs in its order from ``first_position`` on, and each doc's ids are read from the store."""
     docs = iter(items)
-    while chunk := [TextSample(doc_id, text) for doc_id, text in islice(docs, texts_per_chunk)]:
+    position = first_position
+    while chunk := list(islice(docs, texts_per_chunk)):
+        samples: list[TextSample] = [
+            TextSample(doc_id, text)
+            if store is None
+            else TokenizedSample(doc_id, text, store.row(position + i))
+            for i, (doc_id, text) in enumerate(chunk)
+        ]
+        position += len(chunk)
         yield from iter_encoded(
-            module, chunk, "doc", batch_size=batch_size, num_workers=num_workers, progress=progress
+            module,
+            samples,
+            "doc",
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
         )

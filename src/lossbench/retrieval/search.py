@@ -6,7 +6,7 @@ from lossbench.data.collection import Collection, ScoredRun
 from lossbench.data.datasets import QueryDataset
 from lossbench.models.module import BiEncoderModule
 from lossbench.retrieval.base import Index
-from lossbench.retrieval.encode import iter_encoded, iter_encoded_docs
+from lossbench.retrieval.encode import corpus_tokens_for, iter_encoded, iter_encoded_docs
 
 
 def index_corpus(
@@ -23,8 +23,9 @@ def index_corpus(
     The corpus is read ``texts_per_chunk`` docs at a time (each chunk length-sorted for encoding),
     so a lazy corpus (an ir_datasets docstore, an 8.8M-passage file) is never held in memory whole.
     """
+    store = corpus_tokens_for(module, collection.docs)  # the ids on disk: no tokenizer
     for doc_ids, vectors in iter_encoded_docs(
-        module, collection.docs.items(), batch_size, num_workers, texts_per_chunk
+        module, collection.docs.items(), batch_size, num_workers, texts_per_chunk, store=store
     ):
         index.add(vectors, doc_ids)
     return index

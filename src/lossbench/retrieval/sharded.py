@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from lossbench.data.collection import Collection
 from lossbench.models.module import BiEncoderModule
-from lossbench.retrieval.encode import iter_encoded_docs
+from lossbench.retrieval.encode import corpus_tokens_for, iter_encoded_docs
 from lossbench.training.distributed import distributed_position
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ def index_corpus_sharded(
         num_workers,
         texts_per_chunk,
         progress=rank == 0,
+        store=corpus_tokens_for(module, collection.docs),
+        first_position=start,
     )
     if world_size == 1:
         for doc_ids, vectors in batches:
