@@ -30,6 +30,7 @@ from lossbench.experiment.pooling import (
     group_systems,
     pooled_runs,
 )
+from lossbench.experiment.reference import References, ReferenceSource, split_references
 from lossbench.experiment.ui import FIRST_STAGE_RUN_FILE, LEGACY_FILES, QRELS_FILE, RUN_FILE
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -59,6 +60,7 @@ class Comparison:
     failed_jobs: dict[str, str] = field(default_factory=dict)  # job -> error of its latest run
     missing_jobs: list[str] = field(default_factory=list)  # jobs of the sweep that never ran
     collections: dict[str, Comparison] = field(default_factory=dict)  # eval.collections, by label
+    references: References = field(default_factory=References)  # BM25's row: reference.py
 
     @property
     def collection_means(self) -> dict[str, dict[str, float]]:
@@ -362,17 +364,22 @@ def run_comparison(
     correction: str = "holm",
     max_p: float = 0.05,
     allow_mixed_code: bool = False,
+    reference: Any = None,
+    cache: Path | None = None,
 ) -> tuple[Comparison, list[Path], str | None, str]:
     """Collect, compare, write the report and plots under ``output``. Returns the comparison, the files
     written, the sweep's parent run id (``sweep`` itself, or the parent every compared run shares;
     None when they share none) and the experiment id.
 
     Runs of one system made by different code are refused unless ``allow_mixed_code``
-    (:func:`~lossbench.experiment.pooling.group_systems`)."""
+    (:func:`~lossbench.experiment.pooling.group_systems`). ``reference`` (the compare config's
+    ``reference`` node, None: none) and ``cache``: the reference rows
+    (:mod:`lossbench.experiment.reference`), which reference runs among the runs give first."""
     from lossbench.experiment.sweep_jobs import job_outcomes, read_expected
 
     runs, experiment_id, parent = resolve_runs(client, sweep)
-    systems, excluded = group_systems(runs, allow_mixed_code)
+    reference_runs, compared = split_references(runs)
+    systems, excluded = group_systems(compared, allow_mixed_code)
     parent = parent or common_parent([r for s in systems.values() for r in s.runs.values()])
     outcomes = job_outcomes(
         sorted(runs, key=lambda r: r.info.start_time or 0),
@@ -395,6 +402,9 @@ def run_comparison(
         comparison.collections = compare_collections(
             client, systems, Path(scratch), *comparison_args
         )
+        sample = pooled_runs(systems)[0]
+        source = ReferenceSource(client, reference_runs, sample, reference, cache, Path(scratch))
+        source.add_to(comparison)
     comparison.code_versions = describe_code_versions(pooled_runs(systems))
     comparison.failed_jobs, comparison.missing_jobs = outcomes.failed, outcomes.missing
     from lossbench.experiment.report import (
