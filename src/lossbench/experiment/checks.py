@@ -1,135 +1,36 @@
 """Checks of a run's settings and of its combination of loss, data and model, done before anything is
-trained or logged."""
+trained or logged: :func:`check_plan` runs them all. The model, index, loss-weight and GradCache
+checks are here; the config's own in :mod:`~lossbench.experiment.config_checks`, the data's in
+:mod:`~lossbench.experiment.data_checks`, a cross-encoder's in
+:mod:`~lossbench.experiment.model_checks`."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.utils import get_class
 
-from lossbench.data.collection import Collection
-from lossbench.data.streams import is_random_access
+from lossbench.experiment.config_checks import (  # noqa: F401 (re-exported)
+    ConfigurationError,
+    check_config,
+    check_eval,
+    check_metrics,
+    check_schema,
+    check_trainer_args,
+)
+from lossbench.experiment.data_checks import (  # noqa: F401 (re-exported)
+    check_collection,
+    check_run_sampling,
+    check_training_source,
+    missing_teacher_scores,
+    warn_missing_judged_docs,
+)
 from lossbench.loss.base import LossFunction, Needs
 
 if TYPE_CHECKING:
     from lossbench.retrieval.base import Index
-
-PEEKED_TUPLES = 1000
-"""Tuples of a streamed triples file parsed before the run starts: a file in the wrong format fails
-at once; a bad line further down fails when training reaches it (the message names file and line)."""
-
-
-class ConfigurationError(ValueError):
-    """The chosen combination cannot work; the message names the fix."""
-
-
-def check_training_source(
-    losses: Sequence[LossFunction],
-    train_source: str,
-    dataset_has_teacher_scores: bool,
-    dataset_name: str = "",
-) -> None:
-    """Fail unless the losses can train on ``train_source`` of the dataset (whose config says
-    whether it has teacher scores: ``dataset.teacher_scores``).
-
-    A loss that needs teacher scores must train from a run, and the dataset must have one.
-    """
-    from lossbench.experiment.schema import TrainSource
-
-    valid = [source.value for source in TrainSource]
-    if train_source not in valid:
-        raise ConfigurationError(f"loss.train_source={train_source!r}; valid: {', '.join(valid)}")
-    needing = [type(loss).__name__ for loss in losses if Needs.TEACHER_SCORES in loss.needs]
-    if not (needing or train_source == "run"):
-        return
-    if not dataset_has_teacher_scores:
-        raise ConfigurationError(missing_teacher_scores(needing, dataset_name))
-    if needing and train_source != "run":
-        raise ConfigurationError(
-            f"{', '.join(needing)} needs teacher scores, which triples do not carry; set loss.train_source=run"
-        )
-
-
-def missing_teacher_scores(
-    needing: Sequence[str], dataset_name: str, collection: Collection | None = None
-) -> str:
-    """Why a run cannot train: it needs a teacher run the dataset lacks; names datasets that have one."""
-    from lossbench.experiment.jobs import group_options
-
-    why = (
-        f"{', '.join(needing)} needs teacher scores"
-        if needing
-        else "loss.train_source=run needs a teacher run"
-    )
-    where = f"dataset={dataset_name}"
-    if collection is not None:
-        where += f" (collection {collection.name!r}, {collection.source})"
-    having = [
-        f"dataset={name}"
-        for name, option in group_options("dataset").items()
-        if option.get("teacher_scores", False)
-    ]
-    options = ", ".join(having) or "a dataset with a teacher run"
-    return f"{why}, but {where} has none; choose {options}, or a loss that trains on triples"
-
-
-def check_collection(
-    collection: Collection,
-    train_source: str | None,
-    splits: Sequence[str],
-    losses: Sequence[LossFunction] = (),
-    dataset_name: str = "",
-) -> None:
-    """Fail unless the loaded collection has what the run will read (it knows its own teacher run;
-    ``train_source=None``: nothing is trained)."""
-    if train_source == "run" and not collection.has_teacher_scores:
-        needing = [type(loss).__name__ for loss in losses if Needs.TEACHER_SCORES in loss.needs]
-        name = dataset_name or collection.name
-        raise ConfigurationError(missing_teacher_scores(needing, name, collection))
-    if train_source == "triples":
-        if not collection.triples:
-            raise ConfigurationError(
-                f"collection {collection.name!r} ({collection.source}) has no training triples"
-            )
-        if not is_random_access(collection.triples):
-            for _ in itertools.islice(iter(collection.triples), PEEKED_TUPLES):
-                pass  # a streamed file: parse its head now rather than in a DataLoader worker
-    for split in splits:
-        if not collection.split_queries(split):
-            raise ConfigurationError(
-                f"collection {collection.name!r} has no judged {split!r} queries"
-            )
-    warn_missing_judged_docs(collection, splits)
-
-
-def missing_judged_docs(collection: Collection, split: str) -> int:
-    """How many (query, doc) judgements of ``split`` name a doc the corpus lacks."""
-    docs = collection.docs
-    return sum(
-        doc_id not in docs
-        for judged in collection.qrels.get(split, {}).values()
-        for doc_id in judged
-    )
-
-
-def warn_missing_judged_docs(collection: Collection, splits: Sequence[str]) -> None:
-    """A warning per split whose qrels name docs the corpus lacks (real collections have some):
-    those judgements still count (a relevant one lowers recall and nDCG), but no run can find them."""
-    import logging
-
-    for split in splits:
-        missing = missing_judged_docs(collection, split)
-        if missing:
-            logging.getLogger("lossbench").warning(
-                "collection %r: %d judgement(s) of its %r qrels name docs missing from the corpus; "
-                "they count in the metrics but can never be retrieved",
-                collection.name,
-                missing,
-                split,
-            )
 
 
 def compatibility_warnings(losses: Sequence[LossFunction], model_config: Any) -> list[str]:
@@ -321,130 +222,3 @@ def check_grad_cache(cfg: Any, losses: Sequence[LossFunction]) -> None:
             "compile=true with grad_cache.chunk_size: GradCache encodes in chunks outside the "
             "compiled step; set compile=false or grad_cache.chunk_size=null"
         )
-
-
-def check_run_sampling(sampling: Any) -> None:
-    """Fail on a ``dataset.run_sampling`` that RunDataset would refuse once the run has opened."""
-    from lossbench.data.run_dataset import check_sampling
-
-    try:
-        check_sampling(sampling.sampling_strategy, sampling.targets, sampling.sample_size)
-    except ValueError as error:
-        raise ConfigurationError(f"dataset.run_sampling: {error}") from None
-    if sampling.depth == 0 or sampling.depth < -1:
-        raise ConfigurationError(
-            f"dataset.run_sampling.depth={sampling.depth}: use -1 (the whole run) or a positive rank"
-        )
-
-
-def check_config(cfg: Any) -> None:
-    """Every check the composed config alone allows: schema, evaluation settings, trainer arguments.
-
-    Hydra has already type-checked the config against :mod:`lossbench.experiment.schema` while composing it;
-    this catches what composition lets through (see :func:`check_schema`).
-    """
-    check_schema(cfg)
-    check_eval(cfg.eval)
-    check_trainer_args(cfg.trainer)
-    if cfg.data.get("token_cache_mib", 0) < 0:
-        raise ConfigurationError(
-            f"data.token_cache_mib={cfg.data.token_cache_mib}: expected >= 0 "
-            "(MiB of token ids kept per run; 0 turns the cache off)"
-        )
-
-
-def check_schema(cfg: Any) -> None:
-    """Fail on a required value left unset (``???``), a key the schema does not declare (added
-    with ``+key=value``, which Hydra allows even on typed nodes), or an interpolation that does not
-    resolve to its field's type."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as error:
-        raise ConfigurationError(f"the config does not resolve: {error}") from error
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigurationError(
-            f"{', '.join(missing)}: required but not set (???); set it on the command line: "
-            f"{missing[0]}=..."
-        )
-    _check_declared_keys(cfg, "")
-
-
-def _check_declared_keys(node: Any, prefix: str) -> None:
-    """Recursively: each key of a node typed by a schema dataclass is one of its fields."""
-    import dataclasses
-
-    from omegaconf import DictConfig, OmegaConf
-
-    schema = OmegaConf.get_type(node)
-    if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
-        return  # an open node (trainer, index, a _target_ node): its consumer checks its keys
-    fields = [field.name for field in dataclasses.fields(schema)]
-    for key in node:
-        name = f"{prefix}{key}"
-        if not prefix and key == "hydra":  # present when composed with return_hydra_config=True
-            continue
-        if key not in fields:
-            where = prefix.rstrip(".") or "the top level"
-            raise ConfigurationError(
-                f"{name} is not a setting: {where} takes {', '.join(fields)} "
-                f"({schema.__name__} in lossbench/schema.py)"
-            )
-        if not OmegaConf.is_interpolation(node, key) and isinstance(node[key], DictConfig):
-            _check_declared_keys(node[key], f"{name}.")
-
-
-def check_metrics(metrics: Sequence[str], key: str) -> None:
-    """Fail unless every name is a metric ranx computes (``ndcg@10``, ``recall@100``, ``map``, ...)."""
-    from lossbench.evaluation import check_metric_names
-
-    try:
-        check_metric_names(metrics)
-    except ValueError as error:
-        raise ConfigurationError(
-            f"{key}: {error}; e.g. ndcg@10, mrr@10, recall@100, map@100"
-        ) from error
-
-
-def check_eval(eval_cfg: Any) -> None:
-    """Fail unless the metrics exist and the objective is one of the metrics of its split."""
-    check_metrics(eval_cfg.metrics, "eval.metrics")
-    check_metrics(eval_cfg.val_metrics, "eval.val_metrics")
-    split, val_split = eval_cfg.objective_split, eval_cfg.val_split
-    if split not in ("test", val_split):
-        raise ConfigurationError(
-            f"eval.objective_split={split!r}; valid: test, {val_split} (eval.val_split)"
-        )
-    key = "eval.metrics" if split == "test" else "eval.val_metrics"
-    pool = list(eval_cfg.metrics if split == "test" else eval_cfg.val_metrics)
-    if eval_cfg.objective not in pool:
-        raise ConfigurationError(
-            f"eval.objective={eval_cfg.objective!r} is not computed on the {split} split: "
-            f"{key} is [{', '.join(pool)}]; pick one of them or add it to {key}"
-        )
-
-
-PIPELINE_TRAINER_ARGS = ("logger", "callbacks", "default_root_dir")
-"""Trainer arguments that pipeline.run sets itself."""
-
-
-def check_trainer_args(trainer_cfg: Any) -> None:
-    """Fail unless every ``trainer.*`` key is a ``lightning.Trainer`` argument the pipeline leaves open."""
-    import difflib
-    import inspect
-
-    import lightning
-
-    accepted = [
-        name for name in inspect.signature(lightning.Trainer.__init__).parameters if name != "self"
-    ]
-    for key in trainer_cfg:
-        if key in PIPELINE_TRAINER_ARGS:
-            raise ConfigurationError(f"trainer.{key} is set by pipeline.run; remove it")
-        if key not in accepted:
-            close = difflib.get_close_matches(str(key), accepted, n=1)
-            hint = f"; did you mean trainer.{close[0]}?" if close else ""
-            raise ConfigurationError(f"trainer.{key} is not a lightning.Trainer argument{hint}")

@@ -214,6 +214,31 @@ class ReferenceSource:
         return run, f"{origin}, cached in {path}"
 
 
+# ---- what the report asks of them ---------------------------------------------------------------
+def reference_means_over_collections(comparison: Any) -> dict[str, dict[str, float]]:
+    """Each reference row's mean over the other collections, for the rows every collection has."""
+    tables = [compared.references.means for compared in comparison.collections.values()]
+    if not tables:
+        return {}
+    shared = set.intersection(*(set(table) for table in tables))
+    return {
+        label: {m: sum(t[label][m] for t in tables) / len(tables) for m in comparison.metrics}
+        for label in sorted(shared)
+    }
+
+
+def has_references(comparison: Any) -> bool:
+    """Whether any table of the report has a reference row."""
+    tables = [comparison, *comparison.collections.values()]
+    return any(table.references.means for table in tables)
+
+
+def reference_notes(comparison: Any) -> list[str]:
+    """Where each reference row of the report comes from, or why one is missing."""
+    tables = [comparison, *comparison.collections.values()]
+    return [note for table in tables for note in table.references.notes]
+
+
 def _folder(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.parent

@@ -31,7 +31,8 @@ from lossbench.data.collection import Collection
 from lossbench.evaluation import evaluate_run
 from lossbench.experiment.reference import REFERENCE_ROLE
 from lossbench.experiment.retrieval import Retrieved
-from lossbench.experiment.stages import Experiment, Plan
+from lossbench.experiment.setup_stages import Plan
+from lossbench.experiment.stages import Experiment
 
 REFERENCE_KEYS = ("seed", "paths", "data", "dataset", "model", "eval", "tracking")
 """The config keys a reference run reads; the rest configure training."""
@@ -118,7 +119,7 @@ class ReferenceRun(Experiment):
         or trainer is built or checked against it."""
         from hydra.utils import instantiate
 
-        from lossbench.experiment.checks import check_config
+        from lossbench.experiment.config_checks import check_config
         from lossbench.experiment.identity import config_hash
         from lossbench.experiment.zero_shot import eval_collections
 

@@ -11,6 +11,11 @@ from pathlib import Path
 
 from lossbench.evaluation import mlflow_metric_name
 from lossbench.experiment.comparison import Comparison, confidence_halfwidth
+from lossbench.experiment.reference import (
+    has_references,
+    reference_means_over_collections,
+    reference_notes,
+)
 
 PANE_WIDTH_INCHES = 7.2
 DPI = 100
@@ -63,18 +68,6 @@ def collection_tables(comparison: Comparison) -> list[tuple[str, list[str], list
     return tables
 
 
-def reference_means_over_collections(comparison: Comparison) -> dict[str, dict[str, float]]:
-    """Each reference row's mean over the other collections, for the rows every collection has."""
-    tables = [compared.references.means for compared in comparison.collections.values()]
-    if not tables:
-        return {}
-    shared = set.intersection(*(set(table) for table in tables))
-    return {
-        label: {m: sum(t[label][m] for t in tables) / len(tables) for m in comparison.metrics}
-        for label in sorted(shared)
-    }
-
-
 def markdown_rows(header: list[str], rows: list[list[str]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
@@ -115,12 +108,6 @@ def legend(comparison: Comparison) -> str:
     )
 
 
-def has_references(comparison: Comparison) -> bool:
-    """Whether any table of the report has a reference row."""
-    tables = [comparison, *comparison.collections.values()]
-    return any(table.references.means for table in tables)
-
-
 def record_sections(comparison: Comparison) -> list[tuple[str, list[str]]]:
     """What the report lists below the table: the code versions pooled, the sweep's failed and
     missing jobs, and the runs left out (only the sections that have items)."""
@@ -135,14 +122,7 @@ def record_sections(comparison: Comparison) -> list[tuple[str, list[str]]]:
         ),
         ("Jobs that never ran", list(comparison.missing_jobs)),
         ("Left out", list(comparison.excluded)),
-        (
-            "Reference rows",
-            [
-                note
-                for table in [comparison, *comparison.collections.values()]
-                for note in table.references.notes
-            ],
-        ),
+        ("Reference rows", reference_notes(comparison)),
     ]
     return [(title, items) for title, items in sections if items]
 
