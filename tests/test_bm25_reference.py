@@ -267,9 +267,10 @@ def test_a_bm25_run_among_the_compared_runs_is_the_reference_row(
             "trainer.max_steps=1",
             "eval.base=false",
             "save_model=false",
+            f"eval.collections=[{OTHER_SYNTHETIC}]",
         )
     )
-    run(compose_config(tmp_path, data_cache, "model=bm25"))
+    run(compose_config(tmp_path, data_cache, "model=bm25", f"eval.collections=[{OTHER_SYNTHETIC}]"))
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("lossbench").experiment_id])
     (bm25,) = [r for r in runs if r.data.tags["model"] == "bm25"]
@@ -278,6 +279,9 @@ def test_a_bm25_run_among_the_compared_runs_is_the_reference_row(
     row = comparison.references.means["bm25 (reference)"]
     assert row["ndcg@10"] == pytest.approx(bm25.data.metrics["test/ndcg_at_10"], abs=1e-6)
     assert row["map@100"] == pytest.approx(bm25.data.metrics["test/map_at_100"], abs=1e-6)
+    other = comparison.collections["synthetic_b"].references.means["bm25 (reference)"]
+    logged = bm25.data.metrics["test/synthetic_b/ndcg_at_10"]  # eval.collections work for it too
+    assert other["ndcg@10"] == pytest.approx(logged, abs=1e-6)
     assert comparison.references.notes == [
         f"bm25 (reference) in-domain: run {bm25.info.run_id} (test.run.txt)"
     ]
