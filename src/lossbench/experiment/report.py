@@ -236,9 +236,11 @@ def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
         )
         for label, reference in comparison.references.means.items():
             axis.axhline(reference[metric], color="#b5651d", linestyle="--", linewidth=1)
-            axis.annotate(
+            axis.text(  # x in the panel's width, y in the metric's values
+                0.99,
+                reference[metric],
                 f"{label} {reference[metric]:.3f}",
-                (len(systems) - 0.5, reference[metric]),
+                transform=axis.get_yaxis_transform(),
                 fontsize=6,
                 color="#b5651d",
                 ha="right",
