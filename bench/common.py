@@ -5,20 +5,20 @@ Result files: :mod:`bench.record`; interleaved ratios: :mod:`bench.interleave`.
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import statistics
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+from bench.child import set_offline_defaults
+
+set_offline_defaults()  # before torch and transformers are imported
 
 import torch  # noqa: E402
 
@@ -247,3 +247,45 @@ def quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
+
+
+# ---- command line and start ----------------------------------------------------------------------
+def device_parser(
+    doc: str | None, quick: str, gpu: str, models: str = ""
+) -> argparse.ArgumentParser:
+    """A device benchmark's parser: ``--quick`` and ``--gpu`` with their help, and ``--models`` (one
+    or more of :data:`MODELS`) when ``models`` gives its help."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--gpu", action="store_true", help=gpu)
+    if models:
+        parser.add_argument("--models", nargs="+", choices=MODELS, help=models)
+    return parser
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
+    """``args`` with each of ``defaults`` where the command line left it unset (None)."""
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def start_device(args: argparse.Namespace) -> torch.device:
+    """Quiet the libraries and pick the device: ``--gpu`` without CUDA stops here; ``--threads``
+    (where a script takes it) sets torch's CPU threads."""
+    quiet_libraries()
+    target = device()
+    if args.gpu and target.type != "cuda":
+        raise SystemExit("--gpu: no CUDA device here; run the CPU benchmark without --gpu")
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    return target
+
+
+def bf16_autocast(target: torch.device) -> AbstractContextManager[object]:
+    """The library's autocast (:func:`lossbench.retrieval.encode.autocast_for`: bf16 on a GPU,
+    nothing on the CPU), imported when a step runs so that a script's imports stay light."""
+    from lossbench.retrieval.encode import autocast_for
+
+    return autocast_for(target)

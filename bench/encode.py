@@ -39,14 +39,16 @@ import torch
 
 from bench.common import (
     MODELS,
-    device,
+    bf16_autocast,
+    device_parser,
+    fill_defaults,
     make_texts,
     model_folder,
     peak_memory_mib,
-    quiet_libraries,
     random_ids,
     random_init,
     reset_peak_memory,
+    start_device,
     synchronize,
     table,
     word_pool,
@@ -65,12 +67,6 @@ def gpu_workers() -> int:
     from lossbench.training.hardware import gpu_workers as workers
 
     return workers()
-
-
-def autocast(target: torch.device) -> Any:
-    from lossbench.retrieval.encode import autocast_for
-
-    return autocast_for(target)
 
 
 def time_tokenizer(tokenizer: Any, texts: list[str], batch_size: int, max_length: int) -> float:
@@ -97,11 +93,11 @@ def bare_forward_pass(
 
     def run() -> None:
         backbone.eval()  # encode_texts restores the module's mode after each pass
-        with torch.inference_mode(), autocast(target):
+        with torch.inference_mode(), bf16_autocast(target):
             for encoding in batches:
                 backbone(**encoding).last_hidden_state[:, 0].float()
 
-    with torch.inference_mode(), autocast(target):  # warm-up
+    with torch.inference_mode(), bf16_autocast(target):  # warm-up
         backbone(**batches[0]).last_hidden_state[:, 0].float()
     return run
 
@@ -173,13 +169,11 @@ def time_rounds(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few docs: check that it works")
-    parser.add_argument(
-        "--gpu", action="store_true", help="the H100 shapes (both models, 180 tokens)"
-    )
-    parser.add_argument(
-        "--models", nargs="+", choices=MODELS, help="default: minilm (CPU), both (--gpu)"
+    parser = device_parser(
+        __doc__,
+        quick="few docs: check that it works",
+        gpu="the H100 shapes (both models, 180 tokens)",
+        models="default: minilm (CPU), both (--gpu)",
     )
     parser.add_argument("--num-docs", type=int, help="docs encoded per pass (1,024; 20,480 --gpu)")
     parser.add_argument("--doc-length", type=int, help="tokens per doc (40; 180 with --gpu)")
@@ -214,20 +208,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "num_workers": [0, 1, gpu_workers()] if gpu else [0, 1],
         "rounds": 2 if args.quick else MIN_ROUNDS,
     }
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    quiet_libraries()
-    target = device()
-    if args.gpu and target.type != "cuda":
-        raise SystemExit("--gpu: no CUDA device here; run the CPU benchmark without --gpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    target = start_device(args)
     from lossbench.models import BiEncoderModule
     from lossbench.models.config import DprConfig
 

@@ -31,22 +31,17 @@ the raw seconds of both sides. Writes ``bench/results/maxsim_<device>.json`` thr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
+from bench.common import bf16_autocast  # importing it sets the offline environment
 from bench.interleave import (  # noqa: E402
     MIN_ROUNDS,
     interleaved_rounds,
@@ -266,11 +261,7 @@ def train_bench(args: argparse.Namespace, device: torch.device) -> dict[str, Any
     inputs = train_inputs(args, module.tokenizer, device)
     minimal = minimal_step(backbone, inputs, args)
     ours = lossbench_step(module, inputs["batch"])
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    autocast = bf16_autocast(device)
 
     def run(step: Callable[[], torch.Tensor], count: int) -> float:
         with autocast:

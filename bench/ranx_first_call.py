@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.child import child_env
 from bench.interleave import MIN_ROUNDS, ratio_stats, seconds_stats
 
 VARIANTS = ("lossbench", "typed_list", "ranx_run")
@@ -96,12 +96,10 @@ def child(variant: str) -> dict[str, float]:
 
 def measure(variant: str) -> dict[str, float]:
     """One fresh process of ``variant``."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
     done = subprocess.run(
         [sys.executable, "-m", "bench.ranx_first_call", "--child", variant],
         cwd=REPO,
-        env=env,
+        env=child_env(),
         capture_output=True,
         text=True,
         check=True,

@@ -41,12 +41,14 @@ import torch.nn.functional as F
 from bench.common import (
     MODELS,
     WORK_DIR,
-    device,
+    bf16_autocast,
+    device_parser,
+    fill_defaults,
     make_texts,
     model_folder,
-    quiet_libraries,
     random_ids,
     random_init,
+    start_device,
     synchronize,
     table,
     word_pool,
@@ -191,12 +193,7 @@ def minimal_step(module: Any, args: argparse.Namespace, target: torch.device) ->
     optimizer = torch.optim.AdamW(module.parameters(), **kwargs)
 
     def step() -> torch.Tensor:
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if target.type == "cuda"
-            else contextlib.nullcontext()
-        )
-        with autocast:
+        with bf16_autocast(target):
             cls = backbone(**pairs).last_hidden_state[:, 0]  # (Q*D, H)
             scores = head(cls).view(args.train_queries, args.train_docs)  # (Q, D)
             loss = F.cross_entropy(scores.float(), labels)
@@ -317,10 +314,12 @@ def bench_train(model: str, args: argparse.Namespace, target: torch.device) -> d
 
 # ---- the benchmark -------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small and short: check that it works")
-    parser.add_argument("--gpu", action="store_true", help="GPU shapes (both models, bf16)")
-    parser.add_argument("--models", nargs="+", choices=MODELS, help="default: minilm (CPU)")
+    parser = device_parser(
+        __doc__,
+        quick="small and short: check that it works",
+        gpu="GPU shapes (both models, bf16)",
+        models="default: minilm (CPU)",
+    )
     parser.add_argument("--queries", type=int, help="queries re-ranked (20; 200 --gpu)")
     parser.add_argument("--depth", type=int, help="candidates per query (50; 100 --gpu)")
     parser.add_argument("--batch-size", type=int, help="pairs per batch (128; 512 --gpu)")
@@ -348,20 +347,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "steps": 2 if quick else (50 if gpu else 8),
         "rounds": 1 if quick else 3,
     }
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    quiet_libraries()
-    target = device()
-    if args.gpu and target.type != "cuda":
-        raise SystemExit("--gpu: no CUDA device here; run without --gpu for the CPU figures")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    target = start_device(args)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     lines = []

@@ -37,7 +37,6 @@ T0 = time.perf_counter()  # the instrumented child's clock starts before its hea
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -47,6 +46,7 @@ from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bench.child import child_env  # noqa: E402
 from bench.record import REPO, WORK_DIR  # noqa: E402
 
 IMPORTS = (
@@ -72,21 +72,6 @@ IMPORTS = (
 """Imported in this order by the import-timing child (roughly the order a run pays them)."""
 
 QUICK_OVERRIDES = ["model=tiny", "trainer.max_steps=4", "eval.val_every_n_steps=null"]
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    paths = [str(REPO / "src"), str(REPO)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env.update(
-        PYTHONPATH=os.pathsep.join(paths),
-        TOKENIZERS_PARALLELISM="false",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-    )
-    return env
 
 
 def store_overrides(tag: str) -> list[str]:

@@ -38,10 +38,11 @@ import torch
 
 from bench.common import (
     RssSampler,
-    device,
+    device_parser,
+    fill_defaults,
     peak_memory_mib,
-    quiet_libraries,
     reset_peak_memory,
+    start_device,
     synchronize,
     table,
 )
@@ -250,10 +251,10 @@ def sparse_benchmarks(args: argparse.Namespace, target: torch.device) -> list[di
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: check that it works")
-    parser.add_argument(
-        "--gpu", action="store_true", help="7,000 queries x 1,000,000 docs on the GPU"
+    parser = device_parser(
+        __doc__,
+        quick="small sizes: check that it works",
+        gpu="7,000 queries x 1,000,000 docs on the GPU",
     )
     parser.add_argument(
         "--num-queries", type=int, help="dense queries (2,000; 7,000 --gpu; 500 quick)"
@@ -290,10 +291,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "sparse_queries": 200 if args.quick else 1000,
         "rounds": 2 if args.quick else MIN_ROUNDS,
     }
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 COLUMNS = ["variant", "queries", "docs", "chunk_size", "threads", "median_s", "x", "extra_mib"]
@@ -301,10 +299,7 @@ COLUMNS = ["variant", "queries", "docs", "chunk_size", "threads", "median_s", "x
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    quiet_libraries()
-    target = device()
-    if args.gpu and target.type != "cuda":
-        raise SystemExit("--gpu: no CUDA device here; run the CPU benchmark without --gpu")
+    target = start_device(args)
     print(
         f"search on {target.type}: dense {args.num_queries} queries x {args.num_docs} docs "
         f"(dim {args.dim}, k {args.k}), {args.rounds} interleaved rounds"

@@ -28,7 +28,6 @@ measurement after a change is this same command with ``--label after``.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.child import child_env
 from bench.record import REPO, WORK_DIR, write_result
 
 LOSSES = ("ranknet", "listnet", "in_batch_ce")
@@ -46,20 +46,6 @@ QUICK_OVERRIDES = ("model=tiny", "trainer.max_steps=4", "data.num_workers=0")
 GOAL = 1.15
 PAID_STAGES = ("train", "index", "search")
 """Stages every job must pay (beside one untrained evaluation, ``base_eval``)."""
-
-
-def child_env() -> dict[str, str]:
-    """This environment plus the repository on ``PYTHONPATH`` and no network."""
-    env = dict(os.environ)
-    paths = [str(REPO / "src"), str(REPO), *filter(None, [env.get("PYTHONPATH")])]
-    env.update(
-        PYTHONPATH=os.pathsep.join(paths),
-        TOKENIZERS_PARALLELISM="false",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-    )
-    return env
 
 
 def sweep_command(losses: list[str], root: Path, experiment: str, extra: list[str]) -> list[str]:

@@ -39,7 +39,14 @@ from typing import Any
 
 import torch
 
-from bench.common import MODELS, WORK_DIR, device, quiet_libraries, table
+from bench.common import (
+    MODELS,
+    WORK_DIR,
+    device_parser,
+    fill_defaults,
+    start_device,
+    table,
+)
 from bench.interleave import (
     MIN_ROUNDS,
     interleaved_rounds,
@@ -75,13 +82,11 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few steps: check that it works")
-    parser.add_argument(
-        "--gpu", action="store_true", help="the H100 shapes (both models, 32x8, 32/180)"
-    )
-    parser.add_argument(
-        "--models", nargs="+", choices=MODELS, help="default: minilm (CPU), both (--gpu)"
+    parser = device_parser(
+        __doc__,
+        quick="few steps: check that it works",
+        gpu="the H100 shapes (both models, 32x8, 32/180)",
+        models="default: minilm (CPU), both (--gpu)",
     )
     parser.add_argument("--queries", type=int, help="queries per step (16; 32 --gpu; 4 quick)")
     parser.add_argument("--docs", type=int, help="docs per query (4; 8 --gpu; 2 quick)")
@@ -156,10 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "compile": gpu,
         "rounds": 2 if args.quick else MIN_ROUNDS,
     }
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return fill_defaults(args, defaults)
 
 
 def sides_of(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -221,12 +223,7 @@ def time_model(model: str, args: argparse.Namespace, target: torch.device) -> di
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    quiet_libraries()
-    target = device()
-    if args.gpu and target.type != "cuda":
-        raise SystemExit("--gpu: no CUDA device here; run the CPU benchmark without --gpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    target = start_device(args)
     if target.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     WORK_DIR.mkdir(parents=True, exist_ok=True)

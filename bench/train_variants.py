@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from bench.common import (
     WORK_DIR,
+    bf16_autocast,
     build_backbone,
     make_texts,
     model_folder,
@@ -64,12 +65,7 @@ def minimal_step(
     forward = torch.compile(loss_of_batch) if compiled else loss_of_batch
 
     def step() -> torch.Tensor:
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if target.type == "cuda"
-            else contextlib.nullcontext()
-        )
-        with autocast:
+        with bf16_autocast(target):
             loss = forward()
         loss.backward()
         optimizer.step()

@@ -64,20 +64,9 @@ def compose(tmp_path: Path, data_cache: Path) -> Callable[..., object]:
 @pytest.fixture
 def tiny_module():  # noqa: ANN201
     """A tiny random-init bi-encoder with MiniLM's tokenizer (no download), seeded."""
-    import torch
+    from tests.helpers import tiny_bi_encoder
 
-    from lossbench.models import BiEncoderModule, DprConfig
-    from lossbench.models.backbone import TINY_BERT, minilm_path
-
-    torch.manual_seed(0)
-    config = DprConfig(
-        query_length=16,
-        doc_length=32,
-        pooling="mean",
-        random_init=True,
-        backbone_overrides=TINY_BERT,
-    )
-    return BiEncoderModule(model_name_or_path=minilm_path(), config=config)
+    return tiny_bi_encoder()
 
 
 @pytest.fixture

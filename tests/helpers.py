@@ -244,3 +244,89 @@ def run_gloo(function: Callable[..., Any], *args: Any, world_size: int = 2) -> N
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     mp.spawn(_entry, args=(function, world_size, free_port(), args), nprocs=world_size, join=True)
+
+
+def lightning_ddp_trainer(rank: int, world_size: int, **arguments: Any) -> Any:
+    """A CPU ``Trainer(strategy="ddp")`` inside a :func:`run_gloo` rank: Lightning joins the process
+    group that run_gloo started (as it would SLURM's or torchrun's); no logger, checkpoints,
+    progress bar or model summary; ``arguments``: the test's own Trainer arguments."""
+    import lightning as L
+
+    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world_size))
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "1")  # unused: the group exists already
+    return L.Trainer(
+        accelerator="cpu",
+        devices=world_size,
+        strategy="ddp",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **arguments,
+    )
+
+
+def gloo_rank_results(function: Callable[..., Any], folder: Path, world_size: int = 2) -> list[Any]:
+    """:func:`run_gloo` of ``function(rank, world_size, folder)``, each rank saving what it found
+    to ``folder/rank<rank>.pt``; returns those, by rank."""
+    import torch
+
+    run_gloo(function, folder, world_size=world_size)
+    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
+
+
+def tiny_bi_encoder(
+    loss: Any = None, doc_length: int = 32, backbone_overrides: dict[str, Any] | None = None
+) -> Any:
+    """A tiny random-init bi-encoder (``TINY_BERT``, mean pooling, 16-token queries) with MiniLM's
+    tokenizer (no download), seeded with 0; ``loss``: its one loss; ``backbone_overrides``: on top
+    of ``TINY_BERT``."""
+    import torch
+
+    from lossbench.models import BiEncoderModule, DprConfig
+    from lossbench.models.backbone import TINY_BERT, minilm_path
+
+    torch.manual_seed(0)
+    config = DprConfig(
+        query_length=16,
+        doc_length=doc_length,
+        pooling="mean",
+        random_init=True,
+        backbone_overrides={**TINY_BERT, **(backbone_overrides or {})},
+    )
+    return BiEncoderModule(
+        minilm_path(), config=config, loss_functions=None if loss is None else [loss]
+    )
+
+
+def ragged_samples(counts: list[int]) -> list[Any]:
+    """Training samples ``q0, q1, ...`` with ``counts[i]`` docs each (teacher scores falling with
+    the rank): padded blocks for the collator."""
+    from lossbench.data.datasets import TrainSample
+
+    samples = []
+    for i, count in enumerate(counts):
+        doc_ids = [f"d{i}_{j}" for j in range(count)]
+        texts = [f"document {i} part {j} " + "word " * (i + j) for j in range(count)]
+        targets = [float(count - j) + 0.25 * i for j in range(count)]
+        samples.append(TrainSample(f"q{i}", f"query {i} " * (1 + i % 3), doc_ids, texts, targets))
+    return samples
+
+
+def nan_ranknet_at_call(monkeypatch: Any, call: int) -> None:
+    """Make RankNet's loss NaN on its ``call``-th call (1-based: the ``call``-th training step's
+    loss when the run validates without it)."""
+    import torch
+
+    from lossbench.loss import RankNet
+
+    real = RankNet.__call__
+    calls = {"n": 0}
+
+    def nan_on_that_call(self, scores, targets, mask=None):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        value = real(self, scores, targets, mask)
+        return value * torch.tensor(float("nan")) if calls["n"] == call else value
+
+    monkeypatch.setattr(RankNet, "__call__", nan_on_that_call)

@@ -536,7 +536,7 @@ def test_a_malformed_line_deep_in_a_streamed_file_ends_the_run_failed(
 ) -> None:
     """Only the head of a streamed triples file is parsed up front; a bad line further down fails
     when training reaches it, naming the file and line, and the run ends FAILED, not RUNNING."""
-    monkeypatch.setattr("lossbench.experiment.checks.PEEKED_TUPLES", 10)
+    monkeypatch.setattr("lossbench.experiment.data_checks.PEEKED_TUPLES", 10)
     folder = write_trec(tmp_path / "collection")
     replace_line("triples.tsv", 40, "q13\td1")(folder)
     from pipeline.run import run

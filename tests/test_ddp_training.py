@@ -12,15 +12,13 @@ One spawn of two ranks, each running the tiny model through:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from lossbench.models.backbone import TINY_BERT
-from tests.helpers import run_gloo
+from tests.helpers import gloo_rank_results, lightning_ddp_trainer, tiny_bi_encoder
 
 pytestmark = pytest.mark.slow  # two processes each load the tiny model: about a minute on 2 cores
 
@@ -31,18 +29,7 @@ DOCS = {f"d{i}": f"document {i} " + "text " * (i % 5) for i in range(NUM_DOCS)}
 
 
 def tiny_module(loss: Any) -> Any:
-    from lossbench.models import BiEncoderModule, DprConfig
-    from lossbench.models.backbone import minilm_path
-
-    torch.manual_seed(0)
-    config = DprConfig(
-        query_length=16,
-        doc_length=16,
-        pooling="mean",
-        random_init=True,
-        backbone_overrides=TINY_BERT,
-    )
-    return BiEncoderModule(model_name_or_path=minilm_path(), config=config, loss_functions=[loss])
+    return tiny_bi_encoder(loss, doc_length=16)
 
 
 def collection() -> Any:
@@ -110,10 +97,6 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 
     results: dict[str, Any] = {"module_losses": gathered_module_losses(rank, world_size)}
 
-    # Lightning joins the process group that tests.gloo started (as it would SLURM's/torchrun's)
-    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world_size))
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "1")  # unused: the group exists already
     data = collection()
     seen: list[str] = []
 
@@ -123,16 +106,8 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 
     validation = RetrievalValidation(data, ExactDenseIndex, every_n_steps=2, k=5, batch_size=4)
     module = tiny_module(InBatchCrossEntropy(gather_across_devices=True))
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=world_size,
-        strategy="ddp",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[Record(), validation],
+    trainer = lightning_ddp_trainer(
+        rank, world_size, max_epochs=1, callbacks=[Record(), validation]
     )
     data_module = LightningIRDataModule(TupleDataset(data), train_batch_size=3, num_workers=2)
     trainer.fit(module, data_module)
@@ -152,8 +127,7 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("ddp")
-    run_gloo(_worker, folder, world_size=2)
-    return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return gloo_rank_results(_worker, folder)
 
 
 def test_module_losses_gathered_across_ranks_equal_one_process(ranks: list[dict]) -> None:

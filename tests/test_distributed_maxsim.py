@@ -18,7 +18,7 @@ import torch
 from lossbench.loss import InBatchCrossEntropy, InBatchLossFunction, ScoreBasedInBatchCrossEntropy
 from lossbench.models.scoring import MaxSim
 from lossbench.training.distributed import in_batch_inputs
-from tests.helpers import run_gloo
+from tests.helpers import gloo_rank_results
 
 WORLD_SIZE = 2
 INPUT_DIM, DIM, QUERY_LENGTH = 5, 4, 3
@@ -95,8 +95,7 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 @pytest.fixture(scope="module")
 def gloo_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     folder = tmp_path_factory.mktemp("gloo_maxsim")
-    run_gloo(_worker, folder, world_size=WORLD_SIZE)
-    return [torch.load(folder / f"rank{r}.pt") for r in range(WORLD_SIZE)]
+    return gloo_rank_results(_worker, folder, WORLD_SIZE)
 
 
 @pytest.mark.parametrize("name", list(LOSSES))

@@ -9,44 +9,29 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from tests.helpers import run_gloo
+from tests.helpers import (
+    gloo_rank_results,
+    lightning_ddp_trainer,
+    ragged_samples,
+    tiny_bi_encoder,
+)
 from tests.models.test_grad_cache import IN_BATCH_LOSSES
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
 
 def tiny_module(loss: Any) -> Any:
-    from lossbench.models import BiEncoderModule, DprConfig
-    from lossbench.models.backbone import TINY_BERT, minilm_path
-
-    torch.manual_seed(0)
-    config = DprConfig(
-        query_length=16,
-        doc_length=16,
-        pooling="mean",
-        random_init=True,
-        backbone_overrides={**TINY_BERT, **NO_DROPOUT},
-    )
-    return BiEncoderModule(minilm_path(), config=config, loss_functions=[loss])
+    return tiny_bi_encoder(loss, doc_length=16, backbone_overrides=NO_DROPOUT)
 
 
 def samples() -> list[Any]:
-    from lossbench.data.datasets import TrainSample
-
-    result = []
-    for i, count in enumerate([3, 3, 2, 2, 2]):
-        doc_ids = [f"d{i}_{j}" for j in range(count)]
-        texts = [f"document {i} part {j} " + "word " * (i + j) for j in range(count)]
-        targets = [float(count - j) + 0.25 * i for j in range(count)]
-        result.append(TrainSample(f"q{i}", f"query {i} " * (1 + i % 3), doc_ids, texts, targets))
-    return result
+    return ragged_samples([3, 3, 2, 2, 2])
 
 
 def step(loss: Any, batch_samples: list[Any], chunk_size: int | None) -> tuple[float, list]:
@@ -97,9 +82,7 @@ def _module_worker(rank: int, world_size: int, folder: Path) -> None:
 
 
 def test_cached_gathered_steps_equal_uncached_ones_on_two_processes(tmp_path: Path) -> None:
-    run_gloo(_module_worker, tmp_path, world_size=2)
-    for rank in range(2):
-        differences = torch.load(tmp_path / f"rank{rank}.pt")
+    for differences in gloo_rank_results(_module_worker, tmp_path):
         assert set(differences) == set(IN_BATCH_LOSSES)
         for name, found in differences.items():
             assert found["gradient_scale"] > 0, name
@@ -114,25 +97,12 @@ def _fit_worker(rank: int, world_size: int, folder: Path) -> None:
     from lossbench.loss import InBatchCrossEntropy
     from tests.test_ddp_training import collection
 
-    os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world_size))
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "1")  # unused: the group exists already
     weights: dict[Any, list[torch.Tensor]] = {}
     for chunk_size in (None, 1):
         module = tiny_module(InBatchCrossEntropy(gather_across_devices=True))
         module.set_optimizer(torch.optim.SGD, lr=0.5)
         module.set_grad_cache(chunk_size)
-        trainer = L.Trainer(
-            accelerator="cpu",
-            devices=world_size,
-            strategy="ddp",
-            max_steps=2,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            gradient_clip_val=1.0,
-        )
+        trainer = lightning_ddp_trainer(rank, world_size, max_steps=2, gradient_clip_val=1.0)
         data = LightningIRDataModule(TupleDataset(collection()), train_batch_size=3, num_workers=0)
         L.seed_everything(0, verbose=False)
         trainer.fit(module, data)
@@ -145,8 +115,7 @@ def _fit_worker(rank: int, world_size: int, folder: Path) -> None:
 
 @pytest.mark.slow  # two processes, two Lightning fits each
 def test_a_cached_ddp_fit_trains_the_weights_of_an_uncached_one(tmp_path: Path) -> None:
-    run_gloo(_fit_worker, tmp_path, world_size=2)
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    ranks = gloo_rank_results(_fit_worker, tmp_path)
     for weights in ranks:
         trained = zip(weights[None], weights["initial"], strict=True)
         assert any(not torch.equal(a, b) for a, b in trained)  # the fits moved the weights

@@ -13,7 +13,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lossbench.experiment.ui import BASE_RUN_FILE, QRELS_FILE, RUN_FILE
-from tests.helpers import FAST_RUN, REPO, SMALL_SYNTHETIC, all_runs, free_port
+from tests.helpers import (
+    FAST_RUN,
+    REPO,
+    SMALL_SYNTHETIC,
+    all_runs,
+    free_port,
+    nan_ranknet_at_call,
+)
 
 
 def test_an_unreachable_server_fails_at_once_before_any_work(compose) -> None:
@@ -42,21 +49,10 @@ def test_the_fallback_store_takes_the_run(compose, tmp_path: Path) -> None:
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step(compose, mlflow_uri: str, monkeypatch) -> None:
-    import torch
-
-    from lossbench.loss import RankNet
     from lossbench.training.callbacks import NonFiniteLossError
     from pipeline.run import run
 
-    real = RankNet.__call__
-    calls = {"n": 0}
-
-    def nan_on_second_step(self, scores, targets, mask=None):  # noqa: ANN001, ANN202
-        calls["n"] += 1
-        value = real(self, scores, targets, mask)
-        return value * torch.tensor(float("nan")) if calls["n"] == 2 else value
-
-    monkeypatch.setattr(RankNet, "__call__", nan_on_second_step)
+    nan_ranknet_at_call(monkeypatch, 2)
     with pytest.raises(NonFiniteLossError, match=r"at step 1 \(train/loss's step\)"):
         run(compose(*FAST_RUN))
     (failed,) = all_runs(mlflow_uri)

@@ -208,42 +208,35 @@ def test_a_run_file_first_stage_needs_its_path(compose, mlflow_uri) -> None:
     )
 
 
-def test_a_missing_run_file_is_refused(compose, mlflow_uri, tmp_path) -> None:
-    refused(
-        compose,
-        mlflow_uri,
+BAD_RUN_FILES = {
+    "a missing run file": (
+        None,
         FileNotFoundError,
         r"first_stage.path=.*missing.run: no such file",
-        "first_stage=run_file",
-        f"first_stage.path={tmp_path / 'missing.run'}",
-    )
-
-
-def test_a_malformed_run_file_names_its_line(compose, mlflow_uri, tmp_path) -> None:
-    path = tmp_path / "bad.run"
-    path.write_text("test-0 Q0 d1 1 3.5 x\ntest-0 Q0 d2 2 high x\n")
-    refused(
-        compose,
-        mlflow_uri,
+    ),
+    "a malformed line, named": (
+        "test-0 Q0 d1 1 3.5 x\ntest-0 Q0 d2 2 high x\n",
         DataFormatError,
         r"bad.run:2: expected an integer rank and a numeric score",
-        "first_stage=run_file",
-        f"first_stage.path={path}",
-    )
-
-
-def test_a_run_file_of_other_queries_is_refused(compose, mlflow_uri, tmp_path) -> None:
-    path = tmp_path / "other.run"
-    path.write_text("1001 Q0 d1 1 3.5 x\n1002 Q0 d2 1 2.5 x\n")
-    refused(
-        compose,
-        mlflow_uri,
+    ),
+    "a run of other queries": (
+        "1001 Q0 d1 1 3.5 x\n1002 Q0 d2 1 2.5 x\n",
         ConfigurationError,
-        r"run file other.run gives none of the \d+ judged dev queries a candidate: its query ids "
+        r"run file bad.run gives none of the \d+ judged dev queries a candidate: its query ids "
         r"\(1001, 1002, ...\) are not the collection's \(dev-0, ",
-        "first_stage=run_file",
-        f"first_stage.path={path}",
-    )
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RUN_FILES))
+def test_a_bad_run_file_is_refused_before_the_run_opens(
+    compose, mlflow_uri, tmp_path, case: str
+) -> None:
+    content, error, match = BAD_RUN_FILES[case]
+    path = tmp_path / ("missing.run" if content is None else "bad.run")
+    if content is not None:
+        path.write_text(content)
+    refused(compose, mlflow_uri, error, match, "first_stage=run_file", f"first_stage.path={path}")
 
 
 def test_a_short_run_file_reranks_what_it_has_with_warnings(

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import FAST_RUN
+from tests.helpers import FAST_RUN, nan_ranknet_at_call
 
 FAST_RUN_HERE = [
     *FAST_RUN,
@@ -185,19 +185,10 @@ def test_resume_of_a_finished_run_says_so_and_trains_nothing(
 def test_a_nan_stop_keeps_the_last_good_checkpoint(
     compose, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lossbench.loss import RankNet
     from lossbench.training.callbacks import NonFiniteLossError
     from pipeline.run import run
 
-    real = RankNet.__call__
-    calls = {"n": 0}
-
-    def nan_on_fourth_step(self, scores, targets, mask=None):  # noqa: ANN001, ANN202
-        calls["n"] += 1
-        value = real(self, scores, targets, mask)
-        return value * torch.tensor(float("nan")) if calls["n"] == 4 else value
-
-    monkeypatch.setattr(RankNet, "__call__", nan_on_fourth_step)
+    nan_ranknet_at_call(monkeypatch, 4)
     with pytest.raises(NonFiniteLossError, match="at step 3 "):  # the 4th step: train/loss's 3
         run(compose(*FAST_RUN_HERE, "eval.base=false"))
     failed = only_run(mlflow_uri)

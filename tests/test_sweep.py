@@ -16,27 +16,8 @@ LOSSES = ("ranknet", "in_batch_ce", "approx_ndcg")
 
 def sweep(root: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> None:
     """Run ``python -m pipeline.run -m ...`` in this process (so a test can make one loss fail)."""
-    from pipeline.run import main
-
-    argv = [
-        "pipeline.run",
-        "-m",
-        f"loss={','.join(LOSSES)}",
-        "seed=0,1",
-        "model=tiny",
-        "trainer.max_steps=2",
-        "trainer.enable_progress_bar=false",
-        "eval.base=false",
-        "eval.val_every_n_steps=1",
-        "data.num_workers=0",
-        f"paths.root={root}",
-        f"paths.cache={cache}",
-        f"hydra.sweep.dir={root / 'multirun'}",
-        *SMALL_SYNTHETIC,
-        *extra,
-    ]
-    monkeypatch.setattr(sys, "argv", argv)
-    main()
+    loss_and_seed = (f"loss={','.join(LOSSES)}", "seed=0,1")
+    multirun(root, cache, monkeypatch, *loss_and_seed, *extra, max_steps=2, val_every="1")
 
 
 @pytest.fixture(scope="module")
@@ -172,16 +153,29 @@ def test_the_comparison_report_matches_ranx_on_the_logged_run_files(swept, tmp_p
 
 def small_sweep(root: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> None:
     """``python -m pipeline.run -m <overrides>`` of two tiny 1-step jobs, in this process."""
+    multirun(root, cache, monkeypatch, *overrides, max_steps=1, val_every="null")
+
+
+def multirun(
+    root: Path,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *overrides: str,
+    max_steps: int,
+    val_every: str,
+) -> None:
+    """``python -m pipeline.run -m <overrides>`` on the small synthetic collection with the tiny
+    model, stores under ``root`` and ``cache``, in this process."""
     from pipeline.run import main
 
     argv = [
         "pipeline.run",
         "-m",
         "model=tiny",
-        "trainer.max_steps=1",
+        f"trainer.max_steps={max_steps}",
         "trainer.enable_progress_bar=false",
         "eval.base=false",
-        "eval.val_every_n_steps=null",
+        f"eval.val_every_n_steps={val_every}",
         "data.num_workers=0",
         f"paths.root={root}",
         f"paths.cache={cache}",

@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from lossbench.data.batches import TrainBatch, TrainCollator
-from lossbench.data.datasets import TrainSample
 from lossbench.loss import (
     LOSSES,
     FLOPSRegularization,
@@ -29,6 +28,7 @@ from lossbench.loss import (
 from lossbench.models import BiEncoderModule, ColConfig, DprConfig, SpladeConfig
 from lossbench.models.backbone import TINY_BERT, minilm_path
 from lossbench.models.ranking_module import loss_log_names
+from tests.helpers import ragged_samples
 
 IN_BATCH_LOSSES: dict[str, Callable[[], InBatchLossFunction]] = {
     "in_batch_ce": InBatchCrossEntropy,
@@ -94,13 +94,7 @@ def with_losses(module: BiEncoderModule, losses: list[LossFunction]) -> BiEncode
 def ragged_batch(module: BiEncoderModule) -> TrainBatch:
     """5 queries with 3, 2, 3, 1 and 3 docs: padded blocks, and a chunk of 2 that does not divide
     either the queries (5) or the docs (12)."""
-    samples = []
-    for i, count in enumerate([3, 2, 3, 1, 3]):
-        doc_ids = [f"d{i}_{j}" for j in range(count)]
-        texts = [f"document {i} part {j} " + "word " * (i + j) for j in range(count)]
-        targets = [float(count - j) + 0.25 * i for j in range(count)]
-        samples.append(TrainSample(f"q{i}", f"query {i} " * (1 + i % 3), doc_ids, texts, targets))
-    return TrainCollator(module.tokenizer, 16, 16)(samples)
+    return TrainCollator(module.tokenizer, 16, 16)(ragged_samples([3, 2, 3, 1, 3]))
 
 
 def step(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, Self
 
 import torch
 
@@ -11,8 +11,22 @@ from lossbench.data.datasets import TextSample, TrainSample
 from lossbench.data.token_cache import TokenCache
 
 
+class OnDevice:
+    """A batch (a dataclass) whose :meth:`to` moves its tensors and dicts of tensors to a device."""
+
+    def to(self, device: torch.device | str) -> Self:
+        moved: dict[str, Any] = {}
+        for field in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if isinstance(value, torch.Tensor):
+                moved[field.name] = value.to(device, non_blocking=True)
+            elif isinstance(value, dict):
+                moved[field.name] = {k: v.to(device, non_blocking=True) for k, v in value.items()}
+        return replace(self, **moved)  # type: ignore[type-var]
+
+
 @dataclass
-class TrainBatch:
+class TrainBatch(OnDevice):
     """One training batch: Q queries, each with up to D candidate docs (padded, masked).
 
     ``doc_encoding`` holds only the real docs, in row-major order of ``doc_mask``; the module scatters
@@ -25,29 +39,26 @@ class TrainBatch:
     doc_mask: torch.Tensor  # (Q, D) bool
     targets: torch.Tensor  # (Q, D) float
 
-    def to(self, device: torch.device | str) -> TrainBatch:
-        return TrainBatch(
-            query_ids=self.query_ids,
-            query_encoding={
-                k: v.to(device, non_blocking=True) for k, v in self.query_encoding.items()
-            },
-            doc_encoding={k: v.to(device, non_blocking=True) for k, v in self.doc_encoding.items()},
-            doc_mask=self.doc_mask.to(device, non_blocking=True),
-            targets=self.targets.to(device, non_blocking=True),
-        )
-
 
 @dataclass
-class InferenceBatch:
+class InferenceBatch(OnDevice):
     """A batch of queries or docs to encode."""
 
     ids: list[str]
     encoding: dict[str, torch.Tensor]  # (B, L) each
 
-    def to(self, device: torch.device | str) -> InferenceBatch:
-        return InferenceBatch(
-            self.ids, {k: v.to(device, non_blocking=True) for k, v in self.encoding.items()}
-        )
+
+def padded_candidates(samples: list[TrainSample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's candidate list padded to the longest: the ``(Q, D)`` mask of real candidates
+    and their targets (0 where padded)."""
+    num_docs = max(len(sample.doc_texts) for sample in samples)
+    mask = torch.zeros(len(samples), num_docs, dtype=torch.bool)  # (Q, D)
+    targets = torch.zeros(len(samples), num_docs, dtype=torch.float32)  # (Q, D)
+    for row, sample in enumerate(samples):
+        count = len(sample.doc_texts)
+        mask[row, :count] = True
+        targets[row, :count] = torch.as_tensor(sample.targets, dtype=torch.float32)
+    return mask, targets
 
 
 def _tokenize(
@@ -81,15 +92,8 @@ class TrainCollator:
         self.fixed_length = fixed_length
 
     def __call__(self, samples: list[TrainSample]) -> TrainBatch:
-        num_docs = max(len(sample.doc_texts) for sample in samples)
-        mask = torch.zeros(len(samples), num_docs, dtype=torch.bool)  # (Q, D)
-        targets = torch.zeros(len(samples), num_docs, dtype=torch.float32)  # (Q, D)
-        doc_texts: list[str] = []
-        for row, sample in enumerate(samples):
-            count = len(sample.doc_texts)
-            mask[row, :count] = True
-            targets[row, :count] = torch.as_tensor(sample.targets, dtype=torch.float32)
-            doc_texts.extend(sample.doc_texts)
+        mask, targets = padded_candidates(samples)
+        doc_texts = [text for sample in samples for text in sample.doc_texts]
         return TrainBatch(
             query_ids=[sample.query_id for sample in samples],
             query_encoding=_tokenize(

@@ -50,3 +50,24 @@ def mine_triples(
             for negative in rng.sample(candidates, count):
                 triples.append((qid, positive, negative))
     return triples
+
+
+def mine_triples_with_bm25(
+    queries: Mapping[str, str],
+    qrels: Qrels,
+    docs: Mapping[str, str],
+    negatives_per_positive: int = 1,
+    depth: int = 100,
+    seed: int = 0,
+) -> list[tuple[str, str, str]]:
+    """:func:`mine_triples` for the queries ``qrels`` judges, over a BM25 index of ``docs`` built
+    here (a collection without training triples: its train qrels' positives, BM25 negatives)."""
+    from lossbench.retrieval.bm25 import BM25Index
+
+    judged = {q: queries[q] for q in sorted(qrels) if q in queries}
+    return mine_triples(judged, qrels, BM25Index().add(docs), negatives_per_positive, depth, seed)
+
+
+def mining_note(depth: int, negatives_per_positive: int) -> str:
+    """How a collection's triples were mined, for its ``extra`` (the run's logged params)."""
+    return f"mined with BM25 (top {depth}, {negatives_per_positive}/positive)"

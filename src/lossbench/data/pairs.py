@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossbench.data.batches import OnDevice, padded_candidates
 from lossbench.data.samples import TrainSample
 from lossbench.data.token_cache import TokenCache
 
@@ -116,18 +117,8 @@ class PairTokenizer:
     def _ids(self, texts: Sequence[str], limit: int) -> list[np.ndarray]:
         """Each text's token ids without special tokens, cut to ``limit``."""
         unique = list(dict.fromkeys(texts))
-        if self.cache is not None:
-            rows = self.cache.token_ids(self.tokenizer, unique, limit, add_special_tokens=False)
-        else:
-            encoded = self.tokenizer(
-                unique,
-                max_length=limit,
-                truncation=True,
-                add_special_tokens=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
-            rows = [np.asarray(ids, dtype=np.int64) for ids in encoded]
+        cache = self.cache if self.cache is not None else TokenCache(0)  # 0: tokenize, keep nothing
+        rows = cache.token_ids(self.tokenizer, unique, limit, add_special_tokens=False)
         by_text = dict(zip(unique, rows, strict=True))
         return [by_text[text] for text in texts]
 
@@ -190,7 +181,7 @@ class PairTokenizer:
 
 
 @dataclass
-class PairBatch:
+class PairBatch(OnDevice):
     """One cross-encoder training batch: Q queries, each with up to D candidate docs, as query-doc
     pairs. ``pair_encoding`` holds only the real pairs, in row-major order of ``doc_mask``."""
 
@@ -198,16 +189,6 @@ class PairBatch:
     pair_encoding: dict[str, torch.Tensor]  # (N_real, L) each
     doc_mask: torch.Tensor  # (Q, D) bool
     targets: torch.Tensor  # (Q, D) float
-
-    def to(self, device: torch.device | str) -> PairBatch:
-        return PairBatch(
-            query_ids=self.query_ids,
-            pair_encoding={
-                k: v.to(device, non_blocking=True) for k, v in self.pair_encoding.items()
-            },
-            doc_mask=self.doc_mask.to(device, non_blocking=True),
-            targets=self.targets.to(device, non_blocking=True),
-        )
 
 
 class PairCollator:
@@ -221,17 +202,9 @@ class PairCollator:
         self.fixed_length = fixed_length
 
     def __call__(self, samples: list[TrainSample]) -> PairBatch:
-        num_docs = max(len(sample.doc_texts) for sample in samples)
-        mask = torch.zeros(len(samples), num_docs, dtype=torch.bool)  # (Q, D)
-        targets = torch.zeros(len(samples), num_docs, dtype=torch.float32)  # (Q, D)
-        queries: list[str] = []
-        docs: list[str] = []
-        for row, sample in enumerate(samples):
-            count = len(sample.doc_texts)
-            mask[row, :count] = True
-            targets[row, :count] = torch.as_tensor(sample.targets, dtype=torch.float32)
-            queries.extend([sample.query_text] * count)
-            docs.extend(sample.doc_texts)
+        mask, targets = padded_candidates(samples)
+        queries = [sample.query_text for sample in samples for _ in sample.doc_texts]
+        docs = [text for sample in samples for text in sample.doc_texts]
         return PairBatch(
             query_ids=[sample.query_id for sample in samples],
             pair_encoding=self.pairs(queries, docs, self.fixed_length),

@@ -230,6 +230,15 @@ def run_comparison(
         source.add_to(comparison)
     comparison.code_versions = describe_code_versions(pooled_runs(systems))
     comparison.failed_jobs, comparison.missing_jobs = outcomes.failed, outcomes.missing
+    files = write_report(client, systems, comparison, output, sweep)
+    return comparison, files, parent, experiment_id
+
+
+def write_report(
+    client: Any, systems: dict[str, SystemRuns], comparison: Comparison, output: Path, sweep: str
+) -> list[Path]:
+    """The report (Markdown and HTML) and its plots under ``output``: the metrics, and the
+    validation nDCG@10 and training loss over steps, each a mean over seeds."""
     from lossbench.experiment.report import (
         plot_curves,
         plot_metric_bars,
@@ -257,12 +266,11 @@ def run_comparison(
             split_scales=True,
         )
     )
-    files = [
+    return [
         write_markdown(comparison, plots, output / "report.md", sweep),
         write_html(comparison, plots, output / "report.html", sweep),
         *plots,
     ]
-    return comparison, files, parent, experiment_id
 
 
 def common_parent(runs: Sequence[Any]) -> str | None:

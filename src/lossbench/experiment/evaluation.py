@@ -40,18 +40,13 @@ class Evaluation(Experiment):
         self.source_run_id = ""
         self.checkpoints: list[Any] = []
 
-    def run(self) -> float:
-        """prepare -> skip? -> data -> track -> model -> test -> report."""
-        self.prepare()
-        previous = self.skip()
-        if previous is not None:
-            return previous
-        self.load_data()
-        with self.track():
-            self.build_model()
-            self.test()
-            self.test_collections()
-            return self.report()
+    def fit(self) -> bool:
+        """Nothing to train: the run goes from the model to test (prepare -> skip? -> data ->
+        track -> model -> test -> report)."""
+        return True
+
+    def save_model(self) -> None:
+        """Nothing to save: the model evaluated is saved already (``model.model_name_or_path``)."""
 
     def prepare(self) -> None:
         """Find the model (a clear error for a missing or foreign one), take the training run's

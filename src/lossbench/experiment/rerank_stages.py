@@ -6,38 +6,16 @@ stages call them when the model config says it re-ranks."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
 from lossbench.experiment.retrieval import RerankRetrieval
+from lossbench.experiment.run_state import RunState
 
 log = logging.getLogger("lossbench")
 
 
-class RerankStages:
+class RerankStages(RunState):
     """A cross-encoder's steps of :class:`~lossbench.experiment.stages.Experiment`."""
-
-    cfg: DictConfig
-    plan: Any
-    collection: Any
-    module: Any
-    retrieval: Any
-    validation: Any
-    tracked: Any
-    watch: Any
-    folder: Path
-    primary: bool
-    resume: Any
-    base: dict[str, float]
-    first_stage_means: dict[str, float]
-    write_run: Any  # Experiment.write_run: a ranking of record as a TREC file in the run's folder
-
-    @property
-    def reranks(self) -> bool:
-        """Whether the model re-ranks a first stage (a cross-encoder) instead of indexing the corpus."""
-        return bool(self.plan.model_config.reranks)
 
     def retrieve_candidates(self) -> None:
         """A cross-encoder's first stage on the dev and test queries, once: its candidates are what

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from lossbench.experiment.run_state import RunState
 
 PER_QUERY_TABLE = "per_query.json"
 """The MLflow table of per-query results (the Evaluation view reads it)."""
@@ -23,29 +23,8 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-class ResultStages:
+class ResultStages(RunState):
     """The test, save and report stages of :class:`~lossbench.experiment.stages.Experiment`."""
-
-    cfg: DictConfig
-    plan: Any
-    collection: Any
-    module: Any
-    retrieval: Any
-    validation: Any
-    trainer: Any
-    checkpoints: list[Any]
-    tracked: Any
-    watch: Any
-    folder: Path
-    resume: Any
-    base: dict[str, float]
-    first_stage_means: dict[str, float]
-    zero_shot: dict[str, dict[str, float]]
-    model_id: str | None
-    description: str
-    trains: bool
-    reranks: bool
-    tags: Any  # Experiment.tags: what the run is, as MLflow tags
 
     # ---- test --------------------------------------------------------------------------------
     def test(self) -> None:

@@ -57,6 +57,22 @@ class ResumePoint:
         return {m: self.metrics[name] for m, name in names.items() if name in self.metrics}
 
 
+def runs_of_config(client: Any, experiment: str, digest: str) -> list[Any]:
+    """The runs of config ``digest`` (tag ``config_hash``) in ``experiment``, newest first (100 at
+    most); none when the experiment does not exist."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return list(
+        client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.config_hash = '{digest}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=100,
+        )
+    )
+
+
 def find_resume_point(
     client: Any, experiment: str, digest: str, where: str = ""
 ) -> ResumePoint | None:
@@ -73,17 +89,8 @@ def find_resume_point(
         "run the same command without resume=true to start a new run "
         "(checkpoint.every_n_steps sets how often it saves what a resume needs)"
     )
-    found = client.get_experiment_by_name(experiment)
-    runs = []
-    if found is not None:
-        runs = client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.config_hash = '{digest}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=100,
-        )
     passed_over = []
-    for run in runs:
+    for run in runs_of_config(client, experiment, digest):
         status, run_id = run.info.status, run.info.run_id
         if status == "FINISHED":
             print(

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from lossbench.experiment.config import instantiate_unwrapped, plain_dict
 from lossbench.experiment.jobs import CONF_DIR, job_name, output_folder, sweep_parent_run_id
+from lossbench.experiment.run_state import RunState
 
 
 @dataclass
@@ -35,23 +35,8 @@ class Plan:
     collections: list[Any] = field(default_factory=list)  # eval.collections (zero_shot.py)
 
 
-class SetupStages:
+class SetupStages(RunState):
     """The prepare, skip, data and track stages of :class:`~lossbench.experiment.stages.Experiment`."""
-
-    cfg: DictConfig
-    entry_point: str
-    plan: Plan
-    collection: Any
-    watch: Any
-    primary: bool
-    trains: bool
-    uri: str
-    resume: Any
-    tracked: Any
-    folder: Path
-    description: str
-    reranks: bool
-    retrieve_candidates: Any  # RerankStages.retrieve_candidates: a cross-encoder's first stage
 
     # ---- prepare -----------------------------------------------------------------------------
     def prepare(self) -> None:

@@ -89,7 +89,7 @@ class Experiment(SetupStages, ResultStages, RerankStages):
         self.zero_shot: dict[str, dict[str, float]] = {}  # eval.collections: label -> test means
 
     def run(self) -> float:
-        """prepare -> skip? -> data -> track -> model -> start -> train -> test -> report."""
+        """prepare -> skip? -> data -> track -> model -> start -> train -> test -> save -> report."""
         self.prepare()
         previous = self.skip()
         if previous is not None:
@@ -97,14 +97,19 @@ class Experiment(SetupStages, ResultStages, RerankStages):
         self.load_data()
         with self.track():
             self.build_model()
-            self.evaluate_start()
-            self.train()
-            if not self.primary:
+            if not self.fit():
                 return float("nan")
             self.test()
             self.test_collections()
             self.save_model()
             return self.report()
+
+    def fit(self) -> bool:
+        """start -> train; whether this process goes on to test (rank 0: the other DDP ranks only
+        train). An evaluation-only run skips both."""
+        self.evaluate_start()
+        self.train()
+        return self.primary
 
     # ---- model -------------------------------------------------------------------------------
     def build_model(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lossbench.data.collection import Collection, Qrels
-from lossbench.data.mining import mine_triples
+from lossbench.data.mining import mine_triples_with_bm25, mining_note
 from lossbench.data.runs import RUN_HINT, read_run_source
 from lossbench.data.sources.irds import IrDatasetsDocs, load_dataset, read_qrels, read_queries
 from lossbench.data.sources.resolve import LazyMapping, SubsetDocs, is_existing_path
@@ -60,12 +60,10 @@ def ir_datasets_collection(
     splits = split_by_percent(judged, dev_percent, test_percent)
     split_qrels: dict[str, Qrels] = {s: {q: qrels[q] for q in ids} for s, ids in splits.items()}
     split_queries = {s: {q: queries[q] for q in ids} for s, ids in splits.items()}
-    from lossbench.retrieval.bm25 import BM25Index
-
-    triples = mine_triples(
+    triples = mine_triples_with_bm25(
         split_queries["train"],
         split_qrels["train"],
-        BM25Index().add(docs),
+        docs,
         negatives_per_positive,
         mining_depth,
         seed,
@@ -80,7 +78,7 @@ def ir_datasets_collection(
         source=f"ir_datasets:{dataset_id}",
         extra={
             "split_rule": f"hash order; test {test_percent}%, dev {dev_percent}%: {sizes}",
-            "triples": f"mined with BM25 (top {mining_depth}, {negatives_per_positive}/positive)",
+            "triples": mining_note(mining_depth, negatives_per_positive),
         },
     )
 
@@ -131,12 +129,7 @@ def msmarco_collection(
         "test": {q: eval_queries[q] for q in test_ids},
         "train": LazyMapping(partial(read_queries, train_queries), f"queries of {train_queries}"),
     }
-    if num_other_docs < 0:
-        docs: Mapping[str, str] = full
-    else:
-        judged = [d for split in ("dev", "test") for q in qrels[split].values() for d in q]
-        others = (doc.doc_id for doc in itertools.islice(full.dataset.docs_iter(), num_other_docs))
-        docs = SubsetDocs(full, [*judged, *others])
+    docs = _indexed_docs(full, qrels, num_other_docs)
     return Collection(
         name=name,
         docs=docs,
@@ -148,6 +141,18 @@ def msmarco_collection(
         extra={"index": f"{len(docs)} docs", "evaluation": evaluation},
         train_docs=full,
     )
+
+
+def _indexed_docs(
+    full: IrDatasetsDocs, qrels: Mapping[str, Mapping[str, Mapping[str, int]]], num_other_docs: int
+) -> Mapping[str, str]:
+    """The docs the index holds: the judged docs of the dev and test queries plus the corpus's first
+    ``num_other_docs`` (-1: the whole corpus)."""
+    if num_other_docs < 0:
+        return full
+    judged = [d for split in ("dev", "test") for q in qrels[split].values() for d in q]
+    others = (doc.doc_id for doc in itertools.islice(full.dataset.docs_iter(), num_other_docs))
+    return SubsetDocs(full, [*judged, *others])
 
 
 def _msmarco_training(

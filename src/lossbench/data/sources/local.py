@@ -19,7 +19,7 @@ corpus and query files are indexed on disk rather than read into memory
 What a folder lacks is derived by fixed rules:
 
 - no ``triples`` file but train qrels: triples from the train qrels, negatives mined by BM25
-  (:func:`lossbench.data.mining.mine_triples`);
+  (:func:`lossbench.data.mining.mine_triples_with_bm25`);
 - no dev qrels but train qrels (BEIR sets with only train and test): the first ``dev_percent`` of
   the train queries in hash order (:func:`lossbench.data.splits.hold_out`) validate and do not train.
 """
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lossbench.data.collection import SPLITS, Collection, Qrels, map_relevance
-from lossbench.data.mining import mine_triples
+from lossbench.data.mining import mine_triples_with_bm25, mining_note
 from lossbench.data.sources.formats import iter_run, read_qrels
 from lossbench.data.sources.textfile import LAZY_ABOVE_BYTES, load_texts
 from lossbench.data.splits import hold_out
@@ -124,38 +124,24 @@ def load_local(
             file (negatives per judged positive, drawn from the BM25 top ``mining_depth``).
         lazy_above_bytes: corpus and query files larger than this are indexed on disk.
     """
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"{folder}: not a folder; dataset.path must name a collection folder"
-        )
+    folder = _collection_folder(path)
     corpus_path = _given_or_found(folder, corpus, CORPUS_NAMES, "corpus", required=True)
     assert corpus_path is not None
     docs = load_texts(corpus_path, lazy_above_bytes)
     all_queries = _read_queries(folder, queries, lazy_above_bytes)
     qrels, held_out, extra = _read_qrels(folder, relevance_map, dev_percent)
     evaluated = frozenset(qrels.get("dev", {})) | frozenset(qrels.get("test", {}))
-    split_queries: dict[str, Mapping[str, str]] = {}
-    for split in ("dev", "test"):
-        if split in qrels:
-            split_queries[split] = {q: all_queries[q] for q in qrels[split] if q in all_queries}
-            _warn_missing(folder, split, qrels[split], split_queries[split])
-    split_queries["train"] = _TrainQueries(all_queries, evaluated)
+    split_queries = _split_queries(folder, all_queries, qrels, evaluated)
     triples_path = _given_or_found(folder, triples, TRIPLES_NAMES, "triples", required=False)
     triples_source: object = None
     if triples_path is not None:
         source = TuplesFile(triples_path)
         triples_source = FilteredTuples(source, held_out) if held_out else source
     elif qrels.get("train"):
-        train = {q: all_queries[q] for q in sorted(qrels["train"]) if q in all_queries}
-        from lossbench.retrieval.bm25 import BM25Index
-
-        triples_source = mine_triples(
-            train, qrels["train"], BM25Index().add(docs), negatives_per_positive, mining_depth, seed
+        triples_source = mine_triples_with_bm25(
+            all_queries, qrels["train"], docs, negatives_per_positive, mining_depth, seed
         )
-        extra["triples"] = (
-            f"mined with BM25 (top {mining_depth}, {negatives_per_positive}/positive)"
-        )
+        extra["triples"] = mining_note(mining_depth, negatives_per_positive)
     run_path = _given_or_found(folder, run, RUN_NAMES, "run", required=False)
     return Collection(
         name=name,
@@ -167,6 +153,33 @@ def load_local(
         source=str(folder),
         extra=extra,
     )
+
+
+def _collection_folder(path: str | Path) -> Path:
+    """``path`` as an absolute folder; a clear error when it is not one."""
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder}: not a folder; dataset.path must name a collection folder"
+        )
+    return folder
+
+
+def _split_queries(
+    folder: Path,
+    all_queries: Mapping[str, str],
+    qrels: dict[str, Qrels],
+    evaluated: frozenset[str],
+) -> dict[str, Mapping[str, str]]:
+    """Each split's queries: dev and test those their qrels judge (a warning for judged queries
+    the queries files lack), train every query neither of them judges."""
+    split_queries: dict[str, Mapping[str, str]] = {}
+    for split in ("dev", "test"):
+        if split in qrels:
+            split_queries[split] = {q: all_queries[q] for q in qrels[split] if q in all_queries}
+            _warn_missing(folder, split, qrels[split], split_queries[split])
+    split_queries["train"] = _TrainQueries(all_queries, evaluated)
+    return split_queries
 
 
 def _read_qrels(
