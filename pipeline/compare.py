@@ -38,6 +38,8 @@ def compare(cfg: DictConfig) -> Path:
         correction=cfg.correction,
         max_p=float(cfg.max_p),
         allow_mixed_code=bool(cfg.allow_mixed_code),
+        reference=cfg.get("reference"),
+        cache=Path(cfg.paths.cache),
     )
     run_id = log_comparison(client, experiment_id, str(cfg.sweep), parent, files, comparison)
     print_report(comparison, output)

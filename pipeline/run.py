@@ -3,6 +3,7 @@
     python -m pipeline.run                              # the embedded default
     python -m pipeline.run loss=ranknet model=tiny trainer.max_steps=5
     python -m pipeline.run -m loss=ranknet seed=0,1     # a sweep, one MLflow run per job
+    python -m pipeline.run model=bm25                   # BM25 alone: nothing trained, the reference
 
 The stages live in :mod:`lossbench.experiment.stages`. Returns the objective metric
 (``eval.objective``) so that Hydra sweepers can optimise it.

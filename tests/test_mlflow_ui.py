@@ -219,7 +219,11 @@ def test_compare_by_experiment_nests_under_the_sweep_its_runs_share_and_adds_no_
     monkeypatch.chdir(root)
     compare(compare_config("sweep=lossbench", f"output={tmp_path}"))  # the default tracking.uri
     assert sorted(e.name for e in client.search_experiments()) == before
-    assert sorted(p.name for p in root.iterdir()) == folders
+    # nothing but the cache of the BM25 reference row (paths.cache: <root>/.cache/bm25_reference)
+    assert sorted({p.name for p in root.iterdir()} - {".cache"}) == sorted(
+        set(folders) - {".cache"}
+    )
+    assert [p.name for p in (root / ".cache").iterdir()] == ["bm25_reference"]
     (run,) = [r for r in all_runs(uri) if r.data.tags.get("compared") == "lossbench"]
     assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
 

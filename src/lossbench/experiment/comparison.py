@@ -26,6 +26,7 @@ from lossbench.experiment.pooling import (
     group_systems,
     pooled_runs,
 )
+from lossbench.experiment.reference import ReferenceSource, split_references
 from lossbench.experiment.significance import (  # noqa: F401 (Comparison, confidence_halfwidth: re-exported)
     Comparison,
     compare_systems,
@@ -186,17 +187,22 @@ def run_comparison(
     correction: str = "holm",
     max_p: float = 0.05,
     allow_mixed_code: bool = False,
+    reference: Any = None,
+    cache: Path | None = None,
 ) -> tuple[Comparison, list[Path], str | None, str]:
     """Collect, compare, write the report and plots under ``output``. Returns the comparison, the files
     written, the sweep's parent run id (``sweep`` itself, or the parent every compared run shares;
     None when they share none) and the experiment id.
 
     Runs of one system made by different code are refused unless ``allow_mixed_code``
-    (:func:`~lossbench.experiment.pooling.group_systems`)."""
+    (:func:`~lossbench.experiment.pooling.group_systems`). ``reference`` (the compare config's
+    ``reference`` node, None: none) and ``cache``: the reference rows
+    (:mod:`lossbench.experiment.reference`), which reference runs among the runs give first."""
     from lossbench.experiment.sweep_jobs import job_outcomes, read_expected
 
     runs, experiment_id, parent = resolve_runs(client, sweep)
-    systems, excluded = group_systems(runs, allow_mixed_code)
+    reference_runs, compared = split_references(runs)
+    systems, excluded = group_systems(compared, allow_mixed_code)
     parent = parent or common_parent([r for s in systems.values() for r in s.runs.values()])
     outcomes = job_outcomes(
         sorted(runs, key=lambda r: r.info.start_time or 0),
@@ -219,6 +225,9 @@ def run_comparison(
         comparison.collections = compare_collections(
             client, systems, Path(scratch), *comparison_args
         )
+        sample = pooled_runs(systems)[0]
+        source = ReferenceSource(client, reference_runs, sample, reference, cache, Path(scratch))
+        source.add_to(comparison)
     comparison.code_versions = describe_code_versions(pooled_runs(systems))
     comparison.failed_jobs, comparison.missing_jobs = outcomes.failed, outcomes.missing
     files = write_report(client, systems, comparison, output, sweep)

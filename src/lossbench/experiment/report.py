@@ -11,6 +11,11 @@ from pathlib import Path
 
 from lossbench.evaluation import mlflow_metric_name
 from lossbench.experiment.comparison import Comparison, confidence_halfwidth
+from lossbench.experiment.reference import (
+    has_references,
+    reference_means_over_collections,
+    reference_notes,
+)
 
 PANE_WIDTH_INCHES = 7.2
 DPI = 100
@@ -37,6 +42,8 @@ def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             wins, ties, losses = comparison.win_tie_loss[system][first]
             cells.append(f"{wins}/{ties}/{losses}")
         rows.append(cells)
+    for label, means in comparison.references.means.items():  # not tested: reference.py says why
+        rows.append([label, *(f"{means[m]:.4f}" for m in comparison.metrics), "reference"])
     return header, rows
 
 
@@ -53,6 +60,8 @@ def collection_tables(comparison: Comparison) -> list[tuple[str, list[str], list
         rows = [
             [system, *(f"{means[system][m]:.4f}" for m in comparison.metrics)] for system in order
         ]
+        for label, reference in reference_means_over_collections(comparison).items():
+            rows.append([label, *(f"{reference[m]:.4f}" for m in comparison.metrics)])
         labels = ", ".join(comparison.collections)
         heading = f"Mean over {len(comparison.collections)} collections ({labels})"
         tables.append((heading, ["system", *comparison.metrics], rows))
@@ -90,6 +99,12 @@ def legend(comparison: Comparison) -> str:
         f"({comparison.baseline}), paired {comparison.stat_test} test over (seed, query) pairs, "
         f"{comparison.correction} correction, p < {comparison.max_p}. W/T/L: (seed, query) pairs won, tied "
         f"and lost against the baseline on {comparison.metrics[0]}."
+        + (
+            " Rows marked (reference): a system nothing trained (BM25), shown beside the losses "
+            "and not part of their tests; where each comes from is listed below."
+            if has_references(comparison)
+            else ""
+        )
     )
 
 
@@ -107,6 +122,7 @@ def record_sections(comparison: Comparison) -> list[tuple[str, list[str]]]:
         ),
         ("Jobs that never ran", list(comparison.missing_jobs)),
         ("Left out", list(comparison.excluded)),
+        ("Reference rows", reference_notes(comparison)),
     ]
     return [(title, items) for title, items in sections if items]
 
@@ -191,7 +207,7 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
 
 def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
     """One panel per metric (two per row): each system's mean over seeds with its 95% interval,
-    each bar labelled with its mean to 3 decimals."""
+    each bar labelled with its mean to 3 decimals; each reference row a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,6 +234,18 @@ def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
             rotation=90 if len(systems) > 6 else 0,
             padding=2,
         )
+        for label, reference in comparison.references.means.items():
+            axis.axhline(reference[metric], color="#b5651d", linestyle="--", linewidth=1)
+            axis.text(  # x in the panel's width, y in the metric's values
+                0.99,
+                reference[metric],
+                f"{label} {reference[metric]:.3f}",
+                transform=axis.get_yaxis_transform(),
+                fontsize=6,
+                color="#b5651d",
+                ha="right",
+                va="bottom",
+            )
         axis.margins(y=0.25)
         axis.set_xticks(range(len(systems)), systems, rotation=45, ha="right", fontsize=7)
         axis.set_title(metric, fontsize=9)
@@ -226,7 +254,7 @@ def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
         axis.set_visible(False)
     fig.suptitle(
         f"test metrics, mean over {len(comparison.seeds)} seed(s), 95% interval "
-        f"(grey: baseline {comparison.baseline})",
+        f"(grey: baseline {comparison.baseline}; dashed: reference)",
         fontsize=9,
     )
     fig.tight_layout()
@@ -320,6 +348,7 @@ def comparison_params(comparison: Comparison, source: str) -> dict[str, str]:
         "correction": comparison.correction,
         "max_p": str(comparison.max_p),
         "runs_left_out": str(len(comparison.excluded)),
+        "references": ", ".join(comparison.references.means) or "none",
     }
 
 
@@ -342,8 +371,11 @@ def comparison_metrics(comparison: Comparison) -> dict[str, float]:
                 p_value = comparison.p_values.get(system, {}).get(metric)
                 if p_value is not None:
                     metrics[f"p_value/{key}/{name}"] = p_value
+    for label, means in comparison.references.means.items():
+        for metric, value in means.items():
+            metrics[f"reference/{_mlflow_key(label)}/{mlflow_metric_name(metric)}"] = value
     for label, compared in comparison.collections.items():
-        for system, means in compared.means.items():
+        for system, means in {**compared.means, **compared.references.means}.items():
             for metric, mean in means.items():
                 name = f"{_mlflow_key(system)}/{mlflow_metric_name(metric)}"
                 metrics[f"{_mlflow_key(label)}/mean/{name}"] = mean

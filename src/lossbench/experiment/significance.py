@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.evaluation import evaluate_run
+from lossbench.experiment.reference import References
 
 STAT_TESTS = ("student", "fisher", "tukey")
 CORRECTIONS = ("holm", "bonferroni", "none")
@@ -43,6 +44,7 @@ class Comparison:
     failed_jobs: dict[str, str] = field(default_factory=dict)  # job -> error of its latest run
     missing_jobs: list[str] = field(default_factory=list)  # jobs of the sweep that never ran
     collections: dict[str, Comparison] = field(default_factory=dict)  # eval.collections, by label
+    references: References = field(default_factory=References)  # BM25's row: reference.py
 
     @property
     def collection_means(self) -> dict[str, dict[str, float]]:

@@ -57,8 +57,11 @@ class Stopwatch:
 
 
 def run_experiment(cfg: DictConfig) -> float:
-    """Run one experiment described by a composed config; returns ``eval.objective``."""
-    return Experiment(cfg).run()
+    """Run one experiment described by a composed config; returns ``eval.objective``. A model with
+    nothing to train gets a reference run's stages (:mod:`lossbench.experiment.reference_run`)."""
+    from lossbench.experiment.reference_run import experiment_for
+
+    return experiment_for(cfg).run()
 
 
 class Experiment(SetupStages, ResultStages, RerankStages):

@@ -120,11 +120,12 @@ def record_failed_job(
 def run_sweep_job(cfg: DictConfig, kind: type | None = None) -> float:
     """One job of a ``-m`` sweep: an error ends this job, never the sweep. A job that failed before
     its MLflow run opened gets a FAILED run here; the sweeper gets NaN. ``kind``: the stages to
-    run (:class:`~lossbench.experiment.stages.Experiment`, the default, or a subclass)."""
+    run (a subclass of :class:`~lossbench.experiment.stages.Experiment`); None: the ones the model
+    config asks for (:func:`~lossbench.experiment.reference_run.experiment_for`)."""
     from lossbench.experiment.jobs import sweep_parent_run_id
-    from lossbench.experiment.stages import Experiment
+    from lossbench.experiment.reference_run import experiment_for
 
-    experiment = (kind or Experiment)(cfg)
+    experiment = kind(cfg) if kind is not None else experiment_for(cfg)
     try:
         return experiment.run()
     except Exception as error:  # one failing job must not stop the sweep

@@ -3,7 +3,8 @@ how a cross-encoder reads a query and a doc together.
 
 Each config says what it is (class attributes, read by the checks and the run's stages, never a
 class name): :attr:`BiEncoderConfig.reranks` (False: it indexes a corpus and searches it; True for
-:class:`CrossEncoderConfig`: it re-ranks a first stage's candidates) and ``provides`` (what, besides
+:class:`CrossEncoderConfig`: it re-ranks a first stage's candidates), ``trainable`` (False for
+:class:`~lossbench.models.lexical.LexicalConfig`: a run evaluates it as it is) and ``provides`` (what, besides
 each query's ``(Q, D)`` scores, it gives the losses: :class:`~lossbench.loss.Needs` flags).
 """
 
@@ -45,6 +46,8 @@ class BiEncoderConfig:
     subclass from :attr:`vectors`)."""
     reranks: ClassVar[bool] = False
     """Whether the model re-ranks a first stage's candidates (True) or indexes the corpus itself."""
+    trainable: ClassVar[bool] = True
+    """Whether a run trains it (False: :class:`~lossbench.models.lexical.LexicalConfig`)."""
     provides: ClassVar[Needs] = Needs.EMBEDDINGS | Needs.IN_BATCH
     """What the model gives the losses besides each query's own ``(Q, D)`` scores."""
 
@@ -264,6 +267,7 @@ class CrossEncoderConfig:
     """
 
     reranks: ClassVar[bool] = True
+    trainable: ClassVar[bool] = True
     provides: ClassVar[Needs] = Needs.NOTHING
 
     query_length: int = 32
