@@ -183,12 +183,31 @@ def training_data(
 
 
 def pipeline_settings() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Trainer arguments and optimizer/schedule config pipeline.run uses (read as plain YAML,
-    so the benchmark needs no Hydra: a GPU machine may not have it)."""
+    """The Trainer arguments and optimizer/schedule config pipeline.run uses on the default dataset
+    (the YAML files read as they are, with the ``${dataset.recommended.*}`` they refer to: the
+    synthetic dataset's declared settings over the schema's general ones)."""
+    import dataclasses
+
     import yaml
 
-    trainer = yaml.safe_load((REPO / "conf/trainer/default.yaml").read_text())
-    schedule = yaml.safe_load((REPO / "conf/schedule/linear_warmup.yaml").read_text())
+    from lossbench.experiment.schema import RecommendedConf
+
+    declared = yaml.safe_load((REPO / "conf/dataset/synthetic.yaml").read_text())
+    recommended = {**dataclasses.asdict(RecommendedConf()), **declared.get("recommended", {})}
+
+    def resolved(path: str) -> Any:
+        def value(item: Any) -> Any:
+            if isinstance(item, dict):
+                return {key: value(inner) for key, inner in item.items()}
+            prefix = "${dataset.recommended."
+            if isinstance(item, str) and item.startswith(prefix) and item.endswith("}"):
+                return recommended[item[len(prefix) : -1]]
+            return item
+
+        return value(yaml.safe_load((REPO / path).read_text()))
+
+    trainer = resolved("conf/trainer/default.yaml")
+    schedule = resolved("conf/schedule/linear_warmup.yaml")
     optimizer = {str(k): v for k, v in schedule["optimizer"].items() if not str(k).startswith("_")}
     optimizer["lr"] = float(optimizer["lr"])
     schedule_args: dict[str, Any] = {
