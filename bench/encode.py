@@ -11,8 +11,9 @@ figure is the median of those ratios with their min and max, beside the raw seco
 * ``tokenizer``: the fast tokenizer alone, one process, called as ``InferenceCollator`` calls it
   (batches of ``--batch-size`` texts, truncation, padding, tensors) -- docs/s per CPU process; with
   ``--tokenizer-parallelism`` also with ``TOKENIZERS_PARALLELISM=true`` (Rust threads), last.
-* ``bare_forward``: pre-tokenized full-length ids already on the device, the backbone's forward in
-  ``torch.inference_mode()`` (bf16 autocast on a GPU), CLS vector out: the ceiling.
+* ``bare_forward``: the same texts pre-tokenized into the same length-sorted batches, already on
+  the device, the backbone's forward in ``torch.inference_mode()`` (bf16 autocast on a GPU), CLS
+  vector out: the ceiling.
 * ``lossbench_w<N>``: ``lossbench.retrieval.encode_texts`` (what ``index_corpus`` runs: length
   sorting, ``InferenceCollator`` tokenizing in ``N`` DataLoader workers, transfer, inference mode,
   autocast, float32 vectors), worker start-up included, for each ``--num-workers``. With 0 workers
@@ -45,7 +46,6 @@ from bench.common import (
     make_texts,
     model_folder,
     peak_memory_mib,
-    random_ids,
     random_init,
     reset_peak_memory,
     start_device,
@@ -81,14 +81,24 @@ def time_tokenizer(tokenizer: Any, texts: list[str], batch_size: int, max_length
 
 
 def bare_forward_pass(
-    module: Any, num_docs: int, batch_size: int, length: int, target: torch.device
+    module: Any, texts: list[str], batch_size: int, length: int, target: torch.device
 ) -> Callable[[], None]:
-    """One pass of the backbone alone over pre-tokenized ids already on the device (warmed up)."""
+    """One pass of the backbone alone over the same texts, pre-tokenized and already on the device:
+    the same length-sorted batches (longest first, each padded to its longest text, at most
+    ``length`` tokens) as ``encode_texts`` builds, so the only difference left is lossbench's own
+    work (tokenizing, collating, moving, pooling) and the floor is a true one."""
+    from lossbench.data.batches import _tokenize
+
     backbone = module.backbone.eval()
-    vocab = int(backbone.config.vocab_size)
+    ordered = sorted(texts, key=len, reverse=True)
     batches = [
-        random_ids(min(batch_size, num_docs - offset), length, vocab, target, seed=offset)
-        for offset in range(0, num_docs, batch_size)
+        {
+            name: tensor.to(target)
+            for name, tensor in _tokenize(
+                module.tokenizer, ordered[offset : offset + batch_size], length
+            ).items()
+        }
+        for offset in range(0, len(ordered), batch_size)
     ]
 
     def run() -> None:
@@ -244,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         passes = {
             "bare_forward": bare_forward_pass(
-                module, args.num_docs, args.batch_size, args.doc_length, target
+                module, texts, args.batch_size, args.doc_length, target
             )
         }
         names = {w: variant_name(w, target) for w in args.num_workers}
