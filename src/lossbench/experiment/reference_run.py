@@ -102,17 +102,17 @@ class ReferenceRun(Experiment):
         self.module = None
         self.checkpoints: list[Any] = []
 
-    def run(self) -> float:
-        """prepare -> skip? -> data -> track -> test -> report."""
-        self.prepare()
-        previous = self.skip()
-        if previous is not None:
-            return previous
-        self.load_data()
-        with self.track():
-            self.test()
-            self.test_collections()
-            return self.report()
+    # Experiment.run's flow with nothing to build, fit or save: prepare -> skip? -> data -> track
+    # -> test -> report
+    def build_model(self) -> None:
+        """Nothing to build: the retriever is the model (built by :meth:`prepare`)."""
+
+    def fit(self) -> bool:
+        """Nothing to train; this (single) process goes on to test."""
+        return True
+
+    def save_model(self) -> None:
+        """Nothing trained, nothing to save."""
 
     def prepare(self) -> None:
         """Check the config (schema, evaluation settings), build the retriever; no loss, schedule
