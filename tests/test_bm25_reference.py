@@ -99,9 +99,12 @@ def test_a_bm25_run_logs_what_bm25s_scores_ranked_and_evaluated_by_ranx(
     assert objective == pytest.approx(values["ndcg@10"], abs=1e-6)
 
 
-def test_a_bm25_run_trains_nothing_and_claims_no_loss(tmp_path: Path, data_cache: Path) -> None:
+def test_a_bm25_run_trains_nothing_and_claims_no_loss(
+    tmp_path: Path, data_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """loss=ranknet with GradCache (an in-batch-only option, refused for a training run) and a
-    sparse index: nothing of it applies to BM25, so nothing is checked, built or recorded."""
+    sparse index: nothing of it applies to BM25, so nothing is checked, built or recorded, and
+    neither its printout nor its description speaks of a trained or untrained model."""
     from pipeline.run import run
 
     cfg = compose_config(
@@ -130,6 +133,13 @@ def test_a_bm25_run_trains_nothing_and_claims_no_loss(tmp_path: Path, data_cache
     files = {a.path for a in client.list_artifacts(logged.info.run_id)}
     assert {"test.run.txt", "test.qrels.txt", "per_query.csv", "config.yaml"} <= files
     assert "model" not in files
+    printed = capsys.readouterr().out
+    ndcg = logged.data.metrics["test/ndcg_at_10"]
+    assert f"metric           test\nndcg@10        {ndcg:.4f}\n" in printed
+    description = tags["mlflow.note.content"]
+    assert f"| ndcg@10 | {ndcg:.4f} |\n" in description
+    assert "trained" not in printed.split("MLflow run")[0]
+    assert "untrained" not in description and "| trained |" not in description
 
 
 def test_bm25_runs_of_a_loss_sweep_are_one_system_and_each_job_a_run(

@@ -86,15 +86,20 @@ def print_summary(
     first_stage: dict[str, float] | None = None,
 ) -> None:
     """A short table of the test metrics (trained, untrained, and a re-ranker's first stage) and
-    where to find the run."""
-    header = f"{'metric':<12} {'trained':>8} {'untrained':>10}"
-    lines = ["", header + (f" {'first stage':>12}" if first_stage else "")]
-    for name, value in metrics.items():
-        before = f"{base[name]:.4f}" if name in base else "-"
-        line = f"{name:<12} {value:>8.4f} {before:>10}"
-        if first_stage:
-            line += f" {first_stage[name]:>12.4f}" if name in first_stage else f" {'-':>12}"
-        lines.append(line)
+    where to find the run. A run without an untrained evaluation (``base`` empty: a reference system
+    such as BM25, an evaluation-only run, ``eval.base=false``) gets one ``test`` column."""
+    if not base and not first_stage:
+        lines = ["", f"{'metric':<12} {'test':>8}"]
+        lines += [f"{name:<12} {value:>8.4f}" for name, value in metrics.items()]
+    else:
+        header = f"{'metric':<12} {'trained':>8} {'untrained':>10}"
+        lines = ["", header + (f" {'first stage':>12}" if first_stage else "")]
+        for name, value in metrics.items():
+            before = f"{base[name]:.4f}" if name in base else "-"
+            line = f"{name:<12} {value:>8.4f} {before:>10}"
+            if first_stage:
+                line += f" {first_stage[name]:>12.4f}" if name in first_stage else f" {'-':>12}"
+            lines.append(line)
     lines += [
         "",
         f"MLflow run {tracked.run_id} (experiment id {tracked.experiment_id}) in {tracked.uri}",

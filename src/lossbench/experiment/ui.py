@@ -115,7 +115,11 @@ def run_description(cfg: DictConfig, counts: Mapping[str, int]) -> str:
 
 
 def result_description(means: Mapping[str, float], base: Mapping[str, float]) -> str:
-    """The test metrics against the untrained model, as a Markdown table."""
+    """The test metrics against the untrained model, as a Markdown table (one value column when
+    there is no untrained evaluation: a reference system, an evaluation-only run)."""
+    if not base:
+        rows = [f"| {metric} | {value:.4f} |" for metric, value in means.items()]
+        return "\n".join(["| test metric | value |", "| --- | ---: |", *rows])
     lines = ["| test metric | trained | untrained | change |", "| --- | ---: | ---: | ---: |"]
     for metric, value in means.items():
         if metric in base:
