@@ -221,3 +221,63 @@ def test_parallel_joblib_jobs_share_one_store_and_none_is_lost(
     }
     assert all("test/ndcg_at_10" in r.data.metrics for r in children)
     assert len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
+
+
+def sigterm_then_worker_error() -> None:
+    """What ``kill`` of a process group does to a run reading batches: the main process gets SIGTERM
+    and, as its DataLoader worker dies of the same signal, a RuntimeError in place of the interrupt."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises KeyboardInterrupt at once
+    except KeyboardInterrupt:
+        raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.") from None
+    pytest.fail("SIGTERM was not turned into an interrupt")
+
+
+def test_a_worker_killed_by_the_same_sigterm_ends_the_run_killed(tmp_path: Path) -> None:
+    from lossbench.experiment.tracking import tracked_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(KeyboardInterrupt), tracked_run(uri, "lossbench", "killed"):
+        sigterm_then_worker_error()
+    (run,) = all_runs(uri)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"].startswith("interrupted (SIGTERM; DataLoader worker")
+
+
+def test_a_sigterm_stops_the_sweep_instead_of_failing_one_job(compose) -> None:
+    """A job whose error came with a SIGTERM is not 'one failing job': the sweep stops there."""
+    from lossbench.experiment.sweep_jobs import run_sweep_job
+    from lossbench.experiment.termination import terminate_as_interrupt
+
+    class TerminatedJob:
+        tracked = None
+        primary = True
+        uri = None
+
+        def __init__(self, cfg: object) -> None:
+            pass
+
+        def run(self) -> float:
+            with terminate_as_interrupt():
+                sigterm_then_worker_error()
+            return 0.0
+
+    with pytest.raises(KeyboardInterrupt, match="the sweep stops"):
+        run_sweep_job(compose(), kind=TerminatedJob)
+    run_sweep_job(compose(), kind=FailingJob)  # the next job starts afresh: its error is its own
+
+
+class FailingJob:
+    """A job that fails on its own before its MLflow run opens (its FAILED record is made by
+    run_sweep_job; here nothing is recorded: a sweep-less test has no parent run)."""
+
+    tracked = None
+    primary = False
+    uri = None
+
+    def __init__(self, cfg: object) -> None:
+        pass
+
+    def run(self) -> float:
+        raise RuntimeError("this job's own error")

@@ -124,11 +124,17 @@ def run_sweep_job(cfg: DictConfig, kind: type | None = None) -> float:
     config asks for (:func:`~lossbench.experiment.reference_run.experiment_for`)."""
     from lossbench.experiment.jobs import sweep_parent_run_id
     from lossbench.experiment.reference_run import experiment_for
+    from lossbench.experiment.termination import forget_termination
 
+    forget_termination()
     experiment = kind(cfg) if kind is not None else experiment_for(cfg)
     try:
         return experiment.run()
-    except Exception as error:  # one failing job must not stop the sweep
+    except Exception as error:  # one failing job must not stop the sweep; a SIGTERM does
+        from lossbench.experiment.termination import termination_received
+
+        if termination_received():
+            raise KeyboardInterrupt("SIGTERM: the sweep stops") from error
         log.error("job failed, the sweep goes on: %s: %s", type(error).__name__, error)
         if experiment.tracked is None and experiment.primary:  # no run of its own to hold it
             tracking = cfg.tracking

@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lossbench.experiment.termination import (
+    terminate_as_interrupt,
+    termination_received,
+)
+
 MAX_PARAM_LENGTH = 6000
 BATCH_LIMIT = 100
 DATASET_FIELDS = ("name", "digest", "source_type", "source", "schema", "profile")
@@ -303,27 +308,6 @@ def connect(uri: str) -> Any:
     return client
 
 
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM (``kill``, a scheduler's time limit) into KeyboardInterrupt while the block runs,
-    so the run is ended KILLED instead of staying RUNNING forever. Main thread only; elsewhere a no-op."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def last_logged_steps(client: Any, run_id: str) -> dict[str, int]:
     """The last step each metric of a run has been logged at."""
     metrics = client.get_run(run_id).data.metrics
@@ -378,6 +362,10 @@ def tracked_run(
         client.set_terminated(tracked.run_id, "KILLED")
         raise
     except BaseException as error:
+        if termination_received():  # e.g. a DataLoader worker killed by the same SIGTERM
+            client.set_tag(tracked.run_id, "error", f"interrupted (SIGTERM; {error})"[:5000])
+            client.set_terminated(tracked.run_id, "KILLED")
+            raise KeyboardInterrupt("SIGTERM") from error
         try:
             client.set_tag(tracked.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
             client.log_text(tracked.run_id, traceback.format_exc(), "error.txt")
