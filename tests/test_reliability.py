@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -245,32 +246,9 @@ def test_a_worker_killed_by_the_same_sigterm_ends_the_run_killed(tmp_path: Path)
     assert run.data.tags["error"].startswith("interrupted (SIGTERM; DataLoader worker")
 
 
-def test_a_sigterm_stops_the_sweep_instead_of_failing_one_job(compose) -> None:
-    """A job whose error came with a SIGTERM is not 'one failing job': the sweep stops there."""
-    from lossbench.experiment.sweep_jobs import run_sweep_job
-    from lossbench.experiment.termination import terminate_as_interrupt
-
-    class TerminatedJob:
-        tracked = None
-        primary = True
-        uri = None
-
-        def __init__(self, cfg: object) -> None:
-            pass
-
-        def run(self) -> float:
-            with terminate_as_interrupt():
-                sigterm_then_worker_error()
-            return 0.0
-
-    with pytest.raises(KeyboardInterrupt, match="the sweep stops"):
-        run_sweep_job(compose(), kind=TerminatedJob)
-    run_sweep_job(compose(), kind=FailingJob)  # the next job starts afresh: its error is its own
-
-
 class FailingJob:
-    """A job that fails on its own before its MLflow run opens (its FAILED record is made by
-    run_sweep_job; here nothing is recorded: a sweep-less test has no parent run)."""
+    """A sweep job that fails before its MLflow run opens, with its own error (a sweep-less test
+    has no parent run, so run_sweep_job records nothing: ``primary`` is False)."""
 
     tracked = None
     primary = False
@@ -281,3 +259,24 @@ class FailingJob:
 
     def run(self) -> float:
         raise RuntimeError("this job's own error")
+
+
+class TerminatedJob(FailingJob):
+    """A sweep job that a SIGTERM ends while its batches are read."""
+
+    def run(self) -> float:
+        from lossbench.experiment.termination import terminate_as_interrupt
+
+        with terminate_as_interrupt():
+            sigterm_then_worker_error()
+        return 0.0
+
+
+def test_a_sigterm_stops_the_sweep_instead_of_failing_one_job(compose) -> None:
+    """A job whose error came with a SIGTERM is not 'one failing job': the sweep stops there; the
+    next job starts afresh (its error is its own again)."""
+    from lossbench.experiment.sweep_jobs import run_sweep_job
+
+    with pytest.raises(KeyboardInterrupt, match="the sweep stops"):
+        run_sweep_job(compose(), kind=TerminatedJob)
+    assert math.isnan(run_sweep_job(compose(), kind=FailingJob))  # failed, and the sweep goes on
