@@ -6,6 +6,7 @@ zero gradients when there is nothing to learn, and the registry.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -398,201 +399,95 @@ def test_in_batch_random_negatives_use_the_global_rng() -> None:
 # argument of every registered loss has at least one case.
 POSITIVE = "must be a positive finite number"
 NON_NEGATIVE = "must be a finite number >= 0"
-ARGUMENT_ERRORS: dict[str, tuple[Callable[[], LossFunction], str]] = {
-    # the temperatures: 0 divides by zero, a negative one inverts the objective
-    "RankNet.temperature": (
-        lambda: RankNet(temperature=-1.0),
-        rf"^temperature {POSITIVE}, got -1\.0$",
-    ),
-    "RankNet.temperature zero": (
-        lambda: RankNet(temperature=0),
-        rf"^temperature {POSITIVE}, got 0$",
-    ),
-    "RankNet.temperature text": (
-        lambda: RankNet(temperature="0.5"),  # type: ignore[arg-type]
-        rf"^temperature {POSITIVE}, got '0\.5'$",
-    ),
-    "KLDivergence.temperature": (
-        lambda: KLDivergence(temperature=0.0),
-        rf"^temperature {POSITIVE}, got 0\.0$",
-    ),
-    "InfoNCE.temperature": (
-        lambda: InfoNCE(temperature=float("inf")),
-        rf"^temperature {POSITIVE}, got inf$",
-    ),
-    "ListNet.temperature": (
-        lambda: ListNet(temperature=-0.1),
-        rf"^temperature {POSITIVE}, got -0\.1$",
-    ),
-    "ApproxNDCG.temperature": (
-        lambda: ApproxNDCG(temperature=-1.0),
-        rf"^temperature {POSITIVE}, got -1\.0$",
-    ),
-    "ApproxMRR.temperature": (
-        lambda: ApproxMRR(temperature=0.0),
-        rf"^temperature {POSITIVE}, got 0\.0$",
-    ),
-    "ApproxRankMSE.temperature": (
-        lambda: ApproxRankMSE(temperature=True),  # type: ignore[arg-type]
-        rf"^temperature {POSITIVE}, got True$",
-    ),
-    "InBatchCrossEntropy.temperature": (
-        lambda: InBatchCrossEntropy(temperature=0.0),
-        rf"^temperature {POSITIVE}, got 0\.0$",
-    ),
-    "ScoreBasedInBatchCrossEntropy.temperature": (
-        lambda: ScoreBasedInBatchCrossEntropy(temperature=float("nan")),
-        rf"^temperature {POSITIVE}, got nan$",
-    ),
-    "BinaryCrossEntropy.temperature": (
-        lambda: BinaryCrossEntropy(temperature=0.0),
-        rf"^temperature {POSITIVE}, got 0\.0$",
-    ),
-    "NeuralNDCG.temperature": (
-        lambda: NeuralNDCG(temperature=-1.0),
-        rf"^temperature {POSITIVE}, got -1\.0$",
-    ),
-    # the other arguments
-    "ConstantMarginMSE.margin": (
-        lambda: ConstantMarginMSE(margin=-1.0),
-        rf"^margin {POSITIVE}, got -1\.0$",
-    ),
-    "ConstantMarginMSE.margin zero": (
-        lambda: ConstantMarginMSE(margin=0),
-        rf"^margin {POSITIVE}, got 0$",
-    ),
-    "ApproxNDCG.scale_gains": (
-        lambda: ApproxNDCG(scale_gains="false"),  # type: ignore[arg-type]
-        r"^scale_gains must be true or false, got 'false'$",
-    ),
-    "ApproxRankMSE.discount": (
-        lambda: ApproxRankMSE(discount="sqrt"),  # type: ignore[arg-type]
-        r"^discount must be None, 'log2' or 'reciprocal', got 'sqrt'$",
-    ),
-    "InBatchCrossEntropy.pos_sampling_technique": (
-        lambda: InBatchCrossEntropy("some", "all"),  # type: ignore[arg-type]
-        r"^pos_sampling_technique must be 'all' or 'first', got 'some'$",
-    ),
-    "InBatchCrossEntropy.neg_sampling_technique": (
-        lambda: InBatchCrossEntropy("all", "most"),  # type: ignore[arg-type]
-        r"^neg_sampling_technique must be 'all', 'first' or 'all_and_non_first', got 'most'$",
-    ),
-    "InBatchCrossEntropy.neg_sampling_technique with pos all": (
-        lambda: InBatchCrossEntropy("all", "all_and_non_first"),
-        r"^neg_sampling_technique='all_and_non_first' needs pos_sampling_technique='first'",
-    ),
-    "InBatchCrossEntropy.max_num_neg_samples": (
-        lambda: InBatchCrossEntropy(max_num_neg_samples=0),
-        r"^max_num_neg_samples must be None \(every negative\) or an integer >= 1, got 0$",
-    ),
-    "InBatchCrossEntropy.max_num_neg_samples float": (
-        lambda: InBatchCrossEntropy(max_num_neg_samples=2.5),  # type: ignore[arg-type]
-        r"^max_num_neg_samples must be None \(every negative\) or an integer >= 1, got 2\.5$",
-    ),
-    "InBatchCrossEntropy.gather_across_devices": (
-        lambda: InBatchCrossEntropy(gather_across_devices="yes"),  # type: ignore[arg-type]
-        r"^gather_across_devices must be true or false, got 'yes'$",
-    ),
-    "InBatchCrossEntropy.false_negative_margin": (
-        lambda: InBatchCrossEntropy(false_negative_margin=-0.1),
-        rf"^false_negative_margin {NON_NEGATIVE}, got -0\.1$",
-    ),
-    "InBatchCrossEntropy.false_negative_margin text": (
-        lambda: InBatchCrossEntropy(false_negative_margin="high"),  # type: ignore[arg-type]
-        rf"^false_negative_margin {NON_NEGATIVE}, got 'high'$",
-    ),
-    "InBatchCrossEntropy.false_negative_margin_type": (
-        lambda: InBatchCrossEntropy(false_negative_margin_type="percent"),  # type: ignore[arg-type]
-        r"^false_negative_margin_type must be 'absolute' or 'relative', got 'percent'$",
-    ),
-    "ScoreBasedInBatchCrossEntropy.false_negative_margin": (
-        lambda: ScoreBasedInBatchCrossEntropy(false_negative_margin=float("inf")),
-        rf"^false_negative_margin {NON_NEGATIVE}, got inf$",
-    ),
-    "ScoreBasedInBatchCrossEntropy.false_negative_margin_type": (
-        lambda: ScoreBasedInBatchCrossEntropy(false_negative_margin_type="abs"),  # type: ignore[arg-type]
-        r"^false_negative_margin_type must be 'absolute' or 'relative', got 'abs'$",
-    ),
-    "ScoreBasedInBatchCrossEntropy.min_target_diff": (
-        lambda: ScoreBasedInBatchCrossEntropy(min_target_diff=-1.0),
-        rf"^min_target_diff {NON_NEGATIVE}, got -1\.0$",
-    ),
-    "ScoreBasedInBatchCrossEntropy.max_num_neg_samples": (
-        lambda: ScoreBasedInBatchCrossEntropy(max_num_neg_samples=-1),
-        r"^max_num_neg_samples must be None \(every negative\) or an integer >= 1, got -1$",
-    ),
-    "ScoreBasedInBatchCrossEntropy.gather_across_devices": (
-        lambda: ScoreBasedInBatchCrossEntropy(gather_across_devices=1),  # type: ignore[arg-type]
-        r"^gather_across_devices must be true or false, got 1$",
-    ),
-    "FLOPSRegularization.query_weight": (
-        lambda: FLOPSRegularization(query_weight=-1e-4),
-        rf"^query_weight {NON_NEGATIVE}, got -0\.0001$",
-    ),
-    "FLOPSRegularization.doc_weight": (
-        lambda: FLOPSRegularization(doc_weight=float("inf")),
-        rf"^doc_weight {NON_NEGATIVE}, got inf$",
-    ),
-    "L1Regularization.query_weight": (
-        lambda: L1Regularization(query_weight="1e-4"),  # type: ignore[arg-type]
-        rf"^query_weight {NON_NEGATIVE}, got '1e-4'$",
-    ),
-    "L1Regularization.doc_weight": (
-        lambda: L1Regularization(doc_weight=-1),
-        rf"^doc_weight {NON_NEGATIVE}, got -1$",
-    ),
-    "L2Regularization.query_weight": (
-        lambda: L2Regularization(query_weight=float("nan")),
-        rf"^query_weight {NON_NEGATIVE}, got nan$",
-    ),
-    "L2Regularization.doc_weight": (
-        lambda: L2Regularization(doc_weight=-0.5),
-        rf"^doc_weight {NON_NEGATIVE}, got -0\.5$",
-    ),
-    "BinaryCrossEntropy.binarize": (
-        lambda: BinaryCrossEntropy(binarize="top"),  # type: ignore[arg-type]
-        r"^binarize must be 'max' or 'threshold', got 'top'$",
-    ),
-    "BinaryCrossEntropy.threshold": (
-        lambda: BinaryCrossEntropy(threshold="0.5"),  # type: ignore[arg-type]
-        r"^threshold must be a number, got '0.5'$",
-    ),
-    "BinaryCrossEntropy.threshold nan": (
-        lambda: BinaryCrossEntropy(threshold=float("nan")),
-        r"^threshold must be a number, not NaN, got nan$",
-    ),
-    "LambdaLoss.weighting": (
-        lambda: LambdaLoss(weighting="ndcg_loss1"),  # type: ignore[arg-type]
-        r"^weighting must be one of ndcg_loss2pp, ndcg_loss2, lambdarank, ranknet; "
-        r"got 'ndcg_loss1'$",
-    ),
-    "LambdaLoss.k": (
-        lambda: LambdaLoss(k=0),
-        r"^k must be None \(every position\) or an integer >= 1, got 0$",
-    ),
-    "LambdaLoss.k float": (
-        lambda: LambdaLoss(k=2.5),  # type: ignore[arg-type]
-        r"^k must be None \(every position\) or an integer >= 1, got 2\.5$",
-    ),
-    "LambdaLoss.sigma": (lambda: LambdaLoss(sigma=-1.0), rf"^sigma {POSITIVE}, got -1\.0$"),
-    "LambdaLoss.sigma inf": (
-        lambda: LambdaLoss(sigma=float("inf")),
-        rf"^sigma {POSITIVE}, got inf$",
-    ),
-    "LambdaLoss.mu": (lambda: LambdaLoss(mu=-0.5), rf"^mu {NON_NEGATIVE}, got -0\.5$"),
-    "NeuralNDCG.sinkhorn_iterations": (
-        lambda: NeuralNDCG(sinkhorn_iterations=0),
-        r"^sinkhorn_iterations must be an integer >= 1, got 0$",
-    ),
-    "NeuralNDCG.k": (
-        lambda: NeuralNDCG(k=-3),
-        r"^k must be None \(every position\) or an integer >= 1, got -3$",
-    ),
-    "NeuralNDCG.scale_gains": (
-        lambda: NeuralNDCG(scale_gains="false"),  # type: ignore[arg-type]
-        r"^scale_gains must be true or false, got 'false'$",
-    ),
-}
+BOOLEAN = "must be true or false"
+EVERY_POSITION = "must be None (every position) or an integer >= 1"
+EVERY_NEGATIVE = "must be None (every negative) or an integer >= 1"
+MARGIN_TYPE = "must be 'absolute' or 'relative'"
+ArgumentError = tuple[Callable[[], LossFunction], str]
+
+
+def wrong(
+    cls: type[LossFunction], argument: str, value: object, must: str, variant: str = ""
+) -> tuple[str, ArgumentError]:
+    """The case `cls(argument=value)`, whose whole message is "<argument> <must>, got <value!r>"."""
+    key = f"{cls.__name__}.{argument}" + (f" {variant}" if variant else "")
+    message = "^" + re.escape(f"{argument} {must}, got {value!r}") + "$"
+    return key, (lambda: cls(**{argument: value}), message)
+
+
+ARGUMENT_ERRORS: dict[str, ArgumentError] = dict(
+    [
+        # the temperatures: 0 divides by zero, a negative one inverts the objective
+        wrong(RankNet, "temperature", -1.0, POSITIVE),
+        wrong(RankNet, "temperature", 0, POSITIVE, "zero"),
+        wrong(RankNet, "temperature", "0.5", POSITIVE, "text"),
+        wrong(KLDivergence, "temperature", 0.0, POSITIVE),
+        wrong(InfoNCE, "temperature", float("inf"), POSITIVE),
+        wrong(ListNet, "temperature", -0.1, POSITIVE),
+        wrong(ApproxNDCG, "temperature", -1.0, POSITIVE),
+        wrong(ApproxMRR, "temperature", 0.0, POSITIVE),
+        wrong(ApproxRankMSE, "temperature", True, POSITIVE),
+        wrong(InBatchCrossEntropy, "temperature", 0.0, POSITIVE),
+        wrong(ScoreBasedInBatchCrossEntropy, "temperature", float("nan"), POSITIVE),
+        wrong(BinaryCrossEntropy, "temperature", 0.0, POSITIVE),
+        wrong(NeuralNDCG, "temperature", -1.0, POSITIVE),
+        # the other arguments
+        wrong(ConstantMarginMSE, "margin", -1.0, POSITIVE),
+        wrong(ConstantMarginMSE, "margin", 0, POSITIVE, "zero"),
+        wrong(ApproxNDCG, "scale_gains", "false", BOOLEAN),
+        wrong(ApproxRankMSE, "discount", "sqrt", "must be None, 'log2' or 'reciprocal'"),
+        wrong(InBatchCrossEntropy, "max_num_neg_samples", 0, EVERY_NEGATIVE),
+        wrong(InBatchCrossEntropy, "max_num_neg_samples", 2.5, EVERY_NEGATIVE, "float"),
+        wrong(InBatchCrossEntropy, "gather_across_devices", "yes", BOOLEAN),
+        wrong(InBatchCrossEntropy, "false_negative_margin", -0.1, NON_NEGATIVE),
+        wrong(InBatchCrossEntropy, "false_negative_margin", "high", NON_NEGATIVE, "text"),
+        wrong(InBatchCrossEntropy, "false_negative_margin_type", "percent", MARGIN_TYPE),
+        wrong(ScoreBasedInBatchCrossEntropy, "false_negative_margin", float("inf"), NON_NEGATIVE),
+        wrong(ScoreBasedInBatchCrossEntropy, "false_negative_margin_type", "abs", MARGIN_TYPE),
+        wrong(ScoreBasedInBatchCrossEntropy, "min_target_diff", -1.0, NON_NEGATIVE),
+        wrong(ScoreBasedInBatchCrossEntropy, "max_num_neg_samples", -1, EVERY_NEGATIVE),
+        wrong(ScoreBasedInBatchCrossEntropy, "gather_across_devices", 1, BOOLEAN),
+        wrong(FLOPSRegularization, "query_weight", -1e-4, NON_NEGATIVE),
+        wrong(FLOPSRegularization, "doc_weight", float("inf"), NON_NEGATIVE),
+        wrong(L1Regularization, "query_weight", "1e-4", NON_NEGATIVE),
+        wrong(L1Regularization, "doc_weight", -1, NON_NEGATIVE),
+        wrong(L2Regularization, "query_weight", float("nan"), NON_NEGATIVE),
+        wrong(L2Regularization, "doc_weight", -0.5, NON_NEGATIVE),
+        wrong(BinaryCrossEntropy, "binarize", "top", "must be 'max' or 'threshold'"),
+        wrong(BinaryCrossEntropy, "threshold", "0.5", "must be a number"),
+        wrong(BinaryCrossEntropy, "threshold", float("nan"), "must be a number, not NaN", "nan"),
+        wrong(LambdaLoss, "k", 0, EVERY_POSITION),
+        wrong(LambdaLoss, "k", 2.5, EVERY_POSITION, "float"),
+        wrong(LambdaLoss, "sigma", -1.0, POSITIVE),
+        wrong(LambdaLoss, "sigma", float("inf"), POSITIVE, "inf"),
+        wrong(LambdaLoss, "mu", -0.5, NON_NEGATIVE),
+        wrong(NeuralNDCG, "sinkhorn_iterations", 0, "must be an integer >= 1"),
+        wrong(NeuralNDCG, "k", -3, EVERY_POSITION),
+        wrong(NeuralNDCG, "scale_gains", "false", BOOLEAN),
+    ]
+)
+# Positional calls and messages of another form.
+ARGUMENT_ERRORS.update(
+    {
+        "InBatchCrossEntropy.pos_sampling_technique": (
+            lambda: InBatchCrossEntropy("some", "all"),  # type: ignore[arg-type]
+            r"^pos_sampling_technique must be 'all' or 'first', got 'some'$",
+        ),
+        "InBatchCrossEntropy.neg_sampling_technique": (
+            lambda: InBatchCrossEntropy("all", "most"),  # type: ignore[arg-type]
+            r"^neg_sampling_technique must be 'all', 'first' or 'all_and_non_first', got 'most'$",
+        ),
+        "InBatchCrossEntropy.neg_sampling_technique with pos all": (
+            lambda: InBatchCrossEntropy("all", "all_and_non_first"),
+            r"^neg_sampling_technique='all_and_non_first' needs pos_sampling_technique='first'",
+        ),
+        "LambdaLoss.weighting": (
+            lambda: LambdaLoss(weighting="ndcg_loss1"),  # type: ignore[arg-type]
+            r"^weighting must be one of ndcg_loss2pp, ndcg_loss2, lambdarank, ranknet; "
+            r"got 'ndcg_loss1'$",
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("case", sorted(ARGUMENT_ERRORS))
