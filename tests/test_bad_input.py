@@ -193,6 +193,12 @@ def local(*overrides: str) -> list[str]:
     return ["dataset=local", "dataset.path={folder}", *overrides]
 
 
+def malformed_line(name: str, number: int, text: str, match: str) -> BadRun:
+    """A full-size local collection whose file ``name`` has ``text`` as line ``number``."""
+    corrupt = replace_line(name, number, text)
+    return BadRun(local(), DataFormatError, match, corrupt=corrupt, small=False)
+
+
 BAD_RUNS = {
     "teacher loss, dataset without teacher scores": BadRun(
         ["loss=kl_divergence", "dataset=cranfield"],
@@ -303,33 +309,23 @@ BAD_RUNS = {
         corrupt=remove("corpus.tsv"),
         small=False,
     ),
-    "malformed corpus line": BadRun(
-        local(),
-        DataFormatError,
-        r"corpus\.tsv:7: expected 'id<TAB>text', got 'd6 no tab'",
-        corrupt=replace_line("corpus.tsv", 7, "d6 no tab"),
-        small=False,
+    "malformed corpus line": malformed_line(
+        "corpus.tsv", 7, "d6 no tab", r"corpus\.tsv:7: expected 'id<TAB>text', got 'd6 no tab'"
     ),
-    "malformed qrels line": BadRun(
-        local(),
-        DataFormatError,
+    "malformed qrels line": malformed_line(
+        "qrels/test.txt",
+        5,
+        "q21 d5",
         r"qrels/test\.txt:5: expected 'qid iteration docid grade' \(TREC\) or 'qid<TAB>docid<TAB>grade' \(BEIR\)",
-        corrupt=replace_line("qrels/test.txt", 5, "q21 d5"),
-        small=False,
     ),
-    "malformed TREC run line": BadRun(
-        local(),
-        DataFormatError,
+    "malformed TREC run line": malformed_line(
+        "teacher.run",
+        9,
+        "q1 Q0 d5 1 high teacher",
         r"teacher\.run:9: expected an integer rank and a numeric score, got 'q1 Q0 d5 1 high teacher'",
-        corrupt=replace_line("teacher.run", 9, "q1 Q0 d5 1 high teacher"),
-        small=False,
     ),
-    "malformed triples line near the top": BadRun(
-        local(),
-        DataFormatError,
-        r"triples\.tsv:3: expected 'qid<TAB>pos_docid<TAB>neg_docid'",
-        corrupt=replace_line("triples.tsv", 3, "q0\td1"),
-        small=False,
+    "malformed triples line near the top": malformed_line(
+        "triples.tsv", 3, "q0\td1", r"triples\.tsv:3: expected 'qid<TAB>pos_docid<TAB>neg_docid'"
     ),
     "a model URI that does not exist": BadRun(
         ["model.model_name_or_path=runs:/0123456789abcdef0123456789abcdef/model"],
