@@ -36,18 +36,23 @@ def seconds_text(row: dict[str, Any], digits: int = 3) -> str:
     return f"{row['median_s']:.{digits}f} ({row['min_s']:.{digits}f}-{row['max_s']:.{digits}f})"
 
 
+def described_table(
+    doc: dict[str, Any], description: str, rows: list[dict[str, Any]], *after: str
+) -> str:
+    """The provenance, ``description``, the table of ``rows`` (the first row's keys), then ``after``."""
+    columns = list(rows[0]) if rows else ["(no rows)"]
+    return "\n".join([provenance(doc), "", description, "", table(rows, columns), *after])
+
+
 def train_step(doc: dict[str, Any]) -> str:
     shape = doc["shape"]
-    lines = [
-        provenance(doc),
-        "",
+    description = (
         f"{doc['precision']}; {shape['queries']} queries x {shape['docs']} docs, "
         f"{shape['query_length']} / {shape['doc_length']} tokens; {shape['warmup']} warm-up + "
         f"{shape['steps']} timed steps per side and round; {doc['rounds']} interleaved rounds. "
         "x minimal: per round, the side's s/step over the minimal step's of the same round; "
-        "median [min-max] of the rounds.",
-        "",
-    ]
+        "median [min-max] of the rounds."
+    )
     rows = []
     for model, sides in doc["results"].items():
         for label, row in sides.items():
@@ -64,7 +69,6 @@ def train_step(doc: dict[str, Any]) -> str:
                     "peak MiB": row.get("peak_mem_mib"),
                 }
             )
-    lines.append(table(rows, list(rows[0]) if rows else ["model"]))
     notes = []
     for model, data in (doc.get("data_path") or {}).items():
         notes.append(
@@ -77,19 +81,16 @@ def train_step(doc: dict[str, Any]) -> str:
             f"MLflow (sqlite) `log_metrics`: {fmt(doc['mlflow_log_metrics_ms'], 1)} ms per call "
             "(timed once; the pipeline's logger buffers steps and writes every 50 steps or 15 s)."
         )
-    return "\n".join([*lines, "", *notes]).rstrip()
+    return described_table(doc, description, rows, "", *notes).rstrip()
 
 
 def encode(doc: dict[str, Any]) -> str:
     shape = doc["shape"]
-    lines = [
-        provenance(doc),
-        "",
+    description = (
         f"{doc['precision']}; {shape['num_docs']} docs x {shape['doc_length']} tokens, batches of "
         f"{shape['batch_size']}; {doc['rounds']} interleaved rounds. x bare: per round, the bare "
-        "forward's seconds over the variant's (a docs/s ratio); median [min-max] of the rounds.",
-        "",
-    ]
+        "forward's seconds over the variant's (a docs/s ratio); median [min-max] of the rounds."
+    )
     rows = []
     for model, variants in doc["results"].items():
         for name, row in variants.items():
@@ -105,20 +106,17 @@ def encode(doc: dict[str, Any]) -> str:
             )
     for name, rate in (doc.get("tokenizer_docs_per_s") or {}).items():
         rows.append({"model": "-", "variant": f"{name} (timed once)", "docs/s (median)": rate})
-    return "\n".join([*lines, table(rows, list(rows[0]))])
+    return described_table(doc, description, rows)
 
 
 def search(doc: dict[str, Any]) -> str:
     args = doc["args"]
-    lines = [
-        provenance(doc),
-        "",
+    description = (
         f"Random float32 vectors, dim {args['dim']}, k {args['k']}; {doc['rounds']} interleaved "
         "rounds. x: per round, the reference side's seconds over this side's (dense: the GEMM-only "
         "floor; sparse on one thread: scipy's CSR x dense product, no top-k); extra MiB: peak "
-        "above the memory before the call, largest of the rounds.",
-        "",
-    ]
+        "above the memory before the call, largest of the rounds."
+    )
     rows = [
         {
             "side": row["variant"],
@@ -133,20 +131,17 @@ def search(doc: dict[str, Any]) -> str:
         }
         for row in doc["results"]
     ]
-    return "\n".join([*lines, table(rows, list(rows[0]))])
+    return described_table(doc, description, rows)
 
 
 def faiss_recall(doc: dict[str, Any]) -> str:
     args = doc["args"]
-    lines = [
-        provenance(doc),
-        "",
+    description = (
         f"{args['num_docs']:,} clustered docs x {args['num_queries']:,} queries, dim {args['dim']} "
         f"({args['clusters']} clusters, spread {args['spread']}), k {args['k']}; builds timed "
         f"once, searches in {doc['rounds']} interleaved rounds (x exact: exact's seconds over the "
-        "index's, per round). Recall is exact, not a timing.",
-        "",
-    ]
+        "index's, per round). Recall is exact, not a timing."
+    )
     rows = [
         {
             "index": row["variant"],
@@ -160,7 +155,7 @@ def faiss_recall(doc: dict[str, Any]) -> str:
         }
         for row in doc["results"]
     ]
-    return "\n".join([*lines, table(rows, list(rows[0]))])
+    return described_table(doc, description, rows)
 
 
 def run_breakdown(doc: dict[str, Any]) -> str:
@@ -261,22 +256,21 @@ def scaling(doc: dict[str, Any]) -> str:
         for name, value in doc["growth_exponents"].items()
     )
     args = doc["args"]
-    return "\n".join(
-        [
-            provenance(doc),
-            "",
-            f"{doc['model']}; synthetic docs of {doc['words_per_doc']} whole-token words, read "
-            f"lazily; {args['queries']:,} test queries, top-100; batches of {args['batch_size']}, "
-            f"a token cache of {fmt(args['token_cache_mib'], 0)} MiB; each size in its own "
-            "process, timed once (no ratio). Peak MiB: the process's peak RSS during the stage above "
-            "its RSS once the model was built and warmed up; the search's includes the index.",
-            "",
-            table(rows, list(rows[0])),
-            "",
-            f"Growth exponents (slope of log value against log docs; 1.0 = linear): {exponents}.",
-            "",
-            f"![time and memory against the corpus size, log-log](results/{doc['plot']})",
-        ]
+    description = (
+        f"{doc['model']}; synthetic docs of {doc['words_per_doc']} whole-token words, read "
+        f"lazily; {args['queries']:,} test queries, top-100; batches of {args['batch_size']}, "
+        f"a token cache of {fmt(args['token_cache_mib'], 0)} MiB; each size in its own "
+        "process, timed once (no ratio). Peak MiB: the process's peak RSS during the stage above "
+        "its RSS once the model was built and warmed up; the search's includes the index."
+    )
+    return described_table(
+        doc,
+        description,
+        rows,
+        "",
+        f"Growth exponents (slope of log value against log docs; 1.0 = linear): {exponents}.",
+        "",
+        f"![time and memory against the corpus size, log-log](results/{doc['plot']})",
     )
 
 
@@ -305,18 +299,13 @@ def ranx_first_call(doc: dict[str, Any]) -> str:
         }
         for variant, row in doc["results"].items()
     ]
-    return "\n".join(
-        [
-            provenance(doc),
-            "",
-            f"Fresh processes, {doc['rounds']} rounds of the variants in turn; {case['queries']} "
-            f"queries x {case['docs_per_query']} docs with ties, metrics "
-            f"{', '.join(doc['metrics'])}. Seconds: median (range) over the rounds; x lossbench: "
-            "per round, the variant's first evaluation over `lossbench`'s; median [min-max].",
-            "",
-            table(rows, list(rows[0])),
-        ]
+    description = (
+        f"Fresh processes, {doc['rounds']} rounds of the variants in turn; {case['queries']} "
+        f"queries x {case['docs_per_query']} docs with ties, metrics "
+        f"{', '.join(doc['metrics'])}. Seconds: median (range) over the rounds; x lossbench: "
+        "per round, the variant's first evaluation over `lossbench`'s; median [min-max]."
     )
+    return described_table(doc, description, rows)
 
 
 def maxsim(doc: dict[str, Any]) -> str:
