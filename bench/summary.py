@@ -104,15 +104,29 @@ def goals(docs: dict[str, dict[str, Any]]) -> str:
             }
         )
 
+    def add_ratio(
+        goal: str,
+        source: str,
+        ratio: dict[str, float] | None,
+        at_least: float | None = None,
+        at_most: float | None = None,
+    ) -> None:
+        """A ratio goal: met when its median is at least ``at_least`` or at most ``at_most``."""
+        met = None
+        if ratio and at_least is not None:
+            met = ratio["median"] >= at_least
+        if ratio and at_most is not None:
+            met = ratio["median"] <= at_most
+        add(goal, source, ratio_text(ratio), met)
+
     train = docs.get("train_step_cpu", {}).get("results", {})
     for model, sides in train.items():
         ratio = sides.get("lossbench_pipeline", {}).get("ratio_to_minimal")
-        met = ratio["median"] <= 1.15 if ratio else None
-        add(
+        add_ratio(
             f"CPU training step ({model}): pipeline <= 1.15 x minimal",
             "train_step_cpu",
-            ratio_text(ratio),
-            met,
+            ratio,
+            at_most=1.15,
         )
     gpu_train = {n: d for n, d in docs.items() if n.startswith("train_step_cuda")}
     if not gpu_train:
@@ -130,25 +144,15 @@ def goals(docs: dict[str, dict[str, Any]]) -> str:
                 ratio = sides.get(side, {}).get(key)
                 if ratio:
                     bound = 1.15 if side == "lossbench_compiled" else limit
-                    add(
-                        f"GPU {side} ({model}) <= {bound} x",
-                        name,
-                        ratio_text(ratio),
-                        ratio["median"] <= bound,
-                    )
+                    add_ratio(f"GPU {side} ({model}) <= {bound} x", name, ratio, at_most=bound)
     for name, doc in docs.items():
         if not name.startswith("encode_"):
             continue
         for model, variants in doc["results"].items():
             for variant, row in variants.items():
                 if variant.startswith("lossbench"):
-                    ratio = row["ratio_to_bare"]
-                    add(
-                        f"encoding {model} {variant} >= 0.85 x bare",
-                        name,
-                        ratio_text(ratio),
-                        ratio["median"] >= 0.85,
-                    )
+                    goal = f"encoding {model} {variant} >= 0.85 x bare"
+                    add_ratio(goal, name, row["ratio_to_bare"], at_least=0.85)
     breakdown = docs.get("run_breakdown_cpu")
     if breakdown:
         from bench.run_breakdown import work_rows
@@ -184,20 +188,10 @@ def goals(docs: dict[str, dict[str, Any]]) -> str:
             continue
         if doc.get("search"):
             ratio = doc["search"]["throughput_ratio"]
-            add(
-                "MaxSim search >= 0.8 x the floor's docs/s",
-                name,
-                ratio_text(ratio),
-                ratio["median"] >= 0.8,
-            )
+            add_ratio("MaxSim search >= 0.8 x the floor's docs/s", name, ratio, at_least=0.8)
         if doc.get("train"):
             ratio = doc["train"]["step_ratio"]
-            add(
-                "ColBERT training step <= 1.15 x minimal",
-                name,
-                ratio_text(ratio),
-                ratio["median"] <= 1.15,
-            )
+            add_ratio("ColBERT training step <= 1.15 x minimal", name, ratio, at_most=1.15)
     scaling = docs.get("scaling_cpu")
     if scaling:
         exponents = scaling["growth_exponents"]
