@@ -21,14 +21,20 @@ from urllib.parse import quote
 DOCS = Path(__file__).resolve().parent
 ONLY_JOBS = "params.loss LIKE '%'"
 """The runs that have a ``loss`` param: the jobs, not the sweep's parent or the comparison run."""
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
+CHROMEDRIVER = shutil.which("chromedriver")
 
 
-def browser(width: int, height: int):  # noqa: ANN201
+def browser(width: int, height: int, page_load_timeout: float = 300):  # noqa: ANN201
+    """Headless Chromium with a ``width`` x ``height`` window and a fresh profile (also used by
+    ``tests/test_report.py``)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or ""
+    options.binary_location = CHROMIUM or ""
     for argument in (
         "--headless",
         "--no-sandbox",
@@ -42,8 +48,8 @@ def browser(width: int, height: int):  # noqa: ANN201
     ):
         options.add_argument(argument)
     # the system's chromedriver: without a path, selenium would try to download one
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(300)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(page_load_timeout)
     return driver
 
 

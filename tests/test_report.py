@@ -6,17 +6,13 @@ from __future__ import annotations
 import re
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from docs.screenshots import CHROMEDRIVER, CHROMIUM, browser
 from lossbench.experiment.comparison import Comparison
 
-CHROMIUM = next(
-    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
-)
-CHROMEDRIVER = shutil.which("chromedriver")
 SYSTEMS = ("ranknet", "infonce", "in_batch_ce")
 METRICS = ["ndcg@10", "mrr@10", "recall@100", "map@100"]
 
@@ -116,26 +112,9 @@ def test_the_comparison_run_metrics_name_every_system_and_metric() -> None:
     reason="no Chromium and chromedriver installed (Debian: apt-get install chromium chromium-driver)",
 )
 def test_report_html_renders_every_image_in_a_real_browser(report: Path) -> None:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='lossbench-chromium-')}",
-        "--window-size=800,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    driver = browser(800, 1000, page_load_timeout=120)
     try:
-        driver.set_page_load_timeout(120)
         driver.get(report.as_uri())  # get() returns once the page and its images have loaded
         images = driver.execute_script(
             "return Array.from(document.images).map(i => "
