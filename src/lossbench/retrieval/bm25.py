@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -36,6 +36,16 @@ from lossbench.data.collection import ScoredRun
 
 CHUNK = 100_000
 """Docs tokenized at a time while indexing (texts of one chunk are held at once)."""
+
+
+class BM25Settings(TypedDict, total=False):
+    """:class:`BM25Index`'s arguments, for what passes them on (a first stage); each may be left out
+    for its default."""
+
+    k1: float
+    b: float
+    stemmer: str | None
+    stopwords: str | None
 
 
 class BM25Index:

@@ -11,10 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from lossbench.data.collection import Collection, ScoredRun
 from lossbench.data.runs import RankedList
+
+if TYPE_CHECKING:
+    from lossbench.retrieval.bm25 import BM25Settings
 
 
 class FirstStage(ABC):
@@ -37,24 +40,14 @@ class FirstStage(ABC):
 
 class BM25FirstStage(FirstStage):
     """BM25 over the collection's docs (:class:`~lossbench.retrieval.bm25.BM25Index`, ``bm25s``),
-    indexed once per collection. The arguments are BM25Index's."""
+    indexed once per collection. The arguments (``k1``, ``b``, ``stemmer``, ``stopwords``) and their
+    defaults are BM25Index's; ``settings`` holds all four."""
 
-    def __init__(
-        self,
-        k1: float = 0.9,
-        b: float = 0.4,
-        stemmer: str | None = "english",
-        stopwords: str | None = "en",
-    ) -> None:
+    def __init__(self, **settings: Unpack[BM25Settings]) -> None:
         from lossbench.retrieval.bm25 import BM25Index
 
-        self.settings: dict[str, Any] = {
-            "k1": k1,
-            "b": b,
-            "stemmer": stemmer,
-            "stopwords": stopwords,
-        }
-        BM25Index(**self.settings)  # bad settings fail now, before a run starts
+        # bad settings fail now, before a run starts
+        self.settings: dict[str, Any] = BM25Index(**settings).settings
         self._index: Any = None
         self._docs: object = None
 
