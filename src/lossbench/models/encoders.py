@@ -183,21 +183,9 @@ class MaxPooledDecode(torch.autograd.Function):
         mask: torch.Tensor,
         chunk: int,
     ) -> torch.Tensor:
-        batch, length, _ = transformed.shape
-        best: torch.Tensor | None = None
-        where = torch.zeros(batch, embeddings.shape[0], dtype=torch.long, device=transformed.device)
-        for start in range(0, length, chunk):
-            logits = F.linear(transformed[:, start : start + chunk], embeddings, bias)  # (B, c, V)
-            padding = ~mask[:, start : start + chunk, None]  # (B, c, 1)
-            logits.masked_fill_(padding, torch.finfo(logits.dtype).min)
-            values, positions = logits.max(dim=1)  # (B, V) each
-            if best is None:
-                best, where = values, positions
-            else:
-                better = values > best  # (B, V); ties keep the earlier token
-                best = torch.where(better, values, best)
-                where = torch.where(better, positions + start, where)
-        assert best is not None
+        best, where = running_max_logits(
+            transformed, embeddings, bias, mask, chunk, keep_argmax=True
+        )
         ctx.save_for_backward(transformed, embeddings, where)
         ctx.bias_dtype = bias.dtype
         return best
@@ -227,22 +215,36 @@ class MaxPooledDecode(torch.autograd.Function):
         )
 
 
-def max_pooled_logits(
+def running_max_logits(
     transformed: torch.Tensor,
     embeddings: torch.Tensor,
     bias: torch.Tensor,
     mask: torch.Tensor,
     chunk: int,
-) -> torch.Tensor:
-    """:class:`MaxPooledDecode`'s forward without gradients: ``(B, L, H) -> (B, V)``."""
+    keep_argmax: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The max over real tokens of the MLM logits, ``(B, L, H) -> (B, V)``, decoded ``chunk``
+    tokens at a time, and the token attaining each max ``(B, V)`` (ties: the earlier token) when
+    ``keep_argmax`` (:class:`MaxPooledDecode`'s forward); else no argmax is tracked (encoding for
+    an index) and the second tensor is empty."""
     best: torch.Tensor | None = None
+    where = torch.empty(0, dtype=torch.long, device=transformed.device)
     for start in range(0, transformed.shape[1], chunk):
         logits = F.linear(transformed[:, start : start + chunk], embeddings, bias)  # (B, c, V)
         logits.masked_fill_(~mask[:, start : start + chunk, None], torch.finfo(logits.dtype).min)
-        part = logits.amax(dim=1)  # (B, V)
-        best = part if best is None else torch.maximum(best, part)
+        if not keep_argmax:
+            part = logits.amax(dim=1)  # (B, V)
+            best = part if best is None else torch.maximum(best, part)
+            continue
+        values, positions = logits.max(dim=1)  # (B, V) each
+        if best is None:
+            best, where = values, positions
+        else:
+            better = values > best  # (B, V); ties keep the earlier token
+            best = torch.where(better, values, best)
+            where = torch.where(better, positions + start, where)
     assert best is not None
-    return best
+    return best, where
 
 
 def splade_activation(logits: torch.Tensor) -> torch.Tensor:
@@ -301,7 +303,9 @@ class SpladeEncoder(TextEncoder):
             if torch.is_grad_enabled() and transformed.requires_grad:
                 best = MaxPooledDecode.apply(transformed, embeddings, self.head.bias, mask, chunk)
             else:  # encoding for an index: a running max, no argmax to keep
-                best = max_pooled_logits(transformed, embeddings, self.head.bias, mask, chunk)
+                best, _ = running_max_logits(
+                    transformed, embeddings, self.head.bias, mask, chunk, keep_argmax=False
+                )
             vectors = splade_activation(best)  # (B, V)
         if self.normalize:
             vectors = F.normalize(vectors, dim=-1)  # (B, V)
