@@ -267,6 +267,16 @@ def lightning_ddp_trainer(rank: int, world_size: int, **arguments: Any) -> Any:
     )
 
 
+def rank_mean(tensor: Any) -> Any:
+    """The mean of ``tensor`` over the ranks of a :func:`run_gloo` group, as a new tensor: what DDP
+    makes of the ranks' gradients (and, over equal shares, of their losses)."""
+    import torch.distributed as dist
+
+    total = tensor.detach().clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
 def gloo_rank_results(function: Callable[..., Any], folder: Path, world_size: int = 2) -> list[Any]:
     """:func:`run_gloo` of ``function(rank, world_size, folder)``, each rank saving what it found
     to ``folder/rank<rank>.pt``; returns those, by rank."""

@@ -19,6 +19,7 @@ from tests.helpers import (
     gloo_rank_results,
     lightning_ddp_trainer,
     ragged_samples,
+    rank_mean,
     tiny_bi_encoder,
 )
 from tests.models.test_grad_cache import IN_BATCH_LOSSES
@@ -48,8 +49,6 @@ def step(loss: Any, batch_samples: list[Any], chunk_size: int | None) -> tuple[f
 
 
 def _module_worker(rank: int, world_size: int, folder: Path) -> None:
-    import torch.distributed as dist
-
     everything = samples()
     share = everything[:3] if rank == 0 else everything[3:]
     differences: dict[str, dict[str, float]] = {}
@@ -58,21 +57,17 @@ def _module_worker(rank: int, world_size: int, folder: Path) -> None:
         loss.gather_across_devices = True
         uncached_value, uncached = step(loss, share, None)
         cached_value, cached = step(loss, share, 2)
-        averaged = [g.clone() for g in cached]
-        for gradient in averaged:
-            dist.all_reduce(gradient)
-            gradient /= world_size
-        total = torch.tensor(cached_value, dtype=torch.float64)
-        dist.all_reduce(total)
+        averaged = [rank_mean(g) for g in cached]
+        mean_value = rank_mean(torch.tensor(cached_value, dtype=torch.float64)).item()
         single_value, single = step(make(), everything, None)  # one process, not gathered
         if loss.max_num_neg_samples is not None:  # negatives drawn at random: the draws differ
-            single_value, single = total.item() / world_size, averaged
+            single_value, single = mean_value, averaged
         differences[name] = {
             "rank_value": abs(cached_value - uncached_value),
             "rank_gradient": max(
                 (a - b).abs().max().item() for a, b in zip(cached, uncached, strict=True)
             ),
-            "global_value": abs(total.item() / world_size - single_value),
+            "global_value": abs(mean_value - single_value),
             "global_gradient": max(
                 (a - b).abs().max().item() for a, b in zip(averaged, single, strict=True)
             ),
