@@ -22,7 +22,11 @@ IR_DATASETS_HOME = Path(tempfile.mkdtemp(prefix="lossbench-irds-"))
 os.environ["IR_DATASETS_HOME"] = str(IR_DATASETS_HOME)
 atexit.register(shutil.rmtree, IR_DATASETS_HOME, ignore_errors=True)
 
-from tests.helpers import SHARED_DATA, compose_config  # noqa: E402 (after IR_DATASETS_HOME is set)
+from tests.helpers import (  # noqa: E402 (after IR_DATASETS_HOME is set)
+    SHARED_DATA,
+    compose_config,
+    gloo_rank_results,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +47,14 @@ def ir_datasets_home() -> Path:
 def data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache folder for generated collections, shared by the whole test session."""
     return tmp_path_factory.mktemp("data-cache")
+
+
+@pytest.fixture(scope="module")
+def gloo_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list:
+    """What each rank saved of the requesting module's ``_worker(rank, world_size, folder)``, run
+    once per module on ``WORLD_SIZE`` (the module's, else 2) gloo processes."""
+    world_size = getattr(request.module, "WORLD_SIZE", 2)
+    return gloo_rank_results(request.module._worker, tmp_path_factory.mktemp("gloo"), world_size)
 
 
 @pytest.fixture

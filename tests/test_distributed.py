@@ -16,7 +16,7 @@ import torch
 
 from lossbench.loss import InBatchCrossEntropy, InBatchLossFunction, ScoreBasedInBatchCrossEntropy
 from lossbench.training.distributed import in_batch_inputs
-from tests.helpers import gloo_rank_results
+from tests.helpers import rank_mean
 
 WORLD_SIZE = 2
 INPUT_DIM, DIM = 5, 4
@@ -82,25 +82,16 @@ def loss_and_gradient(
 
 
 def _worker(rank: int, world_size: int, folder: Path) -> None:
-    import torch.distributed as dist
-
+    """One gloo rank's results, saved to ``folder`` (run by conftest's ``gloo_results``)."""
     results = {}
     for case in CASES:
         _, weight = global_batch(case)
         for name, make in LOSSES.items():
             for gather in (True, False):
                 value, gradient = loss_and_gradient(make(gather), rank_batch(case, rank), weight)
-                mean = value.clone()
-                dist.all_reduce(mean)  # the ranks' mean loss: what the global batch's loss is
-                dist.all_reduce(gradient)  # DDP: the mean of the ranks' gradients
-                results[case, name, gather] = (value, mean / world_size, gradient / world_size)
+                # the ranks' mean loss (what the global batch's loss is) and DDP's gradient
+                results[case, name, gather] = (value, rank_mean(value), rank_mean(gradient))
     torch.save(results, folder / f"rank{rank}.pt")
-
-
-@pytest.fixture(scope="module")
-def gloo_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    folder = tmp_path_factory.mktemp("gloo")
-    return gloo_rank_results(_worker, folder, WORLD_SIZE)
 
 
 @pytest.mark.parametrize("case", list(CASES))

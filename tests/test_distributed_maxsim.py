@@ -18,7 +18,7 @@ import torch
 from lossbench.loss import InBatchCrossEntropy, InBatchLossFunction, ScoreBasedInBatchCrossEntropy
 from lossbench.models.scoring import MaxSim
 from lossbench.training.distributed import in_batch_inputs
-from tests.helpers import gloo_rank_results
+from tests.helpers import rank_mean
 
 WORLD_SIZE = 2
 INPUT_DIM, DIM, QUERY_LENGTH = 5, 4, 3
@@ -80,22 +80,14 @@ def loss_and_gradient(
 
 
 def _worker(rank: int, world_size: int, folder: Path) -> None:
-    import torch.distributed as dist
-
+    """One gloo rank's results, saved to ``folder`` (run by conftest's ``gloo_results``)."""
     _, weight = global_batch()
     results = {}
     for name, make in LOSSES.items():
         value, gradient = loss_and_gradient(make(), rank_batch(rank), weight)
-        dist.all_reduce(value)  # the ranks' mean loss: what the global batch's loss is
-        dist.all_reduce(gradient)  # DDP: the mean of the ranks' gradients
-        results[name] = (value / world_size, gradient / world_size)
+        # the ranks' mean loss (what the global batch's loss is) and DDP's gradient
+        results[name] = (rank_mean(value), rank_mean(gradient))
     torch.save(results, folder / f"rank{rank}.pt")
-
-
-@pytest.fixture(scope="module")
-def gloo_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    folder = tmp_path_factory.mktemp("gloo_maxsim")
-    return gloo_rank_results(_worker, folder, WORLD_SIZE)
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
