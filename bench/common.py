@@ -263,6 +263,13 @@ def device_parser(
     return parser
 
 
+def add_int_options(parser: argparse.ArgumentParser, helps: dict[str, str]) -> None:
+    """One ``--flag N`` option per entry of ``helps`` (``{"--flag": help}``), in that order; one the
+    command line leaves out stays None, for :func:`fill_defaults` (the help says the default)."""
+    for flag, text in helps.items():
+        parser.add_argument(flag, type=int, help=text)
+
+
 def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
     """``args`` with each of ``defaults`` where the command line left it unset (None)."""
     for key, value in defaults.items():

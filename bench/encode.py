@@ -40,6 +40,7 @@ import torch
 
 from bench.common import (
     MODELS,
+    add_int_options,
     bf16_autocast,
     device_parser,
     fill_defaults,
@@ -185,22 +186,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         gpu="the H100 shapes (both models, 180 tokens)",
         models="default: minilm (CPU), both (--gpu)",
     )
-    parser.add_argument("--num-docs", type=int, help="docs encoded per pass (1,024; 20,480 --gpu)")
-    parser.add_argument("--doc-length", type=int, help="tokens per doc (40; 180 with --gpu)")
-    parser.add_argument("--batch-size", type=int, help="docs per batch (128; 512 with --gpu)")
+    add_int_options(
+        parser,
+        {
+            "--num-docs": "docs encoded per pass (1,024; 20,480 --gpu)",
+            "--doc-length": "tokens per doc (40; 180 with --gpu)",
+            "--batch-size": "docs per batch (128; 512 with --gpu)",
+            "--rounds": f"interleaved rounds of every variant ({MIN_ROUNDS}; 2 quick)",
+            "--threads": "torch CPU threads (default: torch's; 1 is steadier on a busy machine)",
+        },
+    )
     parser.add_argument(
         "--num-workers", type=int, nargs="+", help="worker counts to time (0 1; 0 1 8 with --gpu)"
     )
     parser.add_argument(
-        "--rounds", type=int, help=f"interleaved rounds of every variant ({MIN_ROUNDS}; 2 quick)"
-    )
-    parser.add_argument(
         "--label", default="", help="suffix of the result's name (encode_<device>_<label>.json)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)",
     )
     parser.add_argument(
         "--tokenizer-parallelism",

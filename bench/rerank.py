@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from bench.common import (
     MODELS,
     WORK_DIR,
+    add_int_options,
     bf16_autocast,
     device_parser,
     fill_defaults,
@@ -320,17 +321,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         gpu="GPU shapes (both models, bf16)",
         models="default: minilm (CPU)",
     )
-    parser.add_argument("--queries", type=int, help="queries re-ranked (20; 200 --gpu)")
-    parser.add_argument("--depth", type=int, help="candidates per query (50; 100 --gpu)")
-    parser.add_argument("--batch-size", type=int, help="pairs per batch (128; 512 --gpu)")
-    parser.add_argument("--query-length", type=int, default=24, help="query tokens (24)")
-    parser.add_argument("--doc-length", type=int, default=64, help="doc tokens (64)")
-    parser.add_argument("--train-queries", type=int, help="queries per step (16; 32 --gpu)")
-    parser.add_argument("--train-docs", type=int, help="candidates per query (4; 8 --gpu)")
-    parser.add_argument("--warmup", type=int, help="untimed steps first (3; 10 --gpu; 1 quick)")
-    parser.add_argument("--steps", type=int, help="timed steps (8; 50 --gpu; 2 quick)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (3; 1 quick)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    add_int_options(
+        parser,
+        {
+            "--queries": "queries re-ranked (20; 200 --gpu)",
+            "--depth": "candidates per query (50; 100 --gpu)",
+            "--batch-size": "pairs per batch (128; 512 --gpu)",
+            "--query-length": "query tokens (24)",
+            "--doc-length": "doc tokens (64)",
+            "--train-queries": "queries per step (16; 32 --gpu)",
+            "--train-docs": "candidates per query (4; 8 --gpu)",
+            "--warmup": "untimed steps first (3; 10 --gpu; 1 quick)",
+            "--steps": "timed steps (8; 50 --gpu; 2 quick)",
+            "--rounds": "interleaved rounds (3; 1 quick)",
+            "--threads": "torch CPU threads (default: torch's)",
+        },
+    )
     parser.add_argument(
         "--parts", nargs="+", default=["rerank", "train"], choices=["rerank", "train"]
     )
@@ -341,6 +347,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "queries": 4 if quick else (200 if gpu else 20),
         "depth": 20 if quick else (100 if gpu else 50),
         "batch_size": 512 if gpu else 128,
+        "query_length": 24,
+        "doc_length": 64,
         "train_queries": 32 if gpu else (4 if quick else 16),
         "train_docs": 8 if gpu else 4,
         "warmup": 1 if quick else (10 if gpu else 3),

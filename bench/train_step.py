@@ -42,6 +42,7 @@ import torch
 from bench.common import (
     MODELS,
     WORK_DIR,
+    add_int_options,
     device_parser,
     fill_defaults,
     start_device,
@@ -88,18 +89,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         gpu="the H100 shapes (both models, 32x8, 32/180)",
         models="default: minilm (CPU), both (--gpu)",
     )
-    parser.add_argument("--queries", type=int, help="queries per step (16; 32 --gpu; 4 quick)")
-    parser.add_argument("--docs", type=int, help="docs per query (4; 8 --gpu; 2 quick)")
-    parser.add_argument("--query-length", type=int, help="query tokens (12; 32 with --gpu)")
-    parser.add_argument("--doc-length", type=int, help="doc tokens (40; 180 --gpu; 16 quick)")
-    parser.add_argument(
-        "--warmup", type=int, help="untimed steps first (2; 10 with --gpu; 1 quick)"
-    )
-    parser.add_argument("--steps", type=int, help="timed steps (8; 50 with --gpu; 2 quick)")
-    parser.add_argument(
-        "--num-workers",
-        type=int,
-        help="workers of lossbench_lean and data_path (1; up to 12 with --gpu)",
+    add_int_options(
+        parser,
+        {
+            "--queries": "queries per step (16; 32 --gpu; 4 quick)",
+            "--docs": "docs per query (4; 8 --gpu; 2 quick)",
+            "--query-length": "query tokens (12; 32 with --gpu)",
+            "--doc-length": "doc tokens (40; 180 --gpu; 16 quick)",
+            "--warmup": "untimed steps first (2; 10 with --gpu; 1 quick)",
+            "--steps": "timed steps (8; 50 with --gpu; 2 quick)",
+            "--num-workers": "workers of lossbench_lean and data_path (1; up to 12 with --gpu)",
+            "--rounds": f"interleaved rounds of every side ({MIN_ROUNDS}; 2 with --quick)",
+            "--threads": "torch CPU threads (default: torch's; 1 is steadier on a busy machine)",
+        },
     )
     parser.add_argument(
         "--compile",
@@ -108,19 +110,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also time the torch.compile'd minimal step (default: on a GPU)",
     )
     parser.add_argument(
-        "--rounds",
-        type=int,
-        help=f"interleaved rounds of every side ({MIN_ROUNDS}; 2 with --quick)",
-    )
-    parser.add_argument(
         "--label",
         default="",
         help="suffix of the result's name (train_step_<device>_<label>.json): one file per invocation",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)",
     )
     parser.add_argument(
         "--trainer",
