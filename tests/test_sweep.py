@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -205,6 +206,14 @@ def check_failures(tmp_path_factory: pytest.TempPathFactory, data_cache: Path):
     return root, exit_status()
 
 
+@pytest.fixture
+def failed_sweep(check_failures: tuple[Path, int]) -> tuple[MlflowClient, Any, list]:
+    """That sweep's store (a client), parent run and job runs."""
+    root, _ = check_failures
+    parent, children = sweep_runs(root)
+    return MlflowClient(f"sqlite:///{root / 'mlflow.db'}"), parent, children
+
+
 def test_a_job_failing_its_checks_is_a_failed_child_named_after_its_overrides(
     check_failures,
 ) -> None:
@@ -227,14 +236,12 @@ def test_a_job_failing_its_checks_is_a_failed_child_named_after_its_overrides(
 
 
 def test_the_comparison_lists_the_failed_jobs_and_the_code_version(
-    check_failures, tmp_path: Path
+    failed_sweep, tmp_path: Path
 ) -> None:
     from lossbench.experiment.comparison import run_comparison
     from lossbench.experiment.identity import code_version
 
-    root, _ = check_failures
-    parent, _ = sweep_runs(root)
-    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    client, parent, _ = failed_sweep
     comparison, *_ = run_comparison(client, parent.info.run_id, ["ndcg@10"], tmp_path / "r")
     assert list(comparison.code_versions) == [code_version()]
     assert comparison.code_versions[code_version()].startswith("2 runs, git ")
@@ -245,14 +252,12 @@ def test_the_comparison_lists_the_failed_jobs_and_the_code_version(
 
 
 def test_the_comparison_refuses_runs_of_different_code_unless_told(
-    check_failures, tmp_path: Path
+    failed_sweep, tmp_path: Path
 ) -> None:
     from lossbench.experiment.comparison import run_comparison
     from lossbench.experiment.pooling import MixedCodeError
 
-    root, _ = check_failures
-    parent, children = sweep_runs(root)
-    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    client, parent, children = failed_sweep
     finished = [r for r in children if r.info.status == "FINISHED"]
     original = finished[1].data.tags["code_version"]
     client.set_tag(finished[1].info.run_id, "code_version", "0123456789abcdef")
