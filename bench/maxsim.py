@@ -289,6 +289,23 @@ def train_bench(args: argparse.Namespace, device: torch.device) -> dict[str, Any
 
 
 # ---- main ----------------------------------------------------------------------------------------
+SHAPE_DEFAULTS = {
+    "num_docs": 5_000,
+    "min_tokens": 24,
+    "max_tokens": 64,
+    "num_queries": 64,
+    "query_tokens": 32,
+    "dim": 128,
+    "chunk_tokens": 8192,
+    "query_batch_size": 64,
+    "train_queries": 16,
+    "train_docs": 2,
+    "query_length": 32,
+    "doc_length": 64,
+}
+"""Each shape's ``--option`` (``num_docs``: ``--num-docs``) and its default."""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -296,18 +313,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small shapes, one round")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
-    parser.add_argument("--num-docs", type=int, default=5_000)
-    parser.add_argument("--min-tokens", type=int, default=24)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--num-queries", type=int, default=64)
-    parser.add_argument("--query-tokens", type=int, default=32)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--chunk-tokens", type=int, default=8192)
-    parser.add_argument("--query-batch-size", type=int, default=64)
-    parser.add_argument("--train-queries", type=int, default=16)
-    parser.add_argument("--train-docs", type=int, default=2)
-    parser.add_argument("--query-length", type=int, default=32)
-    parser.add_argument("--doc-length", type=int, default=64)
+    for name, default in SHAPE_DEFAULTS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
     parser.add_argument("--steps", type=int, default=2, help="training steps per side and round")
     parser.add_argument(
         "--rounds",
