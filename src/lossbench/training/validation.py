@@ -16,9 +16,25 @@ from lossbench.retrieval import Index, index_corpus, index_corpus_sharded, searc
 
 class ValidationSchedule(L.Callback):
     """When to validate: every ``every_n_steps`` optimizer steps (if set), at the end of every epoch
-    and at the end of training. Subclasses say how (:meth:`validate`)."""
+    and at the end of training. Subclasses say how (:meth:`validate`); each validation is recorded
+    in :attr:`history` (``(step, metrics)``) and :attr:`last_step`."""
 
-    every_n_steps: int | None = None
+    def __init__(
+        self,
+        collection: Collection,
+        split: str,
+        metrics: Sequence[str],
+        every_n_steps: int | None,
+        batch_size: int,
+    ) -> None:
+        self.collection = collection
+        self.split = split
+        self.metrics = list(metrics)
+        self.every_n_steps = every_n_steps
+        self.batch_size = batch_size
+        self.last_index: Index | None = None
+        self.last_step: int | None = None
+        self.history: list[tuple[int, dict[str, float]]] = []
 
     def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
         raise NotImplementedError
@@ -71,17 +87,10 @@ class RetrievalValidation(ValidationSchedule):
         batch_size: int = 128,
         num_workers: int = 0,
     ) -> None:
-        self.collection = collection
+        super().__init__(collection, split, metrics, every_n_steps, batch_size)
         self.make_index = make_index
-        self.split = split
-        self.metrics = list(metrics)
-        self.every_n_steps = every_n_steps
         self.k = k
-        self.batch_size = batch_size
         self.num_workers = num_workers
-        self.last_index: Index | None = None
-        self.last_step: int | None = None
-        self.history: list[tuple[int, dict[str, float]]] = []
 
     def evaluate_index(self, module: Any, index: Index, step: int) -> dict[str, float]:
         """Search the split in ``index`` (built with the weights of ``step``) and record its metrics."""
@@ -142,15 +151,8 @@ class RerankValidation(ValidationSchedule):
         every_n_steps: int | None = None,
         batch_size: int = 128,
     ) -> None:
-        self.collection = collection
-        self.candidates = candidates
-        self.split = split
-        self.metrics = list(metrics)
-        self.every_n_steps = every_n_steps
-        self.batch_size = batch_size
-        self.last_index: Index | None = None  # never one: the test re-ranks its own candidates
-        self.last_step: int | None = None
-        self.history: list[tuple[int, dict[str, float]]] = []
+        super().__init__(collection, split, metrics, every_n_steps, batch_size)
+        self.candidates = candidates  # last_index stays None: the test re-ranks its own candidates
 
     def evaluate_now(self, module: Any, step: int) -> dict[str, float]:
         """Re-rank the split with ``module`` (the weights of ``step``) and record its metrics."""
