@@ -38,6 +38,19 @@ class FirstStage(ABC):
         return []
 
 
+def _first_stage_path(path: str | None, missing: str, folder: bool) -> Path:
+    """``first_stage.path``, expanded: ``missing`` (what to set) when it is empty, and
+    FileNotFoundError when it names no existing file (``folder``: folder)."""
+    if not path:
+        raise ValueError(missing)
+    found = Path(path).expanduser()
+    if not (found.is_dir() if folder else found.is_file()):
+        raise FileNotFoundError(
+            f"first_stage.path={path}: no such {'folder' if folder else 'file'}"
+        )
+    return found
+
+
 class BM25FirstStage(FirstStage):
     """BM25 over the collection's docs (:class:`~lossbench.retrieval.bm25.BM25Index`, ``bm25s``),
     indexed once per collection. The arguments (``k1``, ``b``, ``stemmer``, ``stopwords``) and their
@@ -70,14 +83,11 @@ class RunFileFirstStage(FirstStage):
     and line."""
 
     def __init__(self, path: str | None) -> None:
-        if not path:
-            raise ValueError(
-                "first_stage=run_file needs the run to re-rank: first_stage.path=/path/to/run "
-                "(TREC 'qid Q0 docid rank score tag', or .jsonl/.parquet with query_id, doc_id, score)"
-            )
-        self.path = Path(path).expanduser()
-        if not self.path.is_file():
-            raise FileNotFoundError(f"first_stage.path={path}: no such file")
+        missing = (
+            "first_stage=run_file needs the run to re-rank: first_stage.path=/path/to/run "
+            "(TREC 'qid Q0 docid rank score tag', or .jsonl/.parquet with query_id, doc_id, score)"
+        )
+        self.path = _first_stage_path(path, missing, folder=False)
         self._lists: dict[str, RankedList] | None = None
 
     def lists(self) -> dict[str, RankedList]:
@@ -121,14 +131,11 @@ class BiEncoderFirstStage(FirstStage):
         from lossbench.models.config import CrossEncoderConfig
         from lossbench.models.cross_encoder import saved_config_class
 
-        if not path:
-            raise ValueError(
-                "first_stage=model needs a saved bi-encoder: first_stage.path=/path/to/folder "
-                "(written by BiEncoderModule.save_pretrained)"
-            )
-        self.path = Path(path).expanduser()
-        if not self.path.is_dir():
-            raise FileNotFoundError(f"first_stage.path={path}: no such folder")
+        missing = (
+            "first_stage=model needs a saved bi-encoder: first_stage.path=/path/to/folder "
+            "(written by BiEncoderModule.save_pretrained)"
+        )
+        self.path = _first_stage_path(path, missing, folder=True)
         saved = saved_config_class(self.path)
         if saved is None:
             raise ValueError(
