@@ -7,6 +7,7 @@ with the command and the commit that produced it (:func:`provenance`), so every 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import fmt, table
@@ -44,6 +45,32 @@ def described_table(
     return "\n".join([provenance(doc), "", description, "", table(rows, columns), *after])
 
 
+def per_model_rows(
+    results: dict[str, dict[str, dict[str, Any]]],
+    label: str,
+    cells: Callable[[dict[str, Any]], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A row per model and side of ``results`` (``{model: {side: result}}``): the model, the side
+    (column ``label``), then ``cells(result)``."""
+    return [
+        {"model": model, label: side, **cells(row)}
+        for model, sides in results.items()
+        for side, row in sides.items()
+    ]
+
+
+def train_step_cells(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "s/step, median (range)": seconds_text(row, 4),
+        "x minimal": ratio_text(row.get("ratio_to_minimal")),
+        "x compiled minimal": ratio_text(row.get("ratio_to_compiled")),
+        "MLflow logger": {True: "yes", False: "no"}.get(row.get("mlflow_logger")),
+        "workers": row.get("num_workers"),
+        "longest step s": row.get("max_gap_s"),
+        "peak MiB": row.get("peak_mem_mib"),
+    }
+
+
 def train_step(doc: dict[str, Any]) -> str:
     shape = doc["shape"]
     description = (
@@ -53,22 +80,7 @@ def train_step(doc: dict[str, Any]) -> str:
         "x minimal: per round, the side's s/step over the minimal step's of the same round; "
         "median [min-max] of the rounds."
     )
-    rows = []
-    for model, sides in doc["results"].items():
-        for label, row in sides.items():
-            rows.append(
-                {
-                    "model": model,
-                    "side": label,
-                    "s/step, median (range)": seconds_text(row, 4),
-                    "x minimal": ratio_text(row.get("ratio_to_minimal")),
-                    "x compiled minimal": ratio_text(row.get("ratio_to_compiled")),
-                    "MLflow logger": {True: "yes", False: "no"}.get(row.get("mlflow_logger")),
-                    "workers": row.get("num_workers"),
-                    "longest step s": row.get("max_gap_s"),
-                    "peak MiB": row.get("peak_mem_mib"),
-                }
-            )
+    rows = per_model_rows(doc["results"], "side", train_step_cells)
     notes = []
     for model, data in (doc.get("data_path") or {}).items():
         notes.append(
@@ -91,19 +103,16 @@ def encode(doc: dict[str, Any]) -> str:
         f"{shape['batch_size']}; {doc['rounds']} interleaved rounds. x bare: per round, the bare "
         "forward's seconds over the variant's (a docs/s ratio); median [min-max] of the rounds."
     )
-    rows = []
-    for model, variants in doc["results"].items():
-        for name, row in variants.items():
-            rows.append(
-                {
-                    "model": model,
-                    "variant": name,
-                    "seconds, median (range)": seconds_text(row),
-                    "docs/s (median)": row["docs_per_s"],
-                    "x bare": ratio_text(row.get("ratio_to_bare")),
-                    "peak MiB": row.get("peak_mem_mib"),
-                }
-            )
+    rows = per_model_rows(
+        doc["results"],
+        "variant",
+        lambda row: {
+            "seconds, median (range)": seconds_text(row),
+            "docs/s (median)": row["docs_per_s"],
+            "x bare": ratio_text(row.get("ratio_to_bare")),
+            "peak MiB": row.get("peak_mem_mib"),
+        },
+    )
     for name, rate in (doc.get("tokenizer_docs_per_s") or {}).items():
         rows.append({"model": "-", "variant": f"{name} (timed once)", "docs/s (median)": rate})
     return described_table(doc, description, rows)
