@@ -117,17 +117,6 @@ def in_batch_inputs(
     ``scoring`` (the model's: MaxSim of token vectors; None: the dot product of single vectors)."""
     if gather and distributed_position()[1] > 1:
         return gather_in_batch(queries, docs, mask, targets, scoring)
-    return local_in_batch(queries, docs, mask, targets, scoring)
-
-
-def local_in_batch(
-    queries: torch.Tensor,
-    docs: torch.Tensor,
-    mask: torch.Tensor,
-    targets: torch.Tensor | None,
-    scoring: Scoring | None = None,
-) -> InBatchScores:
-    """The batch's own in-batch scores: ``queries`` ``(Q, *E)`` against ``docs`` ``(Q, D, *E)``."""
     scores = (scoring or dot_product()).all_docs(queries, docs.flatten(0, 1))  # (Q, Q*D)
     return InBatchScores(scores, targets, mask)
 
@@ -145,12 +134,12 @@ def gather_in_batch(
     smaller), and token vectors of different lengths: every rank pads its docs with zeros to the
     largest size of each axis, ``(Q_max, D_max, *E_max)`` (padding docs are masked out, padding
     tokens are zero vectors, which no score counts), so the gathered docs are ``R * Q_max`` blocks
-    of ``D_max``; this rank's queries own blocks ``rank * Q_max + q``. Falls back to
-    :func:`local_in_batch` when not distributed.
+    of ``D_max``; this rank's queries own blocks ``rank * Q_max + q``. Falls back to the batch's
+    own scores (:func:`in_batch_inputs` without gathering) when not distributed.
     """
     rank, world_size = distributed_position()
     if world_size == 1:
-        return local_in_batch(queries, docs, mask, targets, scoring)
+        return in_batch_inputs(queries, docs, mask, targets, False, scoring)
     sizes = all_gather_sizes(*docs.shape, device=docs.device)  # (R, 2 + len(E))
     largest = [int(v) for v in sizes.max(dim=0).values]
     widths: list[int] = []
