@@ -143,6 +143,16 @@ class _Zipf:
         return rng.choices(self.words, cum_weights=self.cum_weights, k=k)
 
 
+@dataclass(frozen=True)
+class _Words:
+    """What texts are drawn from: the background words (Zipf-distributed), each topic's topic words
+    and each topic's concepts."""
+
+    zipf: _Zipf
+    topic_words: tuple[tuple[str, ...], ...]
+    concepts: tuple[tuple[_Concept, ...], ...]
+
+
 def _concept(topic: int, stem: str, synonym_stems: list[str], rng: random.Random) -> _Concept:
     """A concept: its document word, then query synonyms (the first maybe a stem variant)."""
     final = rng.choice(FINALS)
@@ -179,13 +189,7 @@ def _vocabulary(
     return background, topic_words, concepts
 
 
-def _make_docs(
-    spec: SyntheticSpec,
-    rng: random.Random,
-    zipf: _Zipf,
-    topic_words: tuple[tuple[str, ...], ...],
-    concepts: tuple[tuple[_Concept, ...], ...],
-) -> tuple[_Doc, ...]:
+def _make_docs(spec: SyntheticSpec, rng: random.Random, vocabulary: _Words) -> tuple[_Doc, ...]:
     """Draw the corpus (process step 4)."""
     topics = [i % spec.num_topics for i in range(spec.num_docs)]
     rng.shuffle(topics)
@@ -198,9 +202,10 @@ def _make_docs(
         length = rng.randint(low, high)
         words = []
         for facet in facets:
-            words += [concepts[topic][facet].doc_word] * rng.randint(*FACET_REPEATS)
-        words += rng.choices(topic_words[topic], k=max(1, round(DOC_TOPIC_WORD_FRACTION * length)))
-        words += zipf.draw(rng, max(0, length - len(words)))
+            words += [vocabulary.concepts[topic][facet].doc_word] * rng.randint(*FACET_REPEATS)
+        topic_word_count = max(1, round(DOC_TOPIC_WORD_FRACTION * length))
+        words += rng.choices(vocabulary.topic_words[topic], k=topic_word_count)
+        words += vocabulary.zipf.draw(rng, max(0, length - len(words)))
         rng.shuffle(words)
         docs.append(_Doc(f"d{index}", topic, frozenset(facets), " ".join(words)))
     return tuple(docs)
@@ -230,19 +235,17 @@ def grade(query_concepts: frozenset[int], doc_concepts: frozenset[int]) -> int:
 def _draw_query(
     spec: SyntheticSpec,
     rng: random.Random,
-    zipf: _Zipf,
-    topic_words: tuple[tuple[str, ...], ...],
-    concepts: tuple[tuple[_Concept, ...], ...],
+    vocabulary: _Words,
     docs: tuple[_Doc, ...],
     by_topic: list[list[int]],
 ) -> tuple[int, frozenset[int], str, dict[int, int]]:
     """One candidate query (process step 5) with its qrels (step 6); may have too few relevant."""
     topic = rng.randrange(spec.num_topics)
     chosen = frozenset(rng.sample(range(spec.concepts_per_topic), rng.choice(QUERY_CONCEPTS)))
-    words = [rng.choice(concepts[topic][c].query_words) for c in sorted(chosen)]
+    words = [rng.choice(vocabulary.concepts[topic][c].query_words) for c in sorted(chosen)]
     if rng.random() < QUERY_TOPIC_WORD_PROB:
-        words.append(rng.choice(topic_words[topic]))
-    words += zipf.draw(rng, max(1, rng.randint(*QUERY_LENGTH) - len(words)))
+        words.append(rng.choice(vocabulary.topic_words[topic]))
+    words += vocabulary.zipf.draw(rng, max(1, rng.randint(*QUERY_LENGTH) - len(words)))
     rng.shuffle(words)
     qrels = {}
     for index in by_topic[topic]:
@@ -253,12 +256,7 @@ def _draw_query(
 
 
 def _make_queries(
-    spec: SyntheticSpec,
-    rng: random.Random,
-    zipf: _Zipf,
-    topic_words: tuple[tuple[str, ...], ...],
-    concepts: tuple[tuple[_Concept, ...], ...],
-    docs: tuple[_Doc, ...],
+    spec: SyntheticSpec, rng: random.Random, vocabulary: _Words, docs: tuple[_Doc, ...]
 ) -> tuple[_Query, ...]:
     """Draw every split's queries, re-drawing duplicates and under-judged ones (step 7)."""
     by_topic = _by_topic(spec.num_topics, docs)
@@ -268,9 +266,7 @@ def _make_queries(
     for split, count in zip(SPLITS, counts, strict=True):
         for i in range(count):
             for _ in range(MAX_QUERY_TRIES):
-                topic, chosen, text, qrels = _draw_query(
-                    spec, rng, zipf, topic_words, concepts, docs, by_topic
-                )
+                topic, chosen, text, qrels = _draw_query(spec, rng, vocabulary, docs, by_topic)
                 if len(qrels) >= MIN_RELEVANT and text not in seen:
                     break
             else:
@@ -352,9 +348,9 @@ def build_collection(spec: SyntheticSpec) -> _Generated:
     _validate(spec)
     rng = random.Random(spec.seed)
     background, topic_words, concepts = _vocabulary(spec, rng)
-    zipf = _Zipf(background)
-    docs = _make_docs(spec, rng, zipf, topic_words, concepts)
-    queries = _make_queries(spec, rng, zipf, topic_words, concepts, docs)
+    vocabulary = _Words(_Zipf(background), topic_words, concepts)
+    docs = _make_docs(spec, rng, vocabulary)
+    queries = _make_queries(spec, rng, vocabulary, docs)
     triples = _make_triples(spec, rng, docs, queries)
     teacher = _make_teacher(spec, rng, docs, queries)
     return _Generated(background, topic_words, concepts, docs, queries, triples, teacher)
