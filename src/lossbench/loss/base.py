@@ -221,6 +221,22 @@ def check_non_negative(value: float, name: str) -> float:
     return float(value)
 
 
+def check_count(value: int, name: str, allowed: str = "an integer >= 1") -> int:
+    """Return ``value`` if it is an integer >= 1 (a bool is not), raising a ``ValueError`` that
+    names ``name`` and what is ``allowed`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return value
+
+
+def check_optional_count(value: int | None, name: str, none_means: str) -> int | None:
+    """Return ``value`` if it is None (meaning ``none_means``) or an integer >= 1; else a
+    ``ValueError`` naming ``name`` (:func:`check_count`)."""
+    if value is None:
+        return None
+    return check_count(value, name, f"None ({none_means}) or an integer >= 1")
+
+
 def check_temperature(temperature: float) -> float:
     """Return ``temperature`` as a float, raising a ``ValueError`` unless it is a positive finite
     number (a negative one would invert the objective, 0 divides by zero)."""

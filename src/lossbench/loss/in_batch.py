@@ -23,6 +23,7 @@ from lossbench.loss.base import (
     Needs,
     check_flag,
     check_non_negative,
+    check_optional_count,
     check_temperature,
     masked_logsumexp,
 )
@@ -33,18 +34,7 @@ NegSampling = Literal["all", "first", "all_and_non_first"]
 
 
 def _check_max_num_neg_samples(max_num_neg_samples: int | None) -> int | None:
-    if max_num_neg_samples is None:
-        return None
-    if (
-        isinstance(max_num_neg_samples, bool)
-        or not isinstance(max_num_neg_samples, int)
-        or max_num_neg_samples < 1
-    ):
-        raise ValueError(
-            f"max_num_neg_samples must be None (every negative) or an integer >= 1, "
-            f"got {max_num_neg_samples!r}"
-        )
-    return max_num_neg_samples
+    return check_optional_count(max_num_neg_samples, "max_num_neg_samples", "every negative")
 
 
 def _in_batch_layout(

@@ -17,8 +17,10 @@ from lossbench.loss.approximate import true_ranks
 from lossbench.loss.base import (
     Needs,
     ScoringLossFunction,
+    check_count,
     check_flag,
     check_non_negative,
+    check_optional_count,
     check_positive,
     check_temperature,
     masked_log_softmax,
@@ -32,11 +34,7 @@ WEIGHTINGS: tuple[str, ...] = ("ndcg_loss2pp", "ndcg_loss2", "lambdarank", "rank
 
 def check_cutoff(k: int | None) -> int | None:
     """Return ``k`` unless it is neither None nor an integer >= 1 (then a ``ValueError``)."""
-    if k is None:
-        return None
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be None (every position) or an integer >= 1, got {k!r}")
-    return k
+    return check_optional_count(k, "k", "every position")
 
 
 def gains_of(targets: torch.Tensor, mask: torch.Tensor, exponential: bool) -> torch.Tensor:
@@ -274,15 +272,7 @@ class NeuralNDCG(ScoringLossFunction):
         scale_gains: bool = True,
     ) -> None:
         self.temperature = check_temperature(temperature)
-        if (
-            isinstance(sinkhorn_iterations, bool)
-            or not isinstance(sinkhorn_iterations, int)
-            or sinkhorn_iterations < 1
-        ):
-            raise ValueError(
-                f"sinkhorn_iterations must be an integer >= 1, got {sinkhorn_iterations!r}"
-            )
-        self.sinkhorn_iterations = sinkhorn_iterations
+        self.sinkhorn_iterations = check_count(sinkhorn_iterations, "sinkhorn_iterations")
         self.k = check_cutoff(k)
         self.scale_gains = check_flag(scale_gains, "scale_gains")
 
