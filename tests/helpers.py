@@ -340,3 +340,52 @@ def nan_ranknet_at_call(monkeypatch: Any, call: int) -> None:
         return value * torch.tensor(float("nan")) if calls["n"] == call else value
 
     monkeypatch.setattr(RankNet, "__call__", nan_on_that_call)
+
+
+# ---- golden tests of the losses ------------------------------------------------------------------
+Lists = list[tuple[list[float], list[float]]]  # per query: (real scores, real targets)
+
+
+def real_lists(
+    scores: list[list[float]], targets: list[list[float]], mask: list[list[bool]]
+) -> Lists:
+    """Per query, the real scores and targets in their original order (padding dropped)."""
+    out = []
+    for s_row, t_row, m_row in zip(scores, targets, mask, strict=True):
+        out.append(
+            (
+                [s for s, m in zip(s_row, m_row, strict=True) if m],
+                [t for t, m in zip(t_row, m_row, strict=True) if m],
+            )
+        )
+    return out
+
+
+def assert_matches_oracle(
+    loss: Any,
+    oracle: Callable[[Lists], float],
+    scores: list[list[float]],
+    targets: list[list[float]],
+    mask: list[list[bool]],
+) -> None:
+    """``loss`` on the padded batch is a float32 scalar equal to the float64 ``oracle`` on its
+    real lists."""
+    import pytest
+    import torch
+
+    value = loss(torch.tensor(scores), torch.tensor(targets), torch.tensor(mask))
+    expected = oracle(real_lists(scores, targets, mask))
+    assert value.dim() == 0 and value.dtype == torch.float32
+    assert value.item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def assert_targets_reduce_by_max(loss: Any, oracle: Callable[[Lists], float]) -> None:
+    """Targets of several columns ``(Q, D, T)`` count as their max: ``loss`` equals the
+    ``oracle`` on the max column."""
+    import pytest
+    import torch
+
+    scores = [[0.4, -0.3, 1.2]]
+    columns = [[[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]]]  # (Q, D, T): max -> [1, 2, 0]
+    value = loss(torch.tensor(scores), torch.tensor(columns))
+    assert value.item() == pytest.approx(oracle([(scores[0], [1.0, 2.0, 0.0])]), rel=1e-5, abs=1e-6)

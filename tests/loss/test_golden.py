@@ -32,8 +32,7 @@ from lossbench.loss import (
     ScoringLossFunction,
     SupervisedMarginMSE,
 )
-
-Lists = list[tuple[list[float], list[float]]]  # per query: (real scores, real targets)
+from tests.helpers import Lists, assert_matches_oracle, assert_targets_reduce_by_max
 
 # --------------------------------------------------------------------------------------------------
 # Oracle helpers (float64, plain Python)
@@ -48,21 +47,6 @@ def lse(values: list[float]) -> float:
 def softmax(values: list[float]) -> list[float]:
     norm = lse(values)
     return [math.exp(v - norm) for v in values]
-
-
-def real_lists(
-    scores: list[list[float]], targets: list[list[float]], mask: list[list[bool]]
-) -> Lists:
-    """Per query, the real scores and targets in their original order (padding dropped)."""
-    out = []
-    for s_row, t_row, m_row in zip(scores, targets, mask, strict=True):
-        out.append(
-            (
-                [s for s, m in zip(s_row, m_row, strict=True) if m],
-                [t for t, m in zip(t_row, m_row, strict=True) if m],
-            )
-        )
-    return out
 
 
 def mean(values: list[float]) -> float:
@@ -281,20 +265,13 @@ SCORING_LOSSES: dict[str, tuple[Callable[[], ScoringLossFunction], Callable[[Lis
 @pytest.mark.parametrize("loss_name", sorted(SCORING_LOSSES))
 def test_scoring_loss_matches_float64_oracle(loss_name: str, case: str) -> None:
     factory, oracle = SCORING_LOSSES[loss_name]
-    scores, targets, mask = SCORING_CASES[case]
-    value = factory()(torch.tensor(scores), torch.tensor(targets), torch.tensor(mask))
-    expected = oracle(real_lists(scores, targets, mask))
-    assert value.dim() == 0 and value.dtype == torch.float32
-    assert value.item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    assert_matches_oracle(factory(), oracle, *SCORING_CASES[case])
 
 
 @pytest.mark.parametrize("loss_name", sorted(SCORING_LOSSES))
 def test_multi_column_targets_reduce_by_max(loss_name: str) -> None:
     factory, oracle = SCORING_LOSSES[loss_name]
-    scores = [[0.4, -0.3, 1.2]]
-    columns = [[[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]]]  # (Q, D, T): max -> [1, 2, 0]
-    value = factory()(torch.tensor(scores), torch.tensor(columns))
-    assert value.item() == pytest.approx(oracle([(scores[0], [1.0, 2.0, 0.0])]), rel=1e-5, abs=1e-6)
+    assert_targets_reduce_by_max(factory(), oracle)
 
 
 # Hand-worked values ------------------------------------------------------------------------------

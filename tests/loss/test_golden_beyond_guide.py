@@ -26,16 +26,8 @@ from lossbench.loss import (
     RankNet,
     ScoringLossFunction,
 )
-from tests.loss.test_golden import (
-    NEG,
-    SCORING_CASES,
-    Lists,
-    lse,
-    mean,
-    per_query_oracle,
-    real_lists,
-    true_ranking,
-)
+from tests.helpers import Lists, assert_matches_oracle, assert_targets_reduce_by_max
+from tests.loss.test_golden import NEG, SCORING_CASES, lse, mean, per_query_oracle, true_ranking
 
 # --------------------------------------------------------------------------------------------------
 # Oracles (float64)
@@ -231,20 +223,13 @@ LOSSES: dict[str, tuple[Callable[[], ScoringLossFunction], Callable[[Lists], flo
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 def test_loss_matches_float64_oracle(loss_name: str, case: str) -> None:
     factory, oracle = LOSSES[loss_name]
-    scores, targets, mask = CASES[case]
-    value = factory()(torch.tensor(scores), torch.tensor(targets), torch.tensor(mask))
-    expected = oracle(real_lists(scores, targets, mask))
-    assert value.dim() == 0 and value.dtype == torch.float32
-    assert value.item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    assert_matches_oracle(factory(), oracle, *CASES[case])
 
 
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
 def test_multi_column_targets_reduce_by_max(loss_name: str) -> None:
     factory, oracle = LOSSES[loss_name]
-    scores = [[0.4, -0.3, 1.2]]
-    columns = [[[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]]]  # (Q, D, T): max -> [1, 2, 0]
-    value = factory()(torch.tensor(scores), torch.tensor(columns))
-    assert value.item() == pytest.approx(oracle([(scores[0], [1.0, 2.0, 0.0])]), rel=1e-5, abs=1e-6)
+    assert_targets_reduce_by_max(factory(), oracle)
 
 
 # --------------------------------------------------------------------------------------------------
