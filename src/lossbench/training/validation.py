@@ -24,7 +24,7 @@ class ValidationSchedule(L.Callback):
     def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
         raise NotImplementedError
 
-    def evaluate_start(self, module: Any, untrained_index: Index) -> dict[str, float]:
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
         """The step-0 validation of the untrained ``module``, whose corpus index exists already."""
         raise NotImplementedError
 
@@ -128,7 +128,9 @@ class RetrievalValidation(ValidationSchedule):
             )
         self.log_means(trainer, self.evaluate_index(module, index, step))
 
-    def evaluate_start(self, module: Any, untrained_index: Index) -> dict[str, float]:
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
+        if untrained_index is None:
+            raise ValueError("a corpus validation starts from the untrained model's corpus index")
         return self.evaluate_index(module, untrained_index, step=0)
 
 
@@ -192,7 +194,7 @@ class CandidateValidation(ValidationSchedule):
         self.history.append((step, means))
         return means
 
-    def evaluate_start(self, module: Any, untrained_index: Index) -> dict[str, float]:
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
         return self.evaluate_now(module, step=0)
 
     def identity(self) -> dict[str, Any]:
@@ -252,6 +254,13 @@ class RerankValidation(ValidationSchedule):
         self.last_step = step
         self.history.append((step, means))
         return means
+
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
+        return self.evaluate_now(module, step=0)
+
+    def identity(self) -> dict[str, Any]:
+        candidates = {query_id: sorted(docs) for query_id, docs in self.candidates.items()}
+        return {"kind": type(self).__name__, "candidates": candidates}
 
     def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
         step = trainer.global_step
