@@ -290,6 +290,17 @@ BAD_RUNS = {
         ConfigurationError,
         r"eval\.objective_split='train'; valid: test, dev",
     ),
+    "negative candidate-validation threshold": BadRun(
+        ["eval.val_candidates_above=-5"],
+        ConfigurationError,
+        r"eval\.val_candidates_above=-5: a number of docs \(>= 0\), or null to always validate "
+        r"on the whole corpus",
+    ),
+    "no validation candidates per query": BadRun(
+        ["eval.val_candidates_depth=0"],
+        ConfigurationError,
+        r"eval\.val_candidates_depth=0: the candidates per validation query, at least 1",
+    ),
     "local dataset without a path": BadRun(
         ["dataset=local"],
         ValueError,

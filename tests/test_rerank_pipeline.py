@@ -197,8 +197,9 @@ def test_an_index_for_vectors_is_refused_for_a_cross_encoder(tmp_path, data_cach
         finally:
             logger.removeHandler(handler)
     assert seen == [
-        "first_stage=run_file is ignored: model=tiny is a bi-encoder, it searches its own index "
-        "(first_stage is for cross-encoders, e.g. model=cross_minilm)"
+        "first_stage=run_file only chooses the validation candidates on a corpus of more than "
+        "eval.val_candidates_above docs: model=tiny is a bi-encoder, it searches its own index "
+        "(first_stage re-ranks for cross-encoders, e.g. model=cross_minilm)"
     ]
 
 

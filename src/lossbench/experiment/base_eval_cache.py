@@ -10,7 +10,9 @@ what they depend on (:func:`base_eval_key`):
   where it matters) and of its tokenizer;
 * the data: the corpus, the test split and the validation split (content fingerprints);
 * how it is evaluated: the index config, ``eval.metrics``, ``eval.k``, the validation split and
-  metrics, the device type and encoding batch size (both change the floats), and the versions of
+  metrics, which validation (the whole corpus, or a fixed candidate pool and its candidates:
+  :meth:`~lossbench.training.validation.ValidationSchedule.identity`), what the test searches (a
+  cross-encoder: its first stage's test candidates), the device type and encoding batch size (both change the floats), and the versions of
   lossbench's code (:func:`~lossbench.experiment.identity.code_version`) and of the libraries that
   compute (torch, transformers, ranx, numpy).
 
@@ -50,10 +52,16 @@ class BaseEvaluation:
 
 
 def base_eval_key(
-    cfg: Any, module: Any, fingerprints: dict[str, str], device: str, batch_size: int
+    cfg: Any,
+    module: Any,
+    fingerprints: dict[str, str],
+    evaluation: dict[str, Any],
+    inference: tuple[str, int],
 ) -> str:
     """The hash of everything the untrained evaluation depends on (see the module docstring);
-    ``fingerprints``: the corpus's and the splits' content fingerprints."""
+    ``fingerprints``: the corpus's and the splits' content fingerprints; ``evaluation``: the
+    validation's and the test retrieval's identities; ``inference``: the device type and encoding
+    batch size."""
     from lossbench.data.fingerprint import tokenizer_fingerprint, weights_fingerprint
     from lossbench.experiment.identity import portable_config
 
@@ -66,7 +74,8 @@ def base_eval_key(
             "data": fingerprints,
             "index": config["index"],
             "eval": {key: config["eval"][key] for key in ("metrics", "k", "val_metrics")},
-            "inference": {"device": device, "batch_size": batch_size},
+            "evaluation": evaluation,
+            "inference": {"device": inference[0], "batch_size": inference[1]},
             "code": code_version(),
             "libraries": {name: version(name) for name in LIBRARIES},
         }

@@ -100,6 +100,17 @@ def check_eval(eval_cfg: Any) -> None:
             f"eval.objective={eval_cfg.objective!r} is not computed on the {split} split: "
             f"{key} is [{', '.join(pool)}]; pick one of them or add it to {key}"
         )
+    above, depth = eval_cfg.get("val_candidates_above"), eval_cfg.get("val_candidates_depth", 1)
+    if above is not None and above < 0:
+        raise ConfigurationError(
+            f"eval.val_candidates_above={above}: a number of docs (>= 0), or null to always "
+            "validate on the whole corpus"
+        )
+    if depth < 1:
+        raise ConfigurationError(
+            f"eval.val_candidates_depth={depth}: the candidates per validation query, at least 1 "
+            "(e.g. 100)"
+        )
 
 
 PIPELINE_TRAINER_ARGS = ("logger", "callbacks", "default_root_dir")

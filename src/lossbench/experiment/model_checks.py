@@ -60,7 +60,8 @@ def check_model_losses(cfg: Any, losses: Sequence[LossFunction], model_config: A
 
 def check_reranker_settings(cfg: Any, model_config: Any) -> None:
     """A re-ranker builds no index: an ``index`` set on the command line or by a preset is refused;
-    a bi-encoder searches its own index, so a ``first_stage`` set for it is only warned about."""
+    a bi-encoder searches its own index, so a ``first_stage`` set for it (which then only chooses
+    the validation candidates of a large corpus) is warned about."""
     from lossbench.experiment.jobs import explicit_choice
 
     if model_config.reranks:
@@ -82,8 +83,9 @@ def check_reranker_settings(cfg: Any, model_config: Any) -> None:
         chosen = explicit_choice("first_stage")
         if chosen:
             logging.getLogger("lossbench").warning(
-                "%s is ignored: model=%s is a bi-encoder, it searches its own index "
-                "(first_stage is for cross-encoders, e.g. model=cross_minilm)",
+                "%s only chooses the validation candidates on a corpus of more than "
+                "eval.val_candidates_above docs: model=%s is a bi-encoder, it searches its own "
+                "index (first_stage re-ranks for cross-encoders, e.g. model=cross_minilm)",
                 chosen,
                 cfg.model.name,
             )

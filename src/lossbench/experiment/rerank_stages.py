@@ -39,11 +39,13 @@ class RerankStages(RunState):
     def evaluate_start_reranking(self) -> None:
         """A cross-encoder's starting point: the first stage's own test metrics
         (``test/first_stage_*``, its run as ``first_stage.run.txt``), then the untrained
-        re-ranker's (``test/base_*``, its run as ``test_base.run.txt``) and the step-0 validation.
-        A resumed run has them all already."""
+        re-ranker's (``test/base_*``, its run as ``test_base.run.txt``) and the step-0 validation,
+        computed once per model, data, candidates and evaluation settings, then reused (tag
+        ``base_eval``). A resumed run has them all already."""
         from lossbench.data.sources.formats import write_trec_run
         from lossbench.evaluation import evaluate_run, mlflow_metric_name
-        from lossbench.experiment.ui import BASE_RUN_FILE, FIRST_STAGE_RUN_FILE
+        from lossbench.experiment.reuse import evaluate_untrained
+        from lossbench.experiment.ui import FIRST_STAGE_RUN_FILE
 
         cfg, collection, retrieval = self.cfg, self.collection, self.retrieval
         if not (self.primary and self.resume is None):
@@ -60,19 +62,8 @@ class RerankStages(RunState):
                 for m, v in self.first_stage_means.items()
             }
         )
-        if not cfg.eval.base:
-            return
-        with self.watch.stage("base_eval"):
-            base = retrieval.evaluate(self.module, collection, "test", metrics)
-            self.base = base.evaluation.means
-            self.tracked.log_metrics(
-                {f"test/base_{mlflow_metric_name(m)}": v for m, v in self.base.items()}
-            )
-            self.tracked.log_artifact(self.write_run(base.evaluation.ranking, BASE_RUN_FILE))
-            start = self.validation.evaluate_now(self.module, step=0)
-        self.tracked.log_metrics(
-            {mlflow_metric_name(m, "val"): v for m, v in start.items()}, step=0
-        )
+        if cfg.eval.base:
+            evaluate_untrained(self)  # or reused from an earlier job's (experiment/reuse.py)
 
     def make_rerank_validation(self) -> Any:
         """Validation that re-ranks the dev queries' candidates (their count x ``eval.k`` pairs)."""

@@ -46,6 +46,11 @@ class BiEncoderRetrieval:
     encode_workers: int
     device: torch.device
 
+    def identity(self) -> dict[str, Any]:
+        """What the test searches besides the model and data: the whole corpus (the index config
+        is part of the run's config)."""
+        return {"searches": "corpus"}
+
     def index(self, module: Any, collection: Collection) -> Index:
         """Encode every doc of ``collection`` with ``module`` into a new index."""
         module.to(self.device)
@@ -121,6 +126,11 @@ class RerankRetrieval:
             )
             warnings += found
         return warnings
+
+    def identity(self) -> dict[str, Any]:
+        """What the test re-ranks: the first stage's test candidates (their ids per query)."""
+        candidates = self.candidates.get("test", {})
+        return {"reranks": {query_id: sorted(docs) for query_id, docs in candidates.items()}}
 
     def rerank(self, module: Any, collection: Collection, split: str) -> ScoredRun:
         """The first stage's candidates for ``split``, scored by ``module``."""

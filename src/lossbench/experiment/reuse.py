@@ -5,7 +5,7 @@
   Tag ``corpus_tokens`` = ``reused`` or ``built``.
 * :func:`evaluate_untrained`: the untrained model's test metrics, run file and step-0 validation
   (:mod:`lossbench.experiment.base_eval_cache`), computed once per model, data and evaluation
-  settings. Tag ``base_eval`` = ``reused`` (with ``base_eval_source``, the run that computed it) or
+  settings (a cross-encoder's: also per first-stage candidates). Tag ``base_eval`` = ``reused`` (with ``base_eval_source``, the run that computed it) or
   ``computed``; ``eval.reuse_base=false`` always computes and stores nothing.
 
 Both live under ``paths.cache`` and print a line when they reuse.
@@ -92,7 +92,7 @@ def compute_untrained(experiment: Any) -> BaseEvaluation:
     cfg, module = experiment.cfg, experiment.module
     base = experiment.retrieval.evaluate(module, experiment.collection, "test", cfg.eval.metrics)
     run_file = experiment.write_run(base.evaluation.ranking, BASE_RUN_FILE)
-    val = experiment.validation.evaluate_index(module, base.index, step=0)
+    val = experiment.validation.evaluate_start(module, base.index)
     return BaseEvaluation(base.evaluation.means, val, run_file, experiment.tracked.run_id)
 
 
@@ -126,8 +126,11 @@ def evaluate_untrained(experiment: Any) -> None:
                 cfg,
                 experiment.module,
                 data_fingerprints(experiment),
-                retrieval.device.type,
-                retrieval.batch_size,
+                {
+                    "validation": experiment.validation.identity(),
+                    "test": retrieval.identity(),
+                },
+                (retrieval.device.type, retrieval.batch_size),
             )
             folder = Path(cfg.paths.cache) / "base_eval" / key
             found = read_entry(folder, key, list(cfg.eval.metrics), list(cfg.eval.val_metrics))

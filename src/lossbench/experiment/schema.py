@@ -100,6 +100,9 @@ class EvalConf:
     val_split: str = MISSING
     val_metrics: list[str] = MISSING
     val_every_n_steps: int | None = None
+    # a bi-encoder on a larger corpus validates on a fixed pool of the first stage's dev candidates
+    val_candidates_above: int | None = 100_000
+    val_candidates_depth: int = 100
     # other test collections, zero-shot: dataset options by name, or mappings {dataset: option, ...}
     collections: list[Any] = field(default_factory=list)
 

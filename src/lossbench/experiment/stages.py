@@ -173,21 +173,30 @@ class Experiment(SetupStages, ResultStages, RerankStages):
 
     def make_validation(self) -> Any:
         """The dev-split validation callback (every ``eval.val_every_n_steps``, each epoch, at the end)."""
-        from lossbench.training.validation import RetrievalValidation
+        from lossbench.experiment.validation_choice import (
+            validates_on_candidates,
+            validation_candidates,
+        )
+        from lossbench.training.validation import CandidateValidation, RetrievalValidation
 
         cfg, retrieval = self.cfg, self.retrieval
         if self.reranks:
             return self.make_rerank_validation()
-        return RetrievalValidation(
-            self.collection,
-            self.make_index,
-            split=cfg.eval.val_split,
-            metrics=cfg.eval.val_metrics,
-            every_n_steps=cfg.eval.get("val_every_n_steps"),
-            k=retrieval.k,
-            batch_size=retrieval.batch_size,
-            num_workers=retrieval.encode_workers,
-        )
+        settings = {
+            "split": cfg.eval.val_split,
+            "metrics": cfg.eval.val_metrics,
+            "every_n_steps": cfg.eval.get("val_every_n_steps"),
+            "k": retrieval.k,
+            "batch_size": retrieval.batch_size,
+            "num_workers": retrieval.encode_workers,
+        }
+        if not validates_on_candidates(cfg, self.collection):
+            self.tracked.set_tags({"validation": "corpus"})
+            return RetrievalValidation(self.collection, self.make_index, **settings)
+        with self.watch.stage("val_candidates"):
+            candidates = validation_candidates(cfg, self.collection)
+        self.tracked.set_tags({"validation": "candidates"})
+        return CandidateValidation(self.collection, candidates, self.make_index, **settings)
 
     # ---- train -------------------------------------------------------------------------------
     def train(self) -> None:

@@ -16,16 +16,24 @@ def index_corpus(
     batch_size: int = 128,
     num_workers: int = 0,
     texts_per_chunk: int = 100_000,
+    progress: bool = True,
 ) -> Index:
     """Encode every doc of ``collection`` and add it to ``index``, batch by batch (a sparse index
     converts each batch at once, so a corpus of vocabulary-sized vectors is never held dense).
 
     The corpus is read ``texts_per_chunk`` docs at a time (each chunk length-sorted for encoding),
     so a lazy corpus (an ir_datasets docstore, an 8.8M-passage file) is never held in memory whole.
+    ``progress``: show a progress bar per chunk.
     """
     store = corpus_tokens_for(module, collection.docs)  # the ids on disk: no tokenizer
     for doc_ids, vectors in iter_encoded_docs(
-        module, collection.docs.items(), batch_size, num_workers, texts_per_chunk, store=store
+        module,
+        collection.docs.items(),
+        batch_size,
+        num_workers,
+        texts_per_chunk,
+        progress=progress,
+        store=store,
     ):
         index.add(vectors, doc_ids)
     return index

@@ -1,6 +1,7 @@
 """Validation while training: a bi-encoder indexes the corpus with the current weights and searches
-the dev split (:class:`RetrievalValidation`); a cross-encoder re-ranks the dev queries' first-stage
-candidates (:class:`RerankValidation`). Both log the split's metrics on the same schedule."""
+the dev split (:class:`RetrievalValidation`), or, on a large corpus, indexes only a fixed pool of the
+dev queries' candidates (:class:`CandidateValidation`); a cross-encoder re-ranks the dev queries'
+first-stage candidates (:class:`RerankValidation`). All log the split's metrics on the same schedule."""
 
 from __future__ import annotations
 
@@ -38,6 +39,21 @@ class ValidationSchedule(L.Callback):
 
     def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
         raise NotImplementedError
+
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
+        """The step-0 validation of the untrained ``module``, whose corpus index exists already."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """What the validation's metrics depend on besides the model, data and metric names (part of
+        the key of a stored untrained evaluation, whose step-0 validation is reused)."""
+        return {"kind": type(self).__name__}
+
+    def log_means(self, trainer: L.Trainer, means: dict[str, float]) -> None:
+        if trainer.logger is not None:
+            trainer.logger.log_metrics(
+                {mlflow_metric_name(m, "val"): v for m, v in means.items()}, trainer.global_step
+            )
 
     def on_train_batch_end(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
@@ -119,11 +135,84 @@ class RetrievalValidation(ValidationSchedule):
             index = index_corpus(
                 module, self.collection, self.make_index(), self.batch_size, self.num_workers
             )
-        means = self.evaluate_index(module, index, step)
-        if trainer.logger is not None:
-            trainer.logger.log_metrics(
-                {mlflow_metric_name(m, "val"): v for m, v in means.items()}, step
-            )
+        self.log_means(trainer, self.evaluate_index(module, index, step))
+
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
+        if untrained_index is None:
+            raise ValueError("a corpus validation starts from the untrained model's corpus index")
+        return self.evaluate_index(module, untrained_index, step=0)
+
+
+class CandidateValidation(ValidationSchedule):
+    """Validation whose cost does not grow with the corpus: the dev queries' candidates (a first
+    stage's top docs, fixed before training) are pooled into one small corpus, which each validation
+    indexes with the current weights and searches with the dev queries.
+
+    A query ranks the whole pool (its own candidates and the other queries'), so the pool holds at
+    most ``queries x depth`` docs whatever the corpus holds; a relevant doc outside the pool counts as
+    not retrieved. Rank 0 validates alone under DDP (the other ranks wait at their next step). The
+    pool's index is not the corpus's: the test indexes the corpus itself (:attr:`last_index` None).
+
+    Args:
+        collection: the collection (dev queries, qrels, doc texts).
+        candidates: the first stage's run of the split (``{query id: {doc id: score}}``).
+        make_index: builds an empty index (the run's index type).
+        split, metrics, every_n_steps, k, batch_size, num_workers: as :class:`RetrievalValidation`'s.
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        candidates: ScoredRun,
+        make_index: Callable[[], Index],
+        split: str = "dev",
+        metrics: Sequence[str] = ("ndcg@10",),
+        every_n_steps: int | None = None,
+        k: int = 100,
+        batch_size: int = 128,
+        num_workers: int = 0,
+    ) -> None:
+        pooled = sorted({doc_id for docs in candidates.values() for doc_id in docs})
+        self.pool = Collection(
+            name=f"{collection.name}-{split}-candidates",
+            docs={doc_id: collection.docs[doc_id] for doc_id in pooled},
+            queries={split: collection.split_queries(split)},
+            qrels={split: collection.qrels[split]},
+        )
+        self.candidates = {query_id: sorted(docs) for query_id, docs in candidates.items()}
+        self.make_index = make_index
+        self.split = split
+        self.metrics = list(metrics)
+        self.every_n_steps = every_n_steps
+        self.k = k
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.last_index: Index | None = None  # never one: the pool is not the corpus
+        self.last_step: int | None = None
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def evaluate_now(self, module: Any, step: int) -> dict[str, float]:
+        """Index the pool with ``module`` (the weights of ``step``), search the split in it and
+        record its metrics."""
+        index = index_corpus(
+            module, self.pool, self.make_index(), self.batch_size, self.num_workers, progress=False
+        )
+        run = search_split(module, self.pool, index, self.split, self.k, self.batch_size)
+        means = evaluate_run(self.pool.qrels[self.split], run, self.metrics).means
+        self.last_step = step
+        self.history.append((step, means))
+        return means
+
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
+        return self.evaluate_now(module, step=0)
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": type(self).__name__, "k": self.k, "candidates": self.candidates}
+
+    def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
+        if trainer.global_step == self.last_step or not trainer.is_global_zero:
+            return
+        self.log_means(trainer, self.evaluate_now(module, trainer.global_step))
 
 
 class RerankValidation(ValidationSchedule):
@@ -168,12 +257,15 @@ class RerankValidation(ValidationSchedule):
         self.history.append((step, means))
         return means
 
+    def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
+        return self.evaluate_now(module, step=0)
+
+    def identity(self) -> dict[str, Any]:
+        candidates = {query_id: sorted(docs) for query_id, docs in self.candidates.items()}
+        return {"kind": type(self).__name__, "candidates": candidates}
+
     def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
         step = trainer.global_step
         if step == self.last_step or not trainer.is_global_zero:
             return
-        means = self.evaluate_now(module, step)
-        if trainer.logger is not None:
-            trainer.logger.log_metrics(
-                {mlflow_metric_name(m, "val"): v for m, v in means.items()}, step
-            )
+        self.log_means(trainer, self.evaluate_now(module, step))
