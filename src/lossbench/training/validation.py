@@ -172,6 +172,7 @@ class CandidateValidation(ValidationSchedule):
         batch_size: int = 128,
         num_workers: int = 0,
     ) -> None:
+        super().__init__(collection, split, metrics, every_n_steps, batch_size)
         pooled = sorted({doc_id for docs in candidates.values() for doc_id in docs})
         self.pool = Collection(
             name=f"{collection.name}-{split}-candidates",
@@ -180,16 +181,9 @@ class CandidateValidation(ValidationSchedule):
             qrels={split: collection.qrels[split]},
         )
         self.candidates = {query_id: sorted(docs) for query_id, docs in candidates.items()}
-        self.make_index = make_index
-        self.split = split
-        self.metrics = list(metrics)
-        self.every_n_steps = every_n_steps
+        self.make_index = make_index  # last_index stays None: the pool is not the corpus
         self.k = k
-        self.batch_size = batch_size
         self.num_workers = num_workers
-        self.last_index: Index | None = None  # never one: the pool is not the corpus
-        self.last_step: int | None = None
-        self.history: list[tuple[int, dict[str, float]]] = []
 
     def evaluate_now(self, module: Any, step: int) -> dict[str, float]:
         """Index the pool with ``module`` (the weights of ``step``), search the split in it and
