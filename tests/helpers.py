@@ -81,6 +81,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_pipeline(cfg: Any) -> tuple[Any, str]:
+    """``python -m pipeline.run`` on a composed ``cfg``: its MLflow run (the experiment's latest)
+    and what it printed."""
+    import contextlib
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.run import run
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run(cfg)
+    client = MlflowClient(tracking_uri=str(cfg.tracking.uri))
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    latest = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
+    )[0]
+    return latest, printed.getvalue()
+
+
 def all_runs(uri: str) -> list:
     """Every run of every experiment in the MLflow store at ``uri``."""
     from mlflow.tracking import MlflowClient

@@ -4,8 +4,6 @@ broken; never with ``eval.reuse_base=false``."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from lossbench.experiment.base_eval_cache import (
     write_entry,
 )
 from lossbench.experiment.ui import BASE_RUN_FILE
-from tests.helpers import FAST_RUN, compose_config
+from tests.helpers import FAST_RUN, compose_config, run_pipeline
 
 QUICK = [*FAST_RUN, "trainer.max_steps=1", "save_model=false", "checkpoint.every_n_steps=null"]
 
@@ -28,18 +26,9 @@ QUICK = [*FAST_RUN, "trainer.max_steps=1", "save_model=false", "checkpoint.every
 def run_job(root: Path, cache: Path, name: str, *overrides: str):  # noqa: ANN201
     """One quick pipeline run; returns its MLflow run, its untrained run file's bytes and what it
     printed."""
-    from pipeline.run import run
-
     cfg = compose_config(root, cache, *QUICK, f"paths.output={root / name}", *overrides)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        run(cfg)
-    client = MlflowClient(tracking_uri=str(cfg.tracking.uri))
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    latest = client.search_runs(
-        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
-    )[0]
-    return latest, (root / name / BASE_RUN_FILE).read_bytes(), printed.getvalue()
+    latest, printed = run_pipeline(cfg)
+    return latest, (root / name / BASE_RUN_FILE).read_bytes(), printed
 
 
 def base_metrics(run) -> dict[str, float]:  # noqa: ANN001

@@ -4,8 +4,6 @@ corpus, and how a run chooses it, says so and keys its stored untrained evaluati
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,13 @@ from mlflow.tracking import MlflowClient
 from lossbench.data.collection import Collection
 from lossbench.retrieval import ExactDenseIndex
 from lossbench.training.validation import CandidateValidation, RetrievalValidation
-from tests.helpers import FAST_RUN, compose_config, tiny_bi_encoder, tiny_collection
+from tests.helpers import (
+    FAST_RUN,
+    compose_config,
+    run_pipeline,
+    tiny_bi_encoder,
+    tiny_collection,
+)
 
 
 def collection(extra_docs: int = 0) -> Collection:
@@ -86,8 +90,6 @@ def test_the_identity_names_the_candidates() -> None:
 
 
 def run_job(root: Path, *overrides: str) -> tuple[Any, str]:
-    from pipeline.run import run
-
     cfg = compose_config(
         root,
         root / "cache",
@@ -97,15 +99,7 @@ def run_job(root: Path, *overrides: str) -> tuple[Any, str]:
         "checkpoint.every_n_steps=null",
         *overrides,
     )
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        run(cfg)
-    client = MlflowClient(tracking_uri=str(cfg.tracking.uri))
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    latest = client.search_runs(
-        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
-    )[0]
-    return latest, printed.getvalue()
+    return run_pipeline(cfg)
 
 
 @pytest.mark.slow
