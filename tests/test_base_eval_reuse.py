@@ -124,20 +124,29 @@ def test_a_setting_that_does_not_matter_reuses(two_runs) -> None:
     assert other_file.splitlines()[0].endswith(b" lossbench-infonce")
 
 
+CROSS = ("model=tiny_cross", "eval.k=10")
+
+
 def test_a_cross_encoder_reuses_its_untrained_re_ranking(tmp_path: Path) -> None:
     """The untrained re-ranker's metrics, run file and step-0 validation, reused by a job with
-    another loss; first-stage candidates that differ (BM25's k1) make another key."""
+    another loss."""
     cache = tmp_path / "cache"
-    cross = ("model=tiny_cross", "eval.k=10")
-    first, first_file, _ = run_job(tmp_path, cache, "first", *cross)
-    second, second_file, printed = run_job(tmp_path, cache, "second", *cross, "loss=listnet")
+    first, first_file, _ = run_job(tmp_path, cache, "first", *CROSS)
+    second, second_file, printed = run_job(tmp_path, cache, "second", *CROSS, "loss=listnet")
     assert first.data.tags["base_eval"] == "computed"
     assert second.data.tags["base_eval"] == "reused"
     assert base_metrics(second) == base_metrics(first) and base_metrics(first)
     strip = lambda data: [line.rsplit(b" ", 1)[0] for line in data.splitlines()]  # noqa: E731
     assert strip(second_file) == strip(first_file)
     assert "untrained evaluation reused from" in printed
-    other, *_ = run_job(tmp_path, cache, "k1", *cross, "first_stage.retriever.k1=3.0")
+
+
+@pytest.mark.slow
+def test_other_first_stage_candidates_recompute_a_cross_encoders(tmp_path: Path) -> None:
+    """BM25 with another k1 proposes other candidates: another key, computed again."""
+    cache = tmp_path / "cache"
+    first, *_ = run_job(tmp_path, cache, "first", *CROSS)
+    other, *_ = run_job(tmp_path, cache, "k1", *CROSS, "first_stage.retriever.k1=3.0")
     assert other.data.tags["base_eval"] == "computed"
     assert other.data.tags["base_eval_key"] != first.data.tags["base_eval_key"]
 
