@@ -75,7 +75,7 @@ def test_the_pool_is_the_union_of_the_candidates_whatever_the_corpus_size() -> N
         validation = CandidateValidation(data, candidates, CountingIndex, k=10, batch_size=8)
         means = validation.evaluate_now(module, step=3)
         union = {doc for docs in candidates.values() for doc in docs}
-        assert set(validation.pool.docs) == union
+        assert set(validation.collection.docs) == union
         sizes.append(sum(CountingIndex.added))
         assert validation.history == [(3, means)]
     assert sizes == [len(union), len(union)]  # the 400 filler docs are never encoded

@@ -143,10 +143,10 @@ class RetrievalValidation(ValidationSchedule):
         return self.evaluate_index(module, untrained_index, step=0)
 
 
-class CandidateValidation(ValidationSchedule):
+class CandidateValidation(RetrievalValidation):
     """Validation whose cost does not grow with the corpus: the dev queries' candidates (a first
-    stage's top docs, fixed before training) are pooled into one small corpus, which each validation
-    indexes with the current weights and searches with the dev queries.
+    stage's top docs, fixed before training) are pooled into one small corpus (:attr:`collection`),
+    which each validation indexes with the current weights and searches with the dev queries.
 
     A query ranks the whole pool (its own candidates and the other queries'), so the pool holds at
     most ``queries x depth`` docs whatever the corpus holds; a relevant doc outside the pool counts as
@@ -157,7 +157,9 @@ class CandidateValidation(ValidationSchedule):
         collection: the collection (dev queries, qrels, doc texts).
         candidates: the first stage's run of the split (``{query id: {doc id: score}}``).
         make_index: builds an empty index (the run's index type).
-        split, metrics, every_n_steps, k, batch_size, num_workers: as :class:`RetrievalValidation`'s.
+        split: the queries to evaluate (``dev``).
+        settings: ``metrics``, ``every_n_steps``, ``k``, ``batch_size``, ``num_workers``, as
+            :class:`RetrievalValidation`'s.
     """
 
     def __init__(
@@ -166,35 +168,31 @@ class CandidateValidation(ValidationSchedule):
         candidates: ScoredRun,
         make_index: Callable[[], Index],
         split: str = "dev",
-        metrics: Sequence[str] = ("ndcg@10",),
-        every_n_steps: int | None = None,
-        k: int = 100,
-        batch_size: int = 128,
-        num_workers: int = 0,
+        **settings: Any,
     ) -> None:
-        super().__init__(collection, split, metrics, every_n_steps, batch_size)
         pooled = sorted({doc_id for docs in candidates.values() for doc_id in docs})
-        self.pool = Collection(
+        pool = Collection(
             name=f"{collection.name}-{split}-candidates",
             docs={doc_id: collection.docs[doc_id] for doc_id in pooled},
             queries={split: collection.split_queries(split)},
             qrels={split: collection.qrels[split]},
         )
+        super().__init__(pool, make_index, split=split, **settings)
         self.candidates = {query_id: sorted(docs) for query_id, docs in candidates.items()}
-        self.make_index = make_index  # last_index stays None: the pool is not the corpus
-        self.k = k
-        self.num_workers = num_workers
 
     def evaluate_now(self, module: Any, step: int) -> dict[str, float]:
         """Index the pool with ``module`` (the weights of ``step``), search the split in it and
         record its metrics."""
         index = index_corpus(
-            module, self.pool, self.make_index(), self.batch_size, self.num_workers, progress=False
+            module,
+            self.collection,
+            self.make_index(),
+            self.batch_size,
+            self.num_workers,
+            progress=False,
         )
-        run = search_split(module, self.pool, index, self.split, self.k, self.batch_size)
-        means = evaluate_run(self.pool.qrels[self.split], run, self.metrics).means
-        self.last_step = step
-        self.history.append((step, means))
+        means = self.evaluate_index(module, index, step)
+        self.last_index = None  # the pool's index: the test must index the corpus itself
         return means
 
     def evaluate_start(self, module: Any, untrained_index: Index | None) -> dict[str, float]:
