@@ -44,6 +44,8 @@ LOSSES = ("ranknet", "listnet", "in_batch_ce")
 """Default losses: a pairwise loss on triples, a listwise one on the teacher run, an in-batch one."""
 QUICK_OVERRIDES = ("model=tiny", "trainer.max_steps=4", "data.num_workers=0")
 GOAL = 1.15
+REUSE_TAGS = ("base_eval", "base_eval_source", "corpus_tokens")
+"""The tags a job sets on what it computed or reused (``lossbench.experiment.reuse``)."""
 PAID_STAGES = ("train", "index", "search")
 """Stages every job must pay (beside one untrained evaluation, ``base_eval``)."""
 
@@ -98,8 +100,8 @@ def job_times(uri: str, experiment: str) -> list[dict[str, Any]]:
                     for name, value in metrics.items()
                     if name.startswith("time/")
                 },
-                # what a job says it reused (a shared untrained evaluation, a token-id cache)
-                "reuse_tags": {k: v for k, v in tags.items() if "reuse" in k or "cache" in k},
+                # what a job says it reused (the untrained evaluation, the tokenized corpus)
+                "reuse_tags": {k: tags[k] for k in REUSE_TAGS if k in tags},
             }
         )
     return jobs
