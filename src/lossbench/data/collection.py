@@ -21,6 +21,12 @@ Texts = Mapping[str, str]
 """id -> text: a dict, or a lazy mapping over a large corpus (an ir_datasets docs_store, a file index)."""
 
 
+def candidate_ids(run: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """Each query's candidate doc ids, sorted: which docs a run proposes, whatever their scores (a
+    :data:`ScoredRun` works as is). What identifies a candidate set in a cache key."""
+    return {query_id: sorted(docs) for query_id, docs in run.items()}
+
+
 @dataclass
 class Collection:
     """A retrieval collection with its training sources.

@@ -12,9 +12,10 @@ what they depend on (:func:`base_eval_key`):
 * how it is evaluated: the index config, ``eval.metrics``, ``eval.k``, the validation split and
   metrics, which validation (the whole corpus, or a fixed candidate pool and its candidates:
   :meth:`~lossbench.training.validation.ValidationSchedule.identity`), what the test searches (a
-  cross-encoder: its first stage's test candidates), the device type and encoding batch size (both change the floats), and the versions of
-  lossbench's code (:func:`~lossbench.experiment.identity.code_version`) and of the libraries that
-  compute (torch, transformers, ranx, numpy).
+  cross-encoder: its first stage's test candidates), the device type and encoding batch size
+  (both change the floats), and the versions of lossbench's code
+  (:func:`~lossbench.experiment.identity.code_version`) and of the libraries that compute (torch,
+  transformers, ranx, numpy).
 
 An entry is ``entry.json`` (the key, the metrics, the run that computed it, the SHA-256 of the run
 file) and ``test_base.run.txt``, written to a temporary folder and renamed into place. An entry

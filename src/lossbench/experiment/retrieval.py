@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from lossbench.data.collection import Collection, ScoredRun
+from lossbench.data.collection import Collection, ScoredRun, candidate_ids
 from lossbench.evaluation import Evaluation, evaluate_run
 from lossbench.retrieval import Index, index_corpus, search_split
 from lossbench.retrieval.first_stage import FirstStage
@@ -129,8 +129,7 @@ class RerankRetrieval:
 
     def identity(self) -> dict[str, Any]:
         """What the test re-ranks: the first stage's test candidates (their ids per query)."""
-        candidates = self.candidates.get("test", {})
-        return {"reranks": {query_id: sorted(docs) for query_id, docs in candidates.items()}}
+        return {"reranks": candidate_ids(self.candidates.get("test", {}))}
 
     def rerank(self, module: Any, collection: Collection, split: str) -> ScoredRun:
         """The first stage's candidates for ``split``, scored by ``module``."""

@@ -5,8 +5,9 @@
   Tag ``corpus_tokens`` = ``reused`` or ``built``.
 * :func:`evaluate_untrained`: the untrained model's test metrics, run file and step-0 validation
   (:mod:`lossbench.experiment.base_eval_cache`), computed once per model, data and evaluation
-  settings (a cross-encoder's: also per first-stage candidates). Tag ``base_eval`` = ``reused`` (with ``base_eval_source``, the run that computed it) or
-  ``computed``; ``eval.reuse_base=false`` always computes and stores nothing.
+  settings (a cross-encoder's: also per first-stage candidates). Tag ``base_eval`` = ``reused``
+  (with ``base_eval_source``, the run that computed it) or ``computed``; ``eval.reuse_base=false``
+  always computes and stores nothing.
 
 Both live under ``paths.cache`` and print a line when they reuse.
 """

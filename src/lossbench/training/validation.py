@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning as L
 
-from lossbench.data.collection import Collection, ScoredRun
+from lossbench.data.collection import Collection, ScoredRun, candidate_ids
 from lossbench.evaluation import evaluate_run, mlflow_metric_name
 from lossbench.retrieval import Index, index_corpus, index_corpus_sharded, search_split
 
@@ -178,7 +178,7 @@ class CandidateValidation(RetrievalValidation):
             qrels={split: collection.qrels[split]},
         )
         super().__init__(pool, make_index, split=split, **settings)
-        self.candidates = {query_id: sorted(docs) for query_id, docs in candidates.items()}
+        self.candidates = candidate_ids(candidates)
 
     def evaluate_now(self, module: Any, step: int) -> dict[str, float]:
         """Index the pool with ``module`` (the weights of ``step``), search the split in it and
@@ -253,8 +253,7 @@ class RerankValidation(ValidationSchedule):
         return self.evaluate_now(module, step=0)
 
     def identity(self) -> dict[str, Any]:
-        candidates = {query_id: sorted(docs) for query_id, docs in self.candidates.items()}
-        return {"kind": type(self).__name__, "candidates": candidates}
+        return {"kind": type(self).__name__, "candidates": candidate_ids(self.candidates)}
 
     def validate(self, trainer: L.Trainer, module: Any, every_rank: bool = True) -> None:
         step = trainer.global_step
