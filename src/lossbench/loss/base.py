@@ -32,6 +32,8 @@ from typing import ClassVar
 
 import torch
 
+from lossbench.loss.in_batch_layout import InBatchLayout, in_batch_layout
+
 
 class Needs(enum.Flag):
     """What a loss needs from the data and the model, checked before training starts."""
@@ -104,6 +106,9 @@ class InBatchLossFunction(LossFunction):
     whose (detached) score comes within this margin of the query's positive
     (:mod:`lossbench.loss.false_negatives`); :meth:`false_negatives_dropped` then counts the
     negatives the last call dropped.
+
+    Calling it checks the shapes (:func:`~lossbench.loss.in_batch_layout.in_batch_layout`);
+    subclasses implement :meth:`compute` on the checked layout only.
     """
 
     needs: ClassVar[Needs] = Needs.IN_BATCH
@@ -116,14 +121,20 @@ class InBatchLossFunction(LossFunction):
         scores' device), or None when the loss does not filter."""
         return self._dropped if self.false_negative_margin is not None else None
 
-    @abstractmethod
     def __call__(
         self,
         scores: torch.Tensor,
         targets: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         query_offset: int | None = None,
-    ) -> torch.Tensor: ...
+    ) -> torch.Tensor:
+        return self.compute(in_batch_layout(scores, mask, query_offset), targets)
+
+    @abstractmethod
+    def compute(self, layout: InBatchLayout, targets: torch.Tensor | None) -> torch.Tensor:
+        """The loss on a checked layout (:class:`~lossbench.loss.in_batch_layout.InBatchLayout`:
+        float32 scores, which columns are real and which block each query owns) and the targets of
+        the local queries' own blocks, ``(Q, D)`` or ``(Q, D, T)``, or None."""
 
 
 class RegularizationLossFunction(LossFunction):

@@ -28,6 +28,7 @@ from lossbench.loss.base import (
     masked_logsumexp,
 )
 from lossbench.loss.false_negatives import MarginType, check_margin, false_negatives
+from lossbench.loss.in_batch_layout import InBatchLayout
 
 PosSampling = Literal["all", "first"]
 NegSampling = Literal["all", "first", "all_and_non_first"]
@@ -35,61 +36,6 @@ NegSampling = Literal["all", "first", "all_and_non_first"]
 
 def _check_max_num_neg_samples(max_num_neg_samples: int | None) -> int | None:
     return check_optional_count(max_num_neg_samples, "max_num_neg_samples", "every negative")
-
-
-def _in_batch_layout(
-    scores: torch.Tensor, mask: torch.Tensor | None, query_offset: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Check the in-batch shapes; return ``(scores float32, local mask, mask, real_columns, own,
-    offset)``.
-
-    Without ``query_offset``, ``scores`` is ``(Q, Q*D)`` and ``mask`` ``(Q, D)`` (or None: all
-    real). With it (gathered across devices), ``scores`` is ``(Q, B*D)`` against ``B`` blocks,
-    ``mask`` ``(B, D)`` covers every block, and local query q owns block ``query_offset + q``.
-    ``local mask`` ``(Q, D)`` is the queries' own blocks; ``real_columns`` ``(Q, B*D)`` is True
-    where a column is a real doc (the same for every row); ``own`` ``(Q, B*D)`` is True on each
-    query's own block.
-    """
-    if scores.dim() != 2 or scores.shape[0] == 0:
-        raise ValueError(
-            f"in-batch scores must have shape (Q, Q*D), got {tuple(scores.shape)}: query q against "
-            "every doc of the batch, owning columns [q*D, (q+1)*D)"
-        )
-    num_queries, num_columns = scores.shape
-    if query_offset is None:
-        if num_columns % num_queries != 0:
-            raise ValueError(
-                f"in-batch scores must have shape (Q, Q*D), got {tuple(scores.shape)}: query q "
-                "against every doc of the batch, owning columns [q*D, (q+1)*D)"
-            )
-        shape = (num_queries, num_columns // num_queries)
-        if mask is None:
-            mask = torch.ones(shape, dtype=torch.bool, device=scores.device)
-        elif mask.shape != shape:
-            raise ValueError(
-                f"in-batch mask must have shape (Q, D) = {shape}, got {tuple(mask.shape)}"
-            )
-        query_offset = 0
-    elif (
-        mask is None
-        or mask.dim() != 2
-        or mask.numel() != num_columns
-        or not 0 <= query_offset <= mask.shape[0] - num_queries
-    ):
-        raise ValueError(
-            f"gathered in-batch scores {tuple(scores.shape)} with query_offset={query_offset} need "
-            f"a (B, D) mask of every block with B*D = {num_columns} and B >= query_offset + Q; "
-            f"got {None if mask is None else tuple(mask.shape)}"
-        )
-    mask = mask.to(dtype=torch.bool, device=scores.device)
-    num_docs = mask.shape[1]
-    real_columns = mask.reshape(1, num_columns).expand(num_queries, num_columns)  # (Q, B*D)
-    owner = torch.arange(num_columns, device=scores.device) // num_docs  # (B*D,)
-    rows = query_offset + torch.arange(num_queries, device=scores.device)  # (Q,)
-    own = owner.unsqueeze(0) == rows.unsqueeze(1)  # (Q, B*D)
-    scores = scores.float().masked_fill(~real_columns, 0.0)  # (Q, B*D)
-    local_mask = mask[query_offset : query_offset + num_queries]  # (Q, D)
-    return scores, local_mask, mask, real_columns, own, query_offset
 
 
 def _subsample(negatives: torch.Tensor, max_num: int | None) -> torch.Tensor:
@@ -145,7 +91,25 @@ def _cross_entropy(
     return total / num_counted.to(total.dtype).clamp(min=1.0)
 
 
-class InBatchCrossEntropy(InBatchLossFunction):
+class _InBatchSoftmax(InBatchLossFunction):
+    """The settings both in-batch cross-entropies share (each documents them in its Args)."""
+
+    def __init__(
+        self,
+        max_num_neg_samples: int | None,
+        temperature: float,
+        gather_across_devices: bool,
+        false_negative_margin: float | None,
+        false_negative_margin_type: MarginType,
+    ) -> None:
+        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
+        self.temperature = check_temperature(temperature)
+        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
+        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
+        self.false_negative_margin_type: MarginType = false_negative_margin_type
+
+
+class InBatchCrossEntropy(_InBatchSoftmax):
     """In-batch cross-entropy: each query's positive must win a softmax against the batch's docs.
 
     Formula (query q, its first doc ``p_q = q*D`` is the positive, ``C_q`` its candidates: its
@@ -237,20 +201,16 @@ class InBatchCrossEntropy(InBatchLossFunction):
             )
         self.pos_sampling_technique: PosSampling = pos_sampling_technique
         self.neg_sampling_technique: NegSampling = neg_sampling_technique
-        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
-        self.temperature = check_temperature(temperature)
-        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
-        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
-        self.false_negative_margin_type: MarginType = false_negative_margin_type
+        super().__init__(
+            max_num_neg_samples,
+            temperature,
+            gather_across_devices,
+            false_negative_margin,
+            false_negative_margin_type,
+        )
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        query_offset: int | None = None,
-    ) -> torch.Tensor:
-        scores, local_mask, mask, real, own, offset = _in_batch_layout(scores, mask, query_offset)
+    def compute(self, layout: InBatchLayout, targets: torch.Tensor | None) -> torch.Tensor:
+        scores, local_mask, mask, real, own, offset = layout
         num_queries, num_docs = local_mask.shape
         first_column = (torch.arange(scores.shape[1], device=scores.device) % num_docs) == 0
         own_first = own & first_column.unsqueeze(0)  # (Q, Q*D)
@@ -275,7 +235,7 @@ class InBatchCrossEntropy(InBatchLossFunction):
         )
 
 
-class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
+class ScoreBasedInBatchCrossEntropy(_InBatchSoftmax):
     """Score-based in-batch cross-entropy: the teacher picks each query's positive and negatives.
 
     Formula (query q: positive ``p_q`` = its own doc with the highest target, first on ties;
@@ -338,24 +298,20 @@ class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
         false_negative_margin_type: MarginType = "absolute",
     ) -> None:
         self.min_target_diff = check_non_negative(min_target_diff, "min_target_diff")
-        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
-        self.temperature = check_temperature(temperature)
-        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
-        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
-        self.false_negative_margin_type: MarginType = false_negative_margin_type
+        super().__init__(
+            max_num_neg_samples,
+            temperature,
+            gather_across_devices,
+            false_negative_margin,
+            false_negative_margin_type,
+        )
 
-    def __call__(
-        self,
-        scores: torch.Tensor,
-        targets: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        query_offset: int | None = None,
-    ) -> torch.Tensor:
+    def compute(self, layout: InBatchLayout, targets: torch.Tensor | None) -> torch.Tensor:
         if targets is None:
             raise ValueError(
                 "ScoreBasedInBatchCrossEntropy needs targets (teacher scores), got None"
             )
-        scores, local_mask, mask, real, own, offset = _in_batch_layout(scores, mask, query_offset)
+        scores, local_mask, mask, real, own, offset = layout
         num_queries, num_docs = local_mask.shape
         targets = targets.to(device=scores.device, dtype=torch.float32)
         if targets.dim() == 3:
