@@ -176,3 +176,27 @@ def test_distillation_preset_trains_on_the_teacher_run_and_logs_to_mlflow(
     assert sorted(m.step for m in losses) == [0, 1, 2]
     assert mlflow_run.data.metrics["test/ndcg_at_10"] == pytest.approx(objective)
     assert mlflow_run.data.params["index/dim"] == "32"  # the tiny dense model
+
+
+def test_the_cranfield_preset_sweeps_every_loss_that_trains_without_a_teacher(
+    tmp_path, data_cache
+) -> None:
+    """Cranfield has judgements but no teacher run: the preset compares every bi-encoder loss that
+    trains from triples (none is left out), 3 seeds, zero-shot on the synthetic collection."""
+    from lossbench.experiment.jobs import group_options
+    from lossbench.experiment.model_checks import fitting_options
+    from lossbench.models import DprConfig
+
+    cfg = compose_config(
+        tmp_path, data_cache, "experiment=compare_losses_cranfield", small=False, hydra_node=True
+    )
+    assert cfg.dataset.name == "cranfield" and not cfg.dataset.teacher_scores
+    assert cfg.hydra.sweeper.params.seed == "0,1,2" and cfg.hydra.mode.name == "MULTIRUN"
+    swept = set(cfg.hydra.sweeper.params.loss.split(","))
+    fits = {name.split("=")[1] for name in fitting_options("loss", DprConfig())}
+    from_triples = {
+        name for name, option in group_options("loss").items() if option.train_source == "triples"
+    }
+    sparse_only = {"splade_flops"}  # RankNet plus SPLADE's regularizer; compare_losses skips it too
+    assert swept == (fits & from_triples) - sparse_only and "ranknet" in swept and "kl_divergence" not in swept
+    assert list(cfg.eval.collections) == ["synthetic"]

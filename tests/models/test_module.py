@@ -128,3 +128,41 @@ def test_compiled_losses_and_gradients_equal_the_eager_ones(tiny_module) -> None
     assert len(compiled_grads) == len(eager_grads)
     for compiled, eager in zip(compiled_grads, eager_grads, strict=True):
         torch.testing.assert_close(compiled, eager, rtol=1e-3, atol=1e-5)
+
+
+class InBatchRecorder(InBatchCrossEntropy):
+    """In-batch cross-entropy that remembers the scores it was given."""
+
+    def __call__(self, scores, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN204
+        self.seen = scores.detach().clone()
+        return super().__call__(scores, *args, **kwargs)
+
+
+def test_score_scale_multiplies_what_every_loss_sees_and_nothing_else(tiny_module) -> None:
+    samples = [
+        TrainSample("q1", "alpha beta", ["a", "b"], ["doc one", "doc two"], [1.0, 0.0]),
+        TrainSample("q2", "gamma", ["c", "d"], ["doc three", "doc four"], [1.0, 0.0]),
+    ]
+    batch = make_batch(tiny_module, samples)
+    tiny_module.eval()
+    seen = {}
+    for scale in (1.0, 20.0):
+        tiny_module.config.score_scale = scale
+        recorder, in_batch = Recorder(), InBatchRecorder()
+        tiny_module.loss_functions, tiny_module.loss_weights = [recorder, in_batch], [1.0, 1.0]
+        tiny_module.loss_names = ["recorder", "in_batch"]
+        tiny_module.compute_losses(batch)
+        with torch.no_grad():  # what indexes and run files get: the vectors, never scaled
+            vectors = tiny_module.encode_docs(batch.doc_encoding)
+        seen[scale] = (recorder.seen[0], in_batch.seen, vectors)
+    assert torch.allclose(seen[20.0][0], 20 * seen[1.0][0], rtol=1e-5, atol=1e-5)
+    assert torch.allclose(seen[20.0][1], 20 * seen[1.0][1], rtol=1e-5, atol=1e-5)
+    assert torch.equal(seen[20.0][2], seen[1.0][2])
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0])
+def test_score_scale_must_be_positive(scale: float) -> None:
+    from lossbench.models import DprConfig
+
+    with pytest.raises(ValueError, match="score_scale=.*must be positive"):
+        DprConfig(score_scale=scale)

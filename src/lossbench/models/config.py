@@ -32,6 +32,10 @@ class BiEncoderConfig:
         doc_length: max tokens of a doc.
         pooling: ``first`` (the [CLS] token), ``mean`` or ``max`` over real tokens (padding masked).
         similarity: ``dot`` product or ``cosine`` (the L2-normalized dot product).
+        score_scale: what the losses see is ``score_scale`` x the similarity. Cosine scores lie in
+            [-1, 1], too flat for a softmax or a sigmoid: sentence-transformers trains its cosine
+            models (all-MiniLM-L6-v2 among them) with the scores x 20. Rankings, indexes and run
+            files are unchanged by it; only training is.
         random_init: build the backbone from its config with fresh random weights (tests, ablations).
         backbone_overrides: fields replaced in the backbone's config, e.g. ``num_hidden_layers: 2``.
         shared_encoder: one encoder for queries and docs (True, the usual bi-encoder), or two
@@ -59,6 +63,7 @@ class BiEncoderConfig:
     doc_length: int = 180
     pooling: Pooling = "first"
     similarity: Similarity = "dot"
+    score_scale: float = 1.0
     random_init: bool = False
     backbone_overrides: dict[str, Any] = field(default_factory=dict)
     shared_encoder: bool = True
@@ -68,6 +73,10 @@ class BiEncoderConfig:
             raise ValueError(f"pooling={self.pooling!r}; valid: first, mean, max")
         if self.similarity not in ("dot", "cosine"):
             raise ValueError(f"similarity={self.similarity!r}; valid: dot, cosine")
+        if not self.score_scale > 0:
+            raise ValueError(
+                f"score_scale={self.score_scale}; it must be positive (1: the similarity as it is)"
+            )
         if self.query_length < 1 or self.doc_length < 1:
             raise ValueError("query_length and doc_length must be positive")
         self.backbone_overrides = dict(self.backbone_overrides or {})

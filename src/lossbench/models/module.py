@@ -27,7 +27,7 @@ from lossbench.models.encoders import TextEncoder, build_encoder
 from lossbench.models.grad_cache import GradCache, all_reduce_gradients, check_chunk_size
 from lossbench.models.ranking_module import LossSpec, RankingModule
 from lossbench.models.saved import read_saved_json
-from lossbench.models.scoring import Scoring
+from lossbench.models.scoring import Scoring, scaled
 from lossbench.training.distributed import InBatchScores, distributed_position, in_batch_inputs
 
 SAVED_CONFIG = "lossbench_config.json"
@@ -125,8 +125,9 @@ class BiEncoderModule(RankingModule):
 
     @property
     def scoring(self) -> Scoring:
-        """How a query's embedding and a doc's are compared (the encoder's: dot product, MaxSim)."""
-        return self.encoder.scoring
+        """How a query's embedding and a doc's are compared for the losses: the encoder's (dot
+        product, MaxSim), times the config's ``score_scale``."""
+        return scaled(self.encoder.scoring, self.config.score_scale)
 
     @property
     def backbone(self) -> nn.Module:

@@ -43,6 +43,26 @@ class DotProduct(Scoring):
         return queries @ docs.T  # (Q, N)
 
 
+class Scaled(Scoring):
+    r"""Another scoring's scores times a constant: :math:`s'(q, d) = c \cdot s(q, d)`, the scores a
+    bi-encoder's losses see when its config sets ``score_scale`` (cosine models are trained so)."""
+
+    def __init__(self, inner: Scoring, scale: float) -> None:
+        self.inner = inner
+        self.scale = scale
+
+    def per_query(self, queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
+        return self.inner.per_query(queries, docs) * self.scale
+
+    def all_docs(self, queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
+        return self.inner.all_docs(queries, docs) * self.scale
+
+
+def scaled(scoring: Scoring, scale: float) -> Scoring:
+    """``scoring`` itself when ``scale`` is 1, else its scores times ``scale``."""
+    return scoring if scale == 1 else Scaled(scoring, scale)
+
+
 def token_mask(vectors: torch.Tensor) -> torch.Tensor:
     """Which tokens of ``(..., L, dim)`` token vectors count: the non-zero ones, ``(..., L)``."""
     return vectors.ne(0).any(dim=-1)
