@@ -1,5 +1,6 @@
 """What the tests share: paths, composed configs, run overrides, tiny collections on disk, MLflow and
-DDP helpers. Fixtures live in ``conftest.py``; everything else a test imports comes from here."""
+DDP helpers. Fixtures live in ``conftest.py``; everything else a test imports comes from here, but
+for the float64 loss oracles and their input cases (``tests/loss/oracles.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import os
 import random
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -253,6 +256,72 @@ def _entry(
         function(rank, world_size, *args)
     finally:
         dist.destroy_process_group()
+
+
+DDP_NUM_TRIPLES = 24
+"""Training tuples of :func:`ddp_collection`: 12 per rank of 2, 6 per DataLoader worker."""
+DDP_NUM_DOCS = 19
+"""Docs of :func:`ddp_collection`: not a multiple of 2, so the index shards differ in size."""
+DDP_QUERIES = {
+    f"q{i}": f"query about topic {i} and words" * (1 + i % 3) for i in range(DDP_NUM_TRIPLES)
+}
+DDP_DOCS = {f"d{i}": f"document {i} " + "text " * (i % 5) for i in range(DDP_NUM_DOCS)}
+
+
+def ddp_collection() -> Any:
+    """The tiny collection the DDP tests train on: a triple per training query, 2 dev queries."""
+    from lossbench.data.collection import Collection
+
+    triples = [
+        (f"q{i}", f"d{i % DDP_NUM_DOCS}", f"d{(i * 7 + 3) % DDP_NUM_DOCS}")
+        for i in range(DDP_NUM_TRIPLES)
+    ]
+    dev = {"dq0": "document 3", "dq1": "topic 5"}
+    return Collection(
+        name="tiny",
+        docs=DDP_DOCS,
+        queries={"train": DDP_QUERIES, "dev": dev},
+        qrels={"dev": {"dq0": {"d3": 1}, "dq1": {"d5": 1}}},
+        triples=triples,
+    )
+
+
+def in_batch_losses() -> dict[str, Callable[[], Any]]:
+    """Every in-batch loss in the settings that change its code path, by name: what the GradCache
+    tests (one process and DDP) check each against the plain computation."""
+    from lossbench.loss import InBatchCrossEntropy, ScoreBasedInBatchCrossEntropy
+
+    return {
+        "in_batch_ce": InBatchCrossEntropy,
+        "in_batch_ce_non_first_t05": lambda: InBatchCrossEntropy(
+            "first", "all_and_non_first", temperature=0.5
+        ),
+        "in_batch_ce_sampled": lambda: InBatchCrossEntropy(max_num_neg_samples=2),
+        "in_batch_ce_false_negatives": lambda: InBatchCrossEntropy(false_negative_margin=0.5),
+        "score_based": lambda: ScoreBasedInBatchCrossEntropy(0.5),
+        "score_based_false_negatives_relative": lambda: ScoreBasedInBatchCrossEntropy(
+            0.5, false_negative_margin=0.01, false_negative_margin_type="relative"
+        ),
+    }
+
+
+def cli(
+    *overrides: str, root: Path, multirun: bool = False, full_error: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline.run`` in a subprocess, as a user runs it, with every path under ``root``
+    (``full_error``: with ``HYDRA_FULL_ERROR=1``, which shows every frame of an error)."""
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
+    sweep_dir = f"hydra.sweep.dir={root / 'multirun'}"
+    flags = ["-m"] if multirun else []
+    command = [sys.executable, "-m", "pipeline.run", *flags, f"paths.root={root}", sweep_dir]
+    command += overrides
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def run_gloo(function: Callable[..., Any], *args: Any, world_size: int = 2) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from lossbench.data.sources.formats import DataFormatError
 from lossbench.experiment.checks import ConfigurationError
 from lossbench.experiment.tracking import TrackingError
-from tests.helpers import FAST_RUN, REPO, all_runs, free_port, write_trec
+from tests.helpers import FAST_RUN, all_runs, cli, free_port, write_trec
 
 FAST_RUN_HERE = [*FAST_RUN, "eval.base=false"]
 
@@ -119,19 +117,6 @@ def test_an_unknown_value_of_a_closed_setting_lists_the_valid_ones(
     assert f"expected one of {valid}" in cause_chain(info.value)
 
 
-def cli(*overrides: str, root: Path, multirun: bool = False) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
-    sweep_dir = f"hydra.sweep.dir={root / 'multirun'}"
-    flags = ["-m"] if multirun else []
-    command = [sys.executable, "-m", "pipeline.run", *flags, f"paths.root={root}", sweep_dir]
-    command += overrides
-    return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -152,12 +137,17 @@ def test_the_cli_prints_a_composition_error_without_a_traceback(
 
 
 @pytest.mark.slow
-def test_the_cli_shows_a_check_error_with_the_projects_frames_only(tmp_path: Path) -> None:
+def test_the_cli_prints_a_check_error_without_a_traceback(tmp_path: Path) -> None:
+    """The check's message names the problem and the fix; HYDRA_FULL_ERROR=1 shows the frames."""
     result = cli("loss=kl_divergence", "dataset=cranfield", "model=tiny", root=tmp_path)
     assert result.returncode == 1
-    assert "KLDivergence needs teacher scores, but dataset=cranfield has none" in result.stderr
-    assert "site-packages" not in result.stderr  # Hydra trims its own and the libraries' frames
-    assert len(result.stderr.splitlines()) < 20
+    message = "Error: KLDivergence needs teacher scores, but dataset=cranfield has none"
+    assert result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    full = cli(
+        "loss=kl_divergence", "dataset=cranfield", "model=tiny", root=tmp_path, full_error=True
+    )
+    assert full.returncode == 1 and "Traceback" in full.stderr and "check_plan" in full.stderr
 
 
 # --- in run(), before the MLflow run is opened ---------------------------------------------------

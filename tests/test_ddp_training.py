@@ -18,32 +18,28 @@ from typing import Any
 import pytest
 import torch
 
-from tests.helpers import gloo_rank_results, lightning_ddp_trainer, rank_mean, tiny_bi_encoder
+from tests.helpers import (
+    DDP_DOCS,
+    DDP_NUM_DOCS,
+    DDP_NUM_TRIPLES,
+    DDP_QUERIES,
+    ddp_collection,
+    gloo_rank_results,
+    lightning_ddp_trainer,
+    rank_mean,
+    tiny_bi_encoder,
+)
 
 pytestmark = pytest.mark.slow  # two processes each load the tiny model: about a minute on 2 cores
 
-NUM_TRIPLES = 24  # 12 per rank, 6 per DataLoader worker, batches of 3: equal shares, 4 steps
-NUM_DOCS = 19  # not a multiple of 2: the index shards differ in size
-QUERIES = {f"q{i}": f"query about topic {i} and words" * (1 + i % 3) for i in range(NUM_TRIPLES)}
-DOCS = {f"d{i}": f"document {i} " + "text " * (i % 5) for i in range(NUM_DOCS)}
+NUM_TRIPLES = DDP_NUM_TRIPLES  # 12 per rank, 6 per DataLoader worker, batches of 3: 4 steps
+NUM_DOCS = DDP_NUM_DOCS  # not a multiple of 2: the index shards differ in size
+QUERIES = DDP_QUERIES
+DOCS = DDP_DOCS
 
 
 def tiny_module(loss: Any) -> Any:
     return tiny_bi_encoder(loss, doc_length=16)
-
-
-def collection() -> Any:
-    from lossbench.data.collection import Collection
-
-    triples = [(f"q{i}", f"d{i % NUM_DOCS}", f"d{(i * 7 + 3) % NUM_DOCS}") for i in range(24)]
-    dev = {"dq0": "document 3", "dq1": "topic 5"}
-    return Collection(
-        name="tiny",
-        docs=DOCS,
-        queries={"train": QUERIES, "dev": dev},
-        qrels={"dev": {"dq0": {"d3": 1}, "dq1": {"d5": 1}}},
-        triples=triples,
-    )
 
 
 def gathered_module_losses(rank: int, world_size: int) -> dict[str, float]:
@@ -93,7 +89,7 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
 
     results: dict[str, Any] = {"module_losses": gathered_module_losses(rank, world_size)}
 
-    data = collection()
+    data = ddp_collection()
     seen: list[str] = []
 
     class Record(L.Callback):

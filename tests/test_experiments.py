@@ -198,5 +198,9 @@ def test_the_cranfield_preset_sweeps_every_loss_that_trains_without_a_teacher(
         name for name, option in group_options("loss").items() if option.train_source == "triples"
     }
     sparse_only = {"splade_flops"}  # RankNet plus SPLADE's regularizer; compare_losses skips it too
-    assert swept == (fits & from_triples) - sparse_only and "ranknet" in swept and "kl_divergence" not in swept
+    assert (
+        swept == (fits & from_triples) - sparse_only
+        and "ranknet" in swept
+        and "kl_divergence" not in swept
+    )
     assert list(cfg.eval.collections) == ["synthetic"]

@@ -17,12 +17,12 @@ import torch
 
 from tests.helpers import (
     gloo_rank_results,
+    in_batch_losses,
     lightning_ddp_trainer,
     ragged_samples,
     rank_mean,
     tiny_bi_encoder,
 )
-from tests.models.test_grad_cache import IN_BATCH_LOSSES
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
@@ -52,7 +52,7 @@ def _module_worker(rank: int, world_size: int, folder: Path) -> None:
     everything = samples()
     share = everything[:3] if rank == 0 else everything[3:]
     differences: dict[str, dict[str, float]] = {}
-    for name, make in IN_BATCH_LOSSES.items():
+    for name, make in in_batch_losses().items():
         loss = make()
         loss.gather_across_devices = True
         uncached_value, uncached = step(loss, share, None)
@@ -78,7 +78,7 @@ def _module_worker(rank: int, world_size: int, folder: Path) -> None:
 
 def test_cached_gathered_steps_equal_uncached_ones_on_two_processes(tmp_path: Path) -> None:
     for differences in gloo_rank_results(_module_worker, tmp_path):
-        assert set(differences) == set(IN_BATCH_LOSSES)
+        assert set(differences) == set(in_batch_losses())
         for name, found in differences.items():
             assert found["gradient_scale"] > 0, name
             for key in ("rank_value", "rank_gradient", "global_value", "global_gradient"):
@@ -90,7 +90,7 @@ def _fit_worker(rank: int, world_size: int, folder: Path) -> None:
 
     from lossbench.data import LightningIRDataModule, TupleDataset
     from lossbench.loss import InBatchCrossEntropy
-    from tests.test_ddp_training import collection
+    from tests.helpers import ddp_collection
 
     weights: dict[Any, list[torch.Tensor]] = {}
     for chunk_size in (None, 1):
@@ -98,7 +98,9 @@ def _fit_worker(rank: int, world_size: int, folder: Path) -> None:
         module.set_optimizer(torch.optim.SGD, lr=0.5)
         module.set_grad_cache(chunk_size)
         trainer = lightning_ddp_trainer(rank, world_size, max_steps=2, gradient_clip_val=1.0)
-        data = LightningIRDataModule(TupleDataset(collection()), train_batch_size=3, num_workers=0)
+        data = LightningIRDataModule(
+            TupleDataset(ddp_collection()), train_batch_size=3, num_workers=0
+        )
         L.seed_everything(0, verbose=False)
         trainer.fit(module, data)
         weights[chunk_size] = [p.detach().clone() for p in module.parameters()]

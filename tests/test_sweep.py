@@ -295,7 +295,7 @@ def test_a_job_that_does_not_compose_stops_the_sweep_before_any_job_runs_on_reco
 
 @pytest.mark.slow  # a subprocess that imports everything and runs a tiny job: ~1 min
 def test_the_command_exits_non_zero_after_running_the_other_jobs(tmp_path: Path) -> None:
-    from tests.test_bad_input import cli
+    from tests.helpers import cli
 
     result = cli(
         "eval.objective=precision@3,ndcg@10",

@@ -27,7 +27,7 @@ from lossbench.loss import (
     ScoringLossFunction,
 )
 from tests.helpers import Lists, assert_matches_oracle, assert_targets_reduce_by_max
-from tests.loss.test_golden import NEG, SCORING_CASES, lse, mean, per_query_oracle, true_ranking
+from tests.loss.oracles import NEG, SCORING_CASES, lse, mean, per_query_oracle, true_ranking
 
 # --------------------------------------------------------------------------------------------------
 # Oracles (float64)

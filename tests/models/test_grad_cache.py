@@ -23,25 +23,13 @@ from lossbench.loss import (
     InBatchLossFunction,
     LossFunction,
     RankNet,
-    ScoreBasedInBatchCrossEntropy,
 )
 from lossbench.models import BiEncoderModule, ColConfig, DprConfig, SpladeConfig
 from lossbench.models.backbone import TINY_BERT, minilm_path
 from lossbench.models.ranking_module import loss_log_names
-from tests.helpers import ragged_samples
+from tests.helpers import in_batch_losses, ragged_samples
 
-IN_BATCH_LOSSES: dict[str, Callable[[], InBatchLossFunction]] = {
-    "in_batch_ce": InBatchCrossEntropy,
-    "in_batch_ce_non_first_t05": lambda: InBatchCrossEntropy(
-        "first", "all_and_non_first", temperature=0.5
-    ),
-    "in_batch_ce_sampled": lambda: InBatchCrossEntropy(max_num_neg_samples=2),
-    "in_batch_ce_false_negatives": lambda: InBatchCrossEntropy(false_negative_margin=0.5),
-    "score_based": lambda: ScoreBasedInBatchCrossEntropy(0.5),
-    "score_based_false_negatives_relative": lambda: ScoreBasedInBatchCrossEntropy(
-        0.5, false_negative_margin=0.01, false_negative_margin_type="relative"
-    ),
-}
+IN_BATCH_LOSSES: dict[str, Callable[[], InBatchLossFunction]] = in_batch_losses()
 
 MODELS: dict[str, Callable[[], Any]] = {
     "dense": lambda: DprConfig(

@@ -91,25 +91,7 @@ def _cross_entropy(
     return total / num_counted.to(total.dtype).clamp(min=1.0)
 
 
-class _InBatchSoftmax(InBatchLossFunction):
-    """The settings both in-batch cross-entropies share (each documents them in its Args)."""
-
-    def __init__(
-        self,
-        max_num_neg_samples: int | None,
-        temperature: float,
-        gather_across_devices: bool,
-        false_negative_margin: float | None,
-        false_negative_margin_type: MarginType,
-    ) -> None:
-        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
-        self.temperature = check_temperature(temperature)
-        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
-        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
-        self.false_negative_margin_type: MarginType = false_negative_margin_type
-
-
-class InBatchCrossEntropy(_InBatchSoftmax):
+class InBatchCrossEntropy(InBatchLossFunction):
     """In-batch cross-entropy: each query's positive must win a softmax against the batch's docs.
 
     Formula (query q, its first doc ``p_q = q*D`` is the positive, ``C_q`` its candidates: its
@@ -201,13 +183,11 @@ class InBatchCrossEntropy(_InBatchSoftmax):
             )
         self.pos_sampling_technique: PosSampling = pos_sampling_technique
         self.neg_sampling_technique: NegSampling = neg_sampling_technique
-        super().__init__(
-            max_num_neg_samples,
-            temperature,
-            gather_across_devices,
-            false_negative_margin,
-            false_negative_margin_type,
-        )
+        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
+        self.temperature = check_temperature(temperature)
+        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
+        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
+        self.false_negative_margin_type: MarginType = false_negative_margin_type
 
     def compute(self, layout: InBatchLayout, targets: torch.Tensor | None) -> torch.Tensor:
         scores, local_mask, mask, real, own, offset = layout
@@ -235,7 +215,7 @@ class InBatchCrossEntropy(_InBatchSoftmax):
         )
 
 
-class ScoreBasedInBatchCrossEntropy(_InBatchSoftmax):
+class ScoreBasedInBatchCrossEntropy(InBatchLossFunction):
     """Score-based in-batch cross-entropy: the teacher picks each query's positive and negatives.
 
     Formula (query q: positive ``p_q`` = its own doc with the highest target, first on ties;
@@ -298,13 +278,11 @@ class ScoreBasedInBatchCrossEntropy(_InBatchSoftmax):
         false_negative_margin_type: MarginType = "absolute",
     ) -> None:
         self.min_target_diff = check_non_negative(min_target_diff, "min_target_diff")
-        super().__init__(
-            max_num_neg_samples,
-            temperature,
-            gather_across_devices,
-            false_negative_margin,
-            false_negative_margin_type,
-        )
+        self.max_num_neg_samples = _check_max_num_neg_samples(max_num_neg_samples)
+        self.temperature = check_temperature(temperature)
+        self.gather_across_devices = check_flag(gather_across_devices, "gather_across_devices")
+        self.false_negative_margin = check_margin(false_negative_margin, false_negative_margin_type)
+        self.false_negative_margin_type: MarginType = false_negative_margin_type
 
     def compute(self, layout: InBatchLayout, targets: torch.Tensor | None) -> torch.Tensor:
         if targets is None:
