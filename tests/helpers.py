@@ -305,16 +305,23 @@ def in_batch_losses() -> dict[str, Callable[[], Any]]:
     }
 
 
+def subprocess_env() -> dict[str, str]:
+    """This process's environment with the checkout's ``src`` and root first on ``PYTHONPATH``: what
+    a subprocess running ``pipeline.*`` from this checkout needs."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
 def cli(
     *overrides: str, root: Path, multirun: bool = False, full_error: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """``python -m pipeline.run`` in a subprocess, as a user runs it, with every path under ``root``
     (``full_error``: with ``HYDRA_FULL_ERROR=1``, which shows every frame of an error)."""
-    env = dict(os.environ)
+    env = subprocess_env()
     env.pop("HYDRA_FULL_ERROR", None)
     if full_error:
         env["HYDRA_FULL_ERROR"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
     sweep_dir = f"hydra.sweep.dir={root / 'multirun'}"
     flags = ["-m"] if multirun else []
     command = [sys.executable, "-m", "pipeline.run", *flags, f"paths.root={root}", sweep_dir]

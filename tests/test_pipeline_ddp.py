@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lossbench.experiment.ui import RUN_FILE
-from tests.helpers import REPO, SMALL_SYNTHETIC
+from tests.helpers import REPO, SMALL_SYNTHETIC, subprocess_env
 
 BATCH_SIZE = 8
 
@@ -65,8 +64,7 @@ def test_two_process_ddp_run_logs_one_finished_mlflow_run(tmp_path: Path) -> Non
         f"hydra.run.dir={tmp_path / 'hydra'}",
         *SMALL_SYNTHETIC,
     ]
-    path = os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**subprocess_env(), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
     )

@@ -23,6 +23,7 @@ from tests.helpers import (
     all_runs,
     free_port,
     nan_ranknet_at_call,
+    subprocess_env,
 )
 
 
@@ -111,12 +112,6 @@ def pipeline_command(root: Path, cache: Path, *overrides: str) -> list[str]:
         *SMALL_SYNTHETIC,
         *overrides,
     ]
-
-
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
-    return env
 
 
 def logged_train_loss(store: Path) -> bool:
