@@ -91,3 +91,91 @@ def test_an_unknown_collection_fails_before_anything_runs(tmp_path: Path, data_c
     ):
         run(cfg)
     assert not (tmp_path / "mlflow.db").exists()  # failed before the store was opened
+
+
+def test_the_untrained_model_is_evaluated_on_each_collection_once_and_is_a_report_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each run logs the untrained model on the other collection (``test/<label>/base_*``, ranx's
+    values on its ``test_base.run.txt``), the second run reads it from the cache, and the report
+    has the untrained model as a reference row in-domain, on the collection and in their mean."""
+    from lossbench.data.sources.formats import read_qrels, read_trec_run
+    from lossbench.experiment.comparison import run_comparison
+    from lossbench.experiment.report import markdown_table
+    from pipeline.run import run
+
+    cache = tmp_path / "cache"  # this test's own: it counts the entries of the base evaluations
+    overrides = [*FAST_RUN, "trainer.max_steps=2", "save_model=false"]
+    for loss in ("ranknet", "in_batch_ce"):
+        run(
+            compose_config(
+                tmp_path,
+                cache,
+                *overrides,
+                f"eval.collections=[{OTHER_SYNTHETIC}]",
+                f"loss={loss}",
+            )
+        )
+    assert "(untrained 0." in capsys.readouterr().out  # printed beside the trained model's
+    cfg = compose_config(tmp_path, cache)
+    client = MlflowClient(str(cfg.tracking.uri))
+    experiment = client.get_experiment_by_name(str(cfg.tracking.experiment))
+    runs = client.search_runs([experiment.experiment_id])
+    for mlflow_run in runs:
+        run_id, metrics = mlflow_run.info.run_id, mlflow_run.data.metrics
+        folder = tmp_path / "files" / run_id
+        folder.mkdir(parents=True)
+        files = {
+            name: Path(
+                client.download_artifacts(run_id, f"collections/synthetic_b/{name}", str(folder))
+            )
+            for name in ("test_base.run.txt", "test.qrels.txt")
+        }
+        means = evaluate_run(
+            read_qrels(files["test.qrels.txt"]), read_trec_run(files["test_base.run.txt"])
+        ).means
+        for metric, value in means.items():
+            key = f"test/synthetic_b/base_{metric.replace('@', '_at_')}"
+            assert metrics[key] == pytest.approx(value, abs=1e-6), key
+    first, second = (r.data.metrics["test/synthetic_b/base_ndcg_at_10"] for r in runs)
+    assert first == second  # one untrained model (seed 0's init) ...
+    assert len(list((cache / "base_eval").iterdir())) == 2  # ... evaluated once per collection
+
+    comparison, _, _, _ = run_comparison(
+        client, str(cfg.tracking.experiment), ["ndcg@10", "map@100"], tmp_path / "report"
+    )
+    label = "tiny untrained (reference)"
+    logged = runs[0].data.metrics
+    in_domain = comparison.references.means[label]["ndcg@10"]
+    assert in_domain == pytest.approx(logged["test/base_ndcg_at_10"], abs=1e-6)
+    other = comparison.collections["synthetic_b"].references.means[label]["ndcg@10"]
+    assert other == pytest.approx(first, abs=1e-6)
+    assert label not in comparison.p_values  # a reference row, outside the tests
+    assert markdown_table(comparison, "lossbench").count(f"| {label} |") == 3
+
+
+def test_two_starting_points_of_one_model_are_two_rows_named_by_a_system() -> None:
+    from types import SimpleNamespace
+
+    from lossbench.experiment.pooling import SystemRuns
+    from lossbench.experiment.reference import starting_runs
+
+    def job(key: str | None, model: str = "dpr_minilm", base: bool = True) -> SimpleNamespace:
+        tags = {"model": model, **({"base_eval_key": key} if key else {})}
+        metrics = {"test/base_ndcg_at_10": 0.3} if base else {}
+        return SimpleNamespace(data=SimpleNamespace(tags=tags, metrics=metrics))
+
+    systems = {
+        "ranknet": SystemRuns("ranknet", {0: job("a"), 1: job("a")}),
+        "in_batch_ce": SystemRuns("in_batch_ce", {0: job("a")}),
+        "bce": SystemRuns("bce", {0: job("b")}),
+        "listnet": SystemRuns("listnet", {0: job("c", model="tiny")}),
+        "pearson": SystemRuns("pearson", {0: job(None, base=False)}),  # eval.base=false
+    }
+    chosen = starting_runs(systems)
+    assert sorted(chosen) == [
+        "dpr_minilm untrained, as bce",
+        "dpr_minilm untrained, as in_batch_ce",
+        "tiny untrained",
+    ]
+    assert chosen["dpr_minilm untrained, as in_batch_ce"] is systems["in_batch_ce"].runs[0]

@@ -26,7 +26,7 @@ from lossbench.experiment.pooling import (
     group_systems,
     pooled_runs,
 )
-from lossbench.experiment.reference import ReferenceSource, split_references
+from lossbench.experiment.reference import ReferenceSource, split_references, starting_runs
 from lossbench.experiment.significance import (  # noqa: F401 (Comparison, confidence_halfwidth: re-exported)
     Comparison,
     compare_systems,
@@ -227,6 +227,7 @@ def run_comparison(
         )
         sample = pooled_runs(systems)[0]
         source = ReferenceSource(client, reference_runs, sample, reference, cache, Path(scratch))
+        source.starting_runs = starting_runs(systems)
         source.add_to(comparison)
     comparison.code_versions = describe_code_versions(pooled_runs(systems))
     comparison.failed_jobs, comparison.missing_jobs = outcomes.failed, outcomes.missing

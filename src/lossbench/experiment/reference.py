@@ -15,6 +15,13 @@ Where a row comes from, first that applies:
 3. else (no corpus reachable: a dataset folder gone, Cranfield without its ``IR_DATASETS_HOME``)
    no row, and the report says why.
 
+Beside BM25, each report has a row for the model the compared runs started from (``<model>
+untrained``): the ``test_base.run.txt`` that a run logs when it evaluates its untrained model
+(``test/base_*``), one row per distinct untrained evaluation (tag ``base_eval_key``), so a reader
+sees whether training helped at all (runs with ``eval.base=false`` have none). Another test
+collection has the row when the runs evaluated their untrained model there too
+(``test/<label>/base_*``, ``collections/<label>/test_base.run.txt``).
+
 A reference is **not** part of the significance tests. The tests answer the report's question,
 which loss trains the better ranker: the losses are tested against the baseline loss with a
 correction over that family, and adding a system that no loss trained would change every loss's
@@ -30,14 +37,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.data.sources.formats import read_qrels, read_trec_run, write_trec_run
 from lossbench.evaluation import evaluate_run
-from lossbench.experiment.ui import QRELS_FILE, RUN_FILE
+from lossbench.experiment.ui import BASE_RUN_FILE, QRELS_FILE, RUN_FILE
 
 log = logging.getLogger("lossbench")
 
@@ -54,6 +61,16 @@ class References:
 
     means: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+class _Table(NamedTuple):
+    """One table's reference rows being filled: where it is, its artifact folder and qrels."""
+
+    found: References
+    where: str  # "in-domain" or "on <collection>"
+    prefix: str  # the artifact folder of its run files ("" or "collections/<label>/")
+    qrels: Qrels
+    metrics: Sequence[str]
 
 
 def split_references(runs: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -85,6 +102,8 @@ class ReferenceSource:
             computed row.
         cache: ``paths.cache`` of the compare config (None: nothing kept).
         folder: a scratch folder for downloads.
+        starting_runs: label -> one run of each untrained model the compared runs started from
+            (:func:`starting_runs`): its ``test_base.run.txt`` is the row.
     """
 
     client: Any
@@ -93,6 +112,7 @@ class ReferenceSource:
     retriever: Any
     cache: Path | None
     folder: Path
+    starting_runs: dict[str, Any] = field(default_factory=dict)
     _config: DictConfig | None = None
 
     def add_to(self, comparison: Any) -> None:
@@ -115,30 +135,45 @@ class ReferenceSource:
         except Exception as error:  # noqa: BLE001 -- a report without a reference row still stands
             found.notes.append(f"reference rows {where}: the compared runs' qrels: {error}")
             return found
+        table = _Table(found, where, prefix, qrels, metrics)
         for run in self.latest_per_system():
             label = reference_label(str(run.data.tags.get("model", "reference")))
-            try:
-                if self.download_qrels(run, prefix) != qrels:
-                    found.notes.append(f"{label} {where}: run {run.info.run_id} has other qrels")
-                    continue
-                path = self.download(run, prefix + RUN_FILE)
-            except Exception as error:  # noqa: BLE001 -- e.g. a reference run without this collection
-                found.notes.append(f"{label} {where}: run {run.info.run_id}: {error}")
-                continue
-            found.means[label] = evaluate_run(qrels, read_trec_run(path), metrics).means
-            found.notes.append(f"{label} {where}: run {run.info.run_id} ({RUN_FILE})")
-        if found.means or self.retriever is None:
-            return found
+            self.add_run_file(table, label, run, RUN_FILE)
+        if not found.means and self.retriever is not None:
+            self.add_computed(table, collection)
+        evaluated = f"test/{collection}/base_" if collection else "test/base_"
+        for label, run in self.starting_runs.items():
+            if any(key.startswith(evaluated) for key in run.data.metrics):
+                self.add_run_file(table, reference_label(label), run, BASE_RUN_FILE)
+        return found
+
+    def add_run_file(self, table: _Table, label: str, run: Any, name: str) -> None:
+        """The row ``label``: ``run``'s file ``name`` (in the table's folder) evaluated on the
+        table's qrels; a note instead when the run has no such file or other qrels."""
+        found, where = table.found, table.where
+        try:
+            if self.download_qrels(run, table.prefix) != table.qrels:
+                found.notes.append(f"{label} {where}: run {run.info.run_id} has other qrels")
+                return
+            path = self.download(run, table.prefix + name)
+        except Exception as error:  # noqa: BLE001 -- e.g. a run without this collection
+            found.notes.append(f"{label} {where}: run {run.info.run_id}: {error}")
+            return
+        found.means[label] = evaluate_run(table.qrels, read_trec_run(path), table.metrics).means
+        found.notes.append(f"{label} {where}: run {run.info.run_id} ({table.prefix}{name})")
+
+    def add_computed(self, table: _Table, collection: str | None) -> None:
+        """The row of the compare config's retriever (BM25), read from the cache or computed."""
         label = reference_label(str(self.retriever.name))
         try:
-            run, origin = self.computed_run(qrels, collection)
+            run, origin = self.computed_run(table.qrels, collection)
         except Exception as error:  # noqa: BLE001 -- no corpus reachable: say so, keep the report
-            found.notes.append(f"{label} {where}: not computed: {type(error).__name__}: {error}")
-            log.warning("%s %s: not computed: %s", label, where, error)
-            return found
-        found.means[label] = evaluate_run(qrels, run, metrics).means
-        found.notes.append(f"{label} {where}: {origin}")
-        return found
+            note = f"{label} {table.where}: not computed: {type(error).__name__}: {error}"
+            table.found.notes.append(note)
+            log.warning("%s %s: not computed: %s", label, table.where, error)
+            return
+        table.found.means[label] = evaluate_run(table.qrels, run, table.metrics).means
+        table.found.notes.append(f"{label} {table.where}: {origin}")
 
     def latest_per_system(self) -> list[Any]:
         """The newest reference run of each reference system (``system_hash``)."""
@@ -212,6 +247,28 @@ class ReferenceSource:
             written = write_trec_run(run, Path(tmp.name), tag=f"lossbench-{self.retriever.name}")
         written.replace(path)  # whole or absent: a report never reads half a file
         return run, f"{origin}, cached in {path}"
+
+
+def starting_runs(systems: dict[str, Any]) -> dict[str, Any]:
+    """One run per untrained model the systems started from, labelled ``<model> untrained``.
+
+    Runs share an untrained evaluation when their ``base_eval_key`` tags match (the same model,
+    data and evaluation settings; runs without the tag: per system). Two starting points of one
+    model (say, a sweep over ``model.config.doc_length``) are told apart by the first system that
+    started from each: ``dpr_minilm untrained, as ranknet``."""
+    chosen: dict[str, tuple[str, Any]] = {}
+    for label, system in sorted(systems.items()):
+        run = next(iter(system.runs.values()))
+        if not any(key.startswith("test/base_") for key in run.data.metrics):
+            continue  # eval.base=false: it never evaluated its untrained model
+        key = str(run.data.tags.get("base_eval_key") or run.data.tags.get("system_hash") or label)
+        chosen.setdefault(key, (label, run))
+    models = [str(run.data.tags.get("model", "model")) for _, run in chosen.values()]
+    named: dict[str, Any] = {}
+    for (system, run), model in zip(chosen.values(), models, strict=True):
+        label = f"{model} untrained"
+        named[label if models.count(model) == 1 else f"{label}, as {system}"] = run
+    return named
 
 
 # ---- what the report asks of them ---------------------------------------------------------------

@@ -121,7 +121,7 @@ class ResultStages(RunState):
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
         tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")
         print_summary(means, base, tracked, self.folder, self.first_stage_means)
-        print_collections(self.zero_shot)
+        print_collections(self.zero_shot, self.plan.collections)
         warn_if_below_start(means, base, cfg.eval.objective, tracked)
         if not self.trains:
             return float(means[cfg.eval.objective])

@@ -7,7 +7,8 @@
     track      the MLflow run: tags, params (the resolved config, the data's counts), description,
                the evaluation data as a dataset input
     model      the module its config says (bi- or cross-encoder), losses, optimizer, LR schedule
-    start      the untrained model's test metrics (test/base_*, test/first_stage_*), step-0 validation
+    start      the untrained model's test metrics (test/base_*, test/first_stage_*), step-0
+               validation, and its metrics on each of eval.collections (test/<collection>/base_*)
     train      Lightning, validating on the dev split
     test       index (the last validation's, when it holds the final weights) and search, or
                re-rank the test candidates (a cross-encoder); evaluate
@@ -161,6 +162,7 @@ class Experiment(SetupStages, ResultStages, RerankStages):
         validation (computed once per model, data and evaluation settings, then reused: tag
         ``base_eval``). A resumed run has both already."""
         from lossbench.experiment.reuse import evaluate_untrained
+        from lossbench.experiment.zero_shot import evaluate_untrained_collections
 
         cfg = self.cfg
         self.validation = self.make_validation()
@@ -170,6 +172,7 @@ class Experiment(SetupStages, ResultStages, RerankStages):
         if not (cfg.eval.base and self.primary and self.resume is None):
             return
         evaluate_untrained(self)  # or reused from an earlier job's (experiment/reuse.py)
+        evaluate_untrained_collections(self, self.plan.collections)  # eval.collections
 
     def make_validation(self) -> Any:
         """The dev-split validation callback (every ``eval.val_every_n_steps``, each epoch, at the end)."""

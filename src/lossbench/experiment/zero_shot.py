@@ -8,6 +8,11 @@ each collection is indexed with the trained model, its test queries searched and
 the run's metrics: ``test/<label>/<metric>`` in MLflow, and the files a test stage writes under
 ``collections/<label>/`` (``test.run.txt``, ``test.qrels.txt``, ``per_query.csv``), which
 ``pipeline.compare`` reads.
+
+Before training, the untrained model is evaluated on each collection the same way
+(``test/<label>/base_<metric>``, ``collections/<label>/test_base.run.txt``), once per model,
+collection and evaluation settings (:mod:`lossbench.experiment.base_eval_cache`), so the report
+shows whether training helped or hurt out of domain too.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class EvalCollection:
     label: str
     dataset: DictConfig
     collection: Any = None  # the loaded Collection, once load() ran
+    base: dict[str, float] | None = None  # the untrained model's test means, once evaluated
 
     def load(self) -> Any:
         """Load the collection and check it has judged test queries (a clear error otherwise)."""
@@ -118,8 +124,65 @@ def evaluate_collections(experiment: Any, collections: list[EvalCollection]) -> 
     return results
 
 
-def print_collections(results: dict[str, dict[str, float]]) -> None:
-    """The trained model's metrics on each other collection, below the run's summary table."""
+def evaluate_untrained_collections(experiment: Any, collections: list[EvalCollection]) -> None:
+    """The untrained model on each collection: ``test/<label>/base_<metric>`` and
+    ``collections/<label>/test_base.run.txt``, read from the base-evaluation cache when an entry
+    for this model, collection and evaluation exists (else computed and stored, unless
+    ``eval.reuse_base=false``)."""
+    from lossbench.data.fingerprint import corpus_fingerprint, split_fingerprint
+    from lossbench.evaluation import mlflow_metric_name
+    from lossbench.experiment.base_eval_cache import (
+        BaseEvaluation,
+        base_eval_key,
+        read_entry,
+        with_tag,
+        write_entry,
+    )
+    from lossbench.experiment.reuse import random_state_kept
+    from lossbench.experiment.ui import BASE_RUN_FILE
+
+    cfg, tracked, retrieval = experiment.cfg, experiment.tracked, experiment.retrieval
+    reuse, metrics = bool(cfg.eval.get("reuse_base", True)), list(cfg.eval.metrics)
+    for test in collections:
+        name = f"{COLLECTIONS_FOLDER}/{test.label}/{BASE_RUN_FILE}"
+        (Path(experiment.folder) / COLLECTIONS_FOLDER / test.label).mkdir(
+            parents=True, exist_ok=True
+        )
+        with experiment.watch.stage(f"base_collection_{test.label}"), random_state_kept():
+            data = {
+                "corpus": corpus_fingerprint(test.collection.docs),
+                "test": split_fingerprint(test.collection, "test"),
+            }
+            inference = (retrieval.device.type, retrieval.batch_size)
+            identity = {"test": retrieval.identity()}
+            key = base_eval_key(cfg, experiment.module, data, identity, inference)
+            folder = Path(cfg.paths.cache) / "base_eval" / key
+            found = read_entry(folder, key, metrics, []) if reuse else None
+            if found is not None:
+                run_file = with_tag(found.run_file, experiment.run_tag, experiment.folder / name)
+            else:
+                retrieved = retrieval.evaluate(experiment.module, test.collection, "test", metrics)
+                run_file = experiment.write_run(retrieved.evaluation.ranking, name)
+                found = BaseEvaluation(retrieved.evaluation.means, {}, run_file, tracked.run_id)
+                if reuse:
+                    write_entry(folder, key, found)
+        prefix = f"test/{test.label}/base"
+        tracked.log_metrics({f"{prefix}_{mlflow_metric_name(m)}": v for m, v in found.test.items()})
+        tracked.log_artifact(run_file, f"{COLLECTIONS_FOLDER}/{test.label}")
+        test.base = found.test
+
+
+def print_collections(
+    results: dict[str, dict[str, float]], collections: list[EvalCollection]
+) -> None:
+    """The trained model's metrics on each other collection, below the run's summary table, with
+    the untrained model's beside them when it was evaluated there
+    (``ndcg@10 0.0704 (untrained 0.0662)``)."""
+    bases = {test.label: test.base or {} for test in collections}
     for label, means in results.items():
-        summary = "  ".join(f"{m} {v:.4f}" for m, v in means.items())
+        base = bases.get(label, {})
+        summary = "  ".join(
+            f"{m} {v:.4f}" + (f" (untrained {base[m]:.4f})" if m in base else "")
+            for m, v in means.items()
+        )
         print(f"zero-shot on {label}: {summary}", flush=True)
