@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import statistics
 from collections.abc import Sequence
@@ -100,7 +101,8 @@ def legend(comparison: Comparison) -> str:
         f"{comparison.correction} correction, p < {comparison.max_p}. W/T/L: (seed, query) pairs won, tied "
         f"and lost against the baseline on {comparison.metrics[0]}."
         + (
-            " Rows marked (reference): a system nothing trained (BM25), shown beside the losses "
+            " Rows marked (reference): systems no loss trained (BM25, the untrained model), shown "
+            "beside the losses "
             "and not part of their tests; where each comes from is listed below."
             if has_references(comparison)
             else ""
@@ -205,9 +207,15 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
     return path
 
 
+REFERENCE_LINES = [("#b5651d", "--"), ("#2e7d32", ":"), ("#6a1b9a", "-."), ("#444444", (0, (5, 1)))]
+"""Colour and line style of the reference rows in ``metrics.png``, in the table's order (repeated
+when there are more references; each line is named with its value in the legend)."""
+
+
 def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
     """One panel per metric (two per row): each system's mean over seeds with its 95% interval,
-    each bar labelled with its mean to 3 decimals; each reference row a dashed line."""
+    each bar labelled with its mean to 3 decimals; each reference row a line of its own colour and
+    style, named with its value in the panel's legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,19 +242,19 @@ def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
             rotation=90 if len(systems) > 6 else 0,
             padding=2,
         )
-        for label, reference in comparison.references.means.items():
-            axis.axhline(reference[metric], color="#b5651d", linestyle="--", linewidth=1)
-            axis.text(  # x in the panel's width, y in the metric's values
-                0.99,
-                reference[metric],
-                f"{label} {reference[metric]:.3f}",
-                transform=axis.get_yaxis_transform(),
-                fontsize=6,
-                color="#b5651d",
-                ha="right",
-                va="bottom",
+        references = comparison.references.means.items()
+        for (label, reference), (color, style) in zip(references, itertools.cycle(REFERENCE_LINES)):
+            value = reference[metric]
+            axis.axhline(
+                value, color=color, linestyle=style, linewidth=1, label=f"{label} {value:.3f}"
             )
         axis.margins(y=0.25)
+        if comparison.references.means:  # named in a band above the bars and lines
+            tops = [m + e for m, e in zip(means, errors, strict=True)]
+            tops += [reference[metric] for reference in comparison.references.means.values()]
+            band = 1.25 + 0.12 * len(comparison.references.means)
+            axis.set_ylim(top=max(tops) * band)
+            axis.legend(loc="upper right", fontsize=6, framealpha=0.8, handlelength=2.5)
         axis.set_xticks(range(len(systems)), systems, rotation=45, ha="right", fontsize=7)
         axis.set_title(metric, fontsize=9)
         axis.tick_params(axis="y", labelsize=7)
@@ -254,7 +262,7 @@ def plot_metric_bars(comparison: Comparison, path: Path) -> Path:
         axis.set_visible(False)
     fig.suptitle(
         f"test metrics, mean over {len(comparison.seeds)} seed(s), 95% interval "
-        f"(grey: baseline {comparison.baseline}; dashed: reference)",
+        f"(grey: baseline {comparison.baseline}; lines: references)",
         fontsize=9,
     )
     fig.tight_layout()
