@@ -242,6 +242,7 @@ def test_every_table_has_a_bm25_row_computed_once_per_collection_and_outside_the
     again, _ = compare(root, tmp_path / "cache")
     assert again.references.means == comparison.references.means
     assert all("cached in" in note for note in again.references.notes)
+    assert all("computed (k1=0.9, b=0.4" in note for note in again.references.notes)  # with what
 
 
 def test_a_reference_that_cannot_be_computed_is_reported_not_raised(
