@@ -483,7 +483,9 @@ def test_a_model_uri_that_is_not_a_lossbench_model_is_refused(
     from pipeline.run import run
 
     client = MlflowClient(mlflow_uri)
-    source = client.create_run(client.create_experiment("other")).info.run_id
+    # the test's own artifact folder (MLflow's default, ./mlruns, is the working directory's)
+    experiment = client.create_experiment("other", (tmp_path / "artifacts").as_uri())
+    source = client.create_run(experiment).info.run_id
     client.log_artifacts(source, write_tiny_model(tmp_path / "plain"), "model")
     uri = f"runs:/{source}/model"
     for entry_point in (run, evaluate):
