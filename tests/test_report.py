@@ -48,7 +48,8 @@ CURVES = {  # training losses of different scales: RankNet near 0.7, InfoNCE nea
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``report.html`` written beside its plots, then moved alone to a folder of its own."""
-    from lossbench.experiment.report import plot_curves, plot_metric_bars, write_html
+    from lossbench.experiment.report import write_html
+    from lossbench.experiment.report_plots import plot_curves, plot_metric_bars
 
     folder = tmp_path_factory.mktemp("report")
     comparison = a_comparison()
@@ -75,7 +76,7 @@ def test_the_html_loads_no_other_file(report: Path) -> None:
 
 
 def test_plots_fit_the_artifact_pane(report: Path) -> None:
-    from lossbench.experiment.report import DPI, PANE_WIDTH_INCHES
+    from lossbench.experiment.report_plots import DPI, PANE_WIDTH_INCHES
 
     folder = next(report.parent.parent.glob("report*"))
     for name in ("metrics.png", "val_ndcg.png", "train_loss.png"):
@@ -84,7 +85,7 @@ def test_plots_fit_the_artifact_pane(report: Path) -> None:
 
 
 def test_losses_of_different_scales_get_a_panel_each() -> None:
-    from lossbench.experiment.report import scale_groups
+    from lossbench.experiment.report_plots import scale_groups
 
     assert scale_groups(CURVES) == [["infonce", "in_batch_ce"], ["ranknet"]]
     same = {k: CURVES[k] for k in ("infonce", "in_batch_ce")}

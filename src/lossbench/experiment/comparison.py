@@ -240,12 +240,8 @@ def write_report(
 ) -> list[Path]:
     """The report (Markdown and HTML) and its plots under ``output``: the metrics, and the
     validation nDCG@10 and training loss over steps, each a mean over seeds."""
-    from lossbench.experiment.report import (
-        plot_curves,
-        plot_metric_bars,
-        write_html,
-        write_markdown,
-    )
+    from lossbench.experiment.report import write_html, write_markdown
+    from lossbench.experiment.report_plots import plot_curves, plot_metric_bars
 
     plots = [plot_metric_bars(comparison, output / "metrics.png")]
     validation = metric_curves(client, systems, mlflow_metric_name("ndcg@10", "val"))
