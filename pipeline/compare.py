@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from lossbench.experiment.command_errors import errors_in_one_line
 from lossbench.experiment.config import register_resolvers
 from lossbench.experiment.jobs import CONF_DIR
 
@@ -26,7 +27,7 @@ def compare(cfg: DictConfig) -> Path:
     from lossbench.experiment.report import print_report
     from lossbench.experiment.tracking import connect
 
-    client = connect(cfg.tracking.uri)
+    client = connect(cfg.tracking.uri, create=False)  # reads runs: a store must exist
     output = Path(cfg.output)
     comparison, files, parent, experiment_id = run_comparison(
         client,
@@ -49,7 +50,8 @@ def compare(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="compare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    compare(cfg)
+    with errors_in_one_line():  # no store, no such sweep: the message names the fix
+        compare(cfg)
 
 
 if __name__ == "__main__":

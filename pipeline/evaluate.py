@@ -13,6 +13,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from lossbench.experiment.command_errors import errors_in_one_line
 from lossbench.experiment.config import register_resolvers
 from lossbench.experiment.jobs import CONF_DIR, in_multirun
 
@@ -29,7 +30,8 @@ def evaluate(cfg: DictConfig) -> float:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     if not in_multirun():
-        return evaluate(cfg)
+        with errors_in_one_line():  # their messages name the fix: no traceback to read
+            return evaluate(cfg)
     from lossbench.experiment.evaluation import Evaluation
     from lossbench.experiment.sweep_jobs import run_sweep_job
 

@@ -11,13 +11,11 @@ The stages live in :mod:`lossbench.experiment.stages`. Returns the objective met
 
 from __future__ import annotations
 
-import os
-
 import hydra
 from omegaconf import DictConfig
 
+from lossbench.experiment.command_errors import errors_in_one_line
 from lossbench.experiment.config import register_resolvers
-from lossbench.experiment.config_checks import ConfigurationError
 from lossbench.experiment.jobs import CONF_DIR, in_multirun
 
 register_resolvers()
@@ -39,12 +37,8 @@ def main(cfg: DictConfig) -> float:
         cfg.trainer, in_multirun(), processes_launched_externally(), bool(cfg.get("resume"))
     )
     if not in_multirun():
-        try:
+        with errors_in_one_line():  # their messages name the fix: no traceback to read
             return run(cfg)
-        except ConfigurationError as error:  # its message names the fix: no traceback to read
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            raise SystemExit(f"Error: {error}") from None
     from lossbench.experiment.sweep_jobs import run_sweep_job
 
     return run_sweep_job(cfg)  # a failing job is recorded FAILED and the sweep goes on

@@ -64,6 +64,17 @@ def compose_config(  # noqa: ANN201
         )
 
 
+def compare_config(*overrides: str):  # noqa: ANN201
+    """Compose ``conf/compare.yaml`` like ``python -m pipeline.compare`` would."""
+    from hydra import compose, initialize_config_dir
+
+    from lossbench.experiment.config import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="compare", overrides=list(overrides))
+
+
 @contextmanager
 def as_hydra_job(cfg: Any) -> Iterator[Any]:
     """Make ``cfg`` (composed with ``hydra_node=True``) Hydra's runtime config, as under

@@ -565,3 +565,50 @@ def test_a_sweep_whose_job_does_not_compose_leaves_no_run_running(tmp_path: Path
     assert runs["job"].data.tags["sweep_job"] == "loss=ranknett model=tiny"
     assert "Could not find 'loss/ranknett'" in runs["job"].data.tags["error"]
     assert runs["sweep"].data.tags["missing_jobs"] == "1"
+
+
+# ---- pipeline.compare ---------------------------------------------------------------------------
+def test_comparing_where_no_store_exists_names_the_fix_and_creates_none(tmp_path: Path) -> None:
+    from pipeline.compare import compare
+    from tests.helpers import compare_config
+
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    missing.parent.mkdir()
+    cfg = compare_config(
+        "sweep=lossbench", f"tracking.uri=sqlite:///{missing}", f"output={tmp_path}"
+    )
+    with pytest.raises(TrackingError, match=r"no MLflow store at .*elsewhere.* tracking\.uri="):
+        compare(cfg)
+    assert not missing.exists()  # not an empty store left behind
+
+
+def test_comparing_a_sweep_that_does_not_exist_lists_the_experiments(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    from pipeline.compare import compare
+    from tests.helpers import compare_config
+
+    cfg = compare_config("sweep=lossbenhc", f"tracking.uri={mlflow_uri}", f"output={tmp_path}")
+    with pytest.raises(
+        ConfigurationError, match="neither a run id nor an experiment; experiments: Default"
+    ):
+        compare(cfg)
+
+
+@pytest.mark.parametrize(
+    "error", [ConfigurationError("loss=x: valid: ranknet"), TrackingError("no store: give one")]
+)
+def test_the_commands_end_an_error_that_names_its_fix_in_one_line(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lossbench.experiment.command_errors import errors_in_one_line
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as ended, errors_in_one_line():
+        raise error
+    assert str(ended.value) == f"Error: {error}"  # exit status 1, the message alone
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(type(error)), errors_in_one_line():  # the frames, when asked for
+        raise error
+    with pytest.raises(KeyError), errors_in_one_line():  # any other error: untouched
+        raise KeyError("a bug")

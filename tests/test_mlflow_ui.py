@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from tests.helpers import SMALL_SYNTHETIC, all_runs
+from tests.helpers import SMALL_SYNTHETIC, all_runs, compare_config
 
 LOSSES = ("ranknet", "in_batch_ce")
 SWEEP = [f"loss={','.join(LOSSES)}", "seed=0,1"]
@@ -163,17 +163,6 @@ def test_per_query_results_are_an_mlflow_table(swept, tmp_path: Path) -> None:
 
 
 # ---- the comparison run ---------------------------------------------------------------------------
-def compare_config(*overrides: str):  # noqa: ANN201
-    from hydra import compose, initialize_config_dir
-
-    from lossbench.experiment.config import register_resolvers
-    from tests.helpers import CONF_DIR
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="compare", overrides=list(overrides))
-
-
 def test_the_comparison_run_is_nested_under_its_sweep_with_its_results(
     swept, tmp_path: Path
 ) -> None:

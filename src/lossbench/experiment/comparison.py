@@ -20,6 +20,7 @@ from typing import Any
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.data.sources.formats import read_qrels, read_trec_run
 from lossbench.evaluation import mlflow_metric_name
+from lossbench.experiment.config_checks import ConfigurationError
 from lossbench.experiment.pooling import (
     SystemRuns,
     describe_code_versions,
@@ -52,7 +53,7 @@ def resolve_runs(client: Any, sweep: str) -> tuple[list[Any], str, str | None]:
     experiment = client.get_experiment_by_name(sweep)
     if experiment is None:
         names = ", ".join(sorted(e.name for e in client.search_experiments()))
-        raise ValueError(
+        raise ConfigurationError(
             f"sweep={sweep!r} is neither a run id nor an experiment; experiments: {names}"
         )
     runs = client.search_runs([experiment.experiment_id])

@@ -236,7 +236,8 @@ class ReferenceSource:
         path = self.cache / CACHE_FOLDER / f"{key}.run.txt" if self.cache else None
         if path is not None and path.is_file():  # say with what, as when it was computed
             assert isinstance(settings, dict)
-            described = ", ".join(f"{n}={v}" for n, v in settings.items() if n != "_target_")
+            named = {str(n): v for n, v in settings.items()}
+            described = ", ".join(f"{n}={v}" for n, v in named.items() if n != "_target_")
             return read_trec_run(path), f"computed ({described}, top {k}), cached in {path}"
         loaded = instantiate_unwrapped(node.collection)
         retriever = instantiate_unwrapped(self.retriever.retriever)

@@ -291,14 +291,22 @@ def check_sqlite(uri: str) -> None:
         raise TrackingError(f"tracking.uri={uri!r}: cannot open {path} ({error}); {fix}") from error
 
 
-def connect(uri: str) -> Any:
-    """A client for ``uri``, after checking that the store answers (fails now, not after training)."""
+def connect(uri: str, create: bool = True) -> Any:
+    """A client for ``uri``, after checking that the store answers (fails now, not after training);
+    ``create=False`` (a command that only reads runs): a sqlite file that does not exist is an
+    error, not a new empty store."""
     from mlflow.tracking import MlflowClient
 
     uri = normalize_uri(uri)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
     if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not create and not path.exists():
+            raise TrackingError(
+                f"no MLflow store at {path}: run the command where the runs were made (their "
+                "paths.root) or name their store, tracking.uri=sqlite:////<folder>/mlflow.db"
+            )
         check_sqlite(uri)
     try:
         client = MlflowClient(tracking_uri=uri)
