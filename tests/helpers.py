@@ -325,20 +325,24 @@ def subprocess_env() -> dict[str, str]:
 
 
 def cli(
-    *overrides: str, root: Path, multirun: bool = False, full_error: bool = False
+    *overrides: str,
+    root: Path,
+    multirun: bool = False,
+    full_error: bool = False,
+    command: str = "pipeline.run",
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m pipeline.run`` in a subprocess, as a user runs it, with every path under ``root``
-    (``full_error``: with ``HYDRA_FULL_ERROR=1``, which shows every frame of an error)."""
+    """``python -m pipeline.run`` (or another ``command``) in a subprocess, as a user runs it, with
+    every path under ``root`` (``full_error``: with ``HYDRA_FULL_ERROR=1``, which shows every frame
+    of an error)."""
     env = subprocess_env()
     env.pop("HYDRA_FULL_ERROR", None)
     if full_error:
         env["HYDRA_FULL_ERROR"] = "1"
     sweep_dir = f"hydra.sweep.dir={root / 'multirun'}"
     flags = ["-m"] if multirun else []
-    command = [sys.executable, "-m", "pipeline.run", *flags, f"paths.root={root}", sweep_dir]
-    command += overrides
+    line = [sys.executable, "-m", command, *flags, f"paths.root={root}", sweep_dir, *overrides]
     return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
+        line, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
     )
 
 

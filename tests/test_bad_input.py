@@ -150,6 +150,19 @@ def test_the_cli_prints_a_check_error_without_a_traceback(tmp_path: Path) -> Non
     assert full.returncode == 1 and "Traceback" in full.stderr and "check_plan" in full.stderr
 
 
+@pytest.mark.slow  # a subprocess that imports Hydra and MLflow: ~6-10 s
+def test_compare_where_no_runs_were_made_says_so_in_one_line_and_writes_no_store(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "no_runs_here"  # tmp_path holds this module's copy of an empty store
+    root.mkdir()
+    result = cli("sweep=lossbench", root=root, command="pipeline.compare")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: no MLflow store at {root / 'mlflow.db'}")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (root / "mlflow.db").exists()
+
+
 # --- in run(), before the MLflow run is opened ---------------------------------------------------
 
 
