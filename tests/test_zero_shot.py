@@ -137,6 +137,14 @@ def test_the_untrained_model_is_evaluated_on_each_collection_once_and_is_a_repor
         for metric, value in means.items():
             key = f"test/synthetic_b/base_{metric.replace('@', '_at_')}"
             assert metrics[key] == pytest.approx(value, abs=1e-6), key
+        description = mlflow_run.data.tags["mlflow.note.content"]  # the run's page in the UI
+        zero_shot = description.split("**Zero-shot on synthetic_b**")[1]
+        trained = metrics["test/synthetic_b/ndcg_at_10"]
+        untrained = metrics["test/synthetic_b/base_ndcg_at_10"]
+        assert (
+            f"| ndcg@10 | {trained:.4f} | {untrained:.4f} | {trained - untrained:+.4f} |"
+            in zero_shot
+        )
     first, second = (r.data.metrics["test/synthetic_b/base_ndcg_at_10"] for r in runs)
     assert first == second  # one untrained model (seed 0's init) ...
     assert len(list((cache / "base_eval").iterdir())) == 2  # ... evaluated once per collection

@@ -107,7 +107,7 @@ class ResultStages(RunState):
             warn_if_below_start,
         )
         from lossbench.experiment.ui import per_query_table, result_description
-        from lossbench.experiment.zero_shot import print_collections
+        from lossbench.experiment.zero_shot import collections_description, print_collections
         from lossbench.training.checkpoints import discard_when_finished
 
         cfg, tracked, means = self.cfg, self.tracked, self.evaluation.means
@@ -119,7 +119,9 @@ class ResultStages(RunState):
         log_test_metrics(tracked, test_metrics, self.model_id)
         tracked.log_metrics({f"time/{name}_s": s for name, s in self.watch.seconds.items()})
         base = self.resume.base_means(cfg.eval.metrics) if self.resume is not None else self.base
-        tracked.set_description(f"{self.description}\n\n{result_description(means, base)}")
+        result = result_description(means, base)
+        others = collections_description(self.zero_shot, self.plan.collections)
+        tracked.set_description(f"{self.description}\n\n{result}{others}")
         print_summary(means, base, tracked, self.folder, self.first_stage_means)
         print_collections(self.zero_shot, self.plan.collections)
         warn_if_below_start(means, base, cfg.eval.objective, tracked)

@@ -172,6 +172,20 @@ def evaluate_untrained_collections(experiment: Any, collections: list[EvalCollec
         test.base = found.test
 
 
+def collections_description(
+    results: dict[str, dict[str, float]], collections: list[EvalCollection]
+) -> str:
+    """The run description's part for ``eval.collections``: per collection, its test metrics
+    against the untrained model's there (:func:`~lossbench.experiment.ui.result_description`)."""
+    from lossbench.experiment.ui import result_description
+
+    bases = {test.label: test.base or {} for test in collections}
+    return "".join(
+        f"\n\n**Zero-shot on {label}**\n\n{result_description(means, bases.get(label, {}))}"
+        for label, means in results.items()
+    )
+
+
 def print_collections(
     results: dict[str, dict[str, float]], collections: list[EvalCollection]
 ) -> None:
