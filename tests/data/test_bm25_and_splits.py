@@ -52,3 +52,28 @@ def test_hold_out_keeps_at_least_one_each_side() -> None:
 def test_split_percentages_must_leave_training_queries() -> None:
     with pytest.raises(ValueError, match="sum < 100"):
         split_by_percent(["a", "b", "c"], 50, 50)
+
+
+def test_five_folds_test_every_cranfield_query_once_and_fold_0_is_the_plain_split() -> None:
+    from lossbench.data.splits import number_of_folds
+
+    ids = [str(i) for i in range(1, 226)]
+    order = hash_order(ids)
+    assert number_of_folds(len(ids), 20) == 5
+    folds = [split_by_percent(ids, 20, 20, fold=f) for f in range(5)]
+    assert folds[0] == split_by_percent(ids, 20, 20)  # the split every run used before folds
+    tested = [query for split in folds for query in split["test"]]
+    assert sorted(tested) == sorted(ids)  # every query tested once
+    for f, split in enumerate(folds):
+        assert split["test"] == order[45 * f : 45 * (f + 1)]
+        assert split["dev"] == order[45 * ((f + 1) % 5) : 45 * ((f + 1) % 5 + 1)]  # the next slice
+        assert set(split["train"]) == set(ids) - set(split["test"]) - set(split["dev"])
+        assert len(split["train"]) == 135
+
+
+@pytest.mark.parametrize("fold", [5, -1, 1.5, True, "1"])
+def test_a_fold_outside_the_folds_names_the_valid_ones(fold: object) -> None:
+    with pytest.raises(
+        ValueError, match="make 5 folds of 45 test queries; give an integer from 0 to 4"
+    ):
+        split_by_percent([str(i) for i in range(1, 226)], 20, 20, fold=fold)  # type: ignore[arg-type]

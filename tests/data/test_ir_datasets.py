@@ -60,6 +60,17 @@ def test_cranfield_splits_and_mined_triples(cranfield) -> None:
     assert cranfield.docs["1"].startswith("experimental investigation of the aerodynamics")
 
 
+def test_a_cranfield_fold_tests_what_the_fold_before_validated_on(cranfield) -> None:
+    from hydra.utils import instantiate
+
+    fold_1 = instantiate({**cranfield_config(), "fold": 1})
+    assert [len(fold_1.split_queries(s)) for s in ("train", "dev", "test")] == [135, 45, 45]
+    assert fold_1.qrels["test"] == cranfield.qrels["dev"]  # fold 0's dev is fold 1's test
+    assert not set(fold_1.qrels["test"]) & set(cranfield.qrels["test"])
+    train = fold_1.qrels["train"]  # its triples are mined from its own train queries
+    assert all(qid in train for qid, _, _ in fold_1.triples)
+
+
 def test_cranfield_docs_are_a_lazy_picklable_mapping(cranfield) -> None:
     from lossbench.data.sources.irds import IrDatasetsDocs
 

@@ -22,12 +22,17 @@ def _size(total: int, percent: float) -> int:
 
 
 def split_by_percent(
-    query_ids: Iterable[str], dev_percent: float, test_percent: float
+    query_ids: Iterable[str], dev_percent: float, test_percent: float, fold: int = 0
 ) -> dict[str, list[str]]:
     """Split into ``test`` (the first ``test_percent`` of the hash order), ``dev`` (the next
     ``dev_percent``) and ``train`` (the rest); sizes are rounded half up, dev and test get at least one.
 
-    For Cranfield's 225 queries with 20/20: 45 test, 45 dev, 135 train.
+    ``fold`` (k-fold cross-validation): the order is first rotated by ``fold`` test-sized slices,
+    so fold ``f`` tests the ``f``-th slice and validates on the one after it (wrapping around).
+    Folds ``0 .. k-1``, ``k`` = the number of whole test slices (:func:`number_of_folds`), test
+    disjoint sets of queries, together all of them when the test size divides the count.
+
+    For Cranfield's 225 queries with 20/20: 45 test, 45 dev, 135 train, in 5 folds.
     """
     ordered = hash_order(query_ids)
     if dev_percent < 0 or test_percent < 0 or dev_percent + test_percent >= 100:
@@ -41,11 +46,24 @@ def split_by_percent(
     n_dev = max(1, _size(len(ordered), dev_percent))
     if n_test + n_dev >= len(ordered):
         raise ValueError(f"{len(ordered)} queries leave none for training with these percentages")
+    folds = len(ordered) // n_test
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ValueError(
+            f"fold={fold!r}: {len(ordered)} queries with test_percent={test_percent} make "
+            f"{folds} folds of {n_test} test queries; give an integer from 0 to {folds - 1}"
+        )
+    start = fold * n_test
+    ordered = ordered[start:] + ordered[:start]
     return {
         "test": ordered[:n_test],
         "dev": ordered[n_test : n_test + n_dev],
         "train": ordered[n_test + n_dev :],
     }
+
+
+def number_of_folds(count: int, test_percent: float) -> int:
+    """How many folds :func:`split_by_percent` makes of ``count`` queries: whole test slices."""
+    return count // max(1, _size(count, test_percent))
 
 
 def hold_out(query_ids: Iterable[str], percent: float) -> tuple[list[str], list[str]]:

@@ -37,11 +37,13 @@ def ir_datasets_collection(
     negatives_per_positive: int = 1,
     mining_depth: int = 100,
     seed: int = 0,
+    fold: int = 0,
 ) -> Collection:
     """A collection from an ir_datasets dataset with one set of judged queries (e.g. ``cranfield``).
 
     The judged queries are split by the fixed rule of :func:`lossbench.data.splits.split_by_percent`
-    (hash order: the first ``test_percent`` test, the next ``dev_percent`` dev, the rest train).
+    (hash order: the first ``test_percent`` test, the next ``dev_percent`` dev, the rest train;
+    ``fold`` rotates the order by that many test slices, for k-fold cross-validation).
     Training triples pair each positive (grade > 0 after ``relevance_map``) of a train query with
     ``negatives_per_positive`` negatives drawn from its BM25 top ``mining_depth``.
 
@@ -57,7 +59,7 @@ def ir_datasets_collection(
     queries = read_queries(dataset_id, query_fields)
     qrels = read_qrels(dataset_id, _plain(relevance_map))
     judged = [qid for qid in qrels if qid in queries]
-    splits = split_by_percent(judged, dev_percent, test_percent)
+    splits = split_by_percent(judged, dev_percent, test_percent, fold)
     split_qrels: dict[str, Qrels] = {s: {q: qrels[q] for q in ids} for s, ids in splits.items()}
     split_queries = {s: {q: queries[q] for q in ids} for s, ids in splits.items()}
     triples = mine_triples_with_bm25(
@@ -77,7 +79,7 @@ def ir_datasets_collection(
         triples=triples,
         source=f"ir_datasets:{dataset_id}",
         extra={
-            "split_rule": f"hash order; test {test_percent}%, dev {dev_percent}%: {sizes}",
+            "split_rule": f"hash order, fold {fold}; test {test_percent}%, dev {dev_percent}%: {sizes}",
             "triples": mining_note(mining_depth, negatives_per_positive),
         },
     )
