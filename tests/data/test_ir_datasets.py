@@ -167,6 +167,36 @@ def test_pipeline_on_cranfield(ir_datasets_home: Path, compose, tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_runs_of_two_folds_are_not_pooled_by_compare(
+    ir_datasets_home: Path, compose, tmp_path: Path
+) -> None:
+    """Each fold tests other queries: pipeline.compare refuses to pool them, naming the fold."""
+    from mlflow.tracking import MlflowClient
+
+    from lossbench.experiment.comparison import run_comparison
+    from pipeline.run import run
+    from tests.helpers import all_runs
+
+    for fold in (0, 1):
+        cfg = compose(
+            "dataset=cranfield",
+            *FAST,
+            "trainer.max_steps=1",
+            f"dataset.collection.fold={fold}",
+            "save_model=false",
+            small=False,
+        )
+        run(cfg)
+    runs = all_runs(str(cfg.tracking.uri))
+    assert sorted(r.data.params["dataset.collection.fold"] for r in runs) == ["0", "1"]
+    assert len({r.data.tags["system_hash"] for r in runs}) == 2  # a fold is its own system
+    with pytest.raises(ValueError, match="each fold is compared alone"):
+        run_comparison(
+            MlflowClient(str(cfg.tracking.uri)), "lossbench", ["ndcg@10"], tmp_path / "report"
+        )
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["beir", "trec"])
 def test_pipeline_on_a_local_folder(layout: str, compose, tmp_path: Path) -> None:
     from pipeline.run import run

@@ -95,7 +95,8 @@ def download_runs(
                 qrels = these
             elif these != qrels:
                 raise ValueError(
-                    f"run {run_id} was evaluated on other qrels: compare runs of one dataset"
+                    f"run {run_id} was evaluated on other qrels: compare runs of one dataset "
+                    "and one test split (dataset.collection.fold: each fold is compared alone)"
                 )
     if qrels is None:
         raise ValueError("no finished run to compare")
