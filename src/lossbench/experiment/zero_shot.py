@@ -191,7 +191,7 @@ def print_collections(
 ) -> None:
     """The trained model's metrics on each other collection, below the run's summary table, with
     the untrained model's beside them when it was evaluated there
-    (``ndcg@10 0.0704 (untrained 0.0662)``)."""
+    (``ndcg@10 <trained> (untrained <untrained>)``)."""
     bases = {test.label: test.base or {} for test in collections}
     for label, means in results.items():
         base = bases.get(label, {})
