@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -81,6 +82,20 @@ def base_eval_key(
             "libraries": {name: version(name) for name in LIBRARIES},
         }
     )
+
+
+def look_up(
+    cfg: Any, make_key: Callable[[], str], val_metrics: list[str]
+) -> tuple[BaseEvaluation | None, str, Path | None]:
+    """``(entry, key, folder)``: the whole entry under ``<paths.cache>/base_eval/<key>`` (None when
+    absent or broken), its key, and the folder a computed evaluation is stored in. With
+    ``eval.reuse_base=false`` nothing is read or stored: ``(None, "", None)``, and ``make_key`` (a
+    weights fingerprint: not free) is not called."""
+    if not bool(cfg.eval.get("reuse_base", True)):
+        return None, "", None
+    key = make_key()
+    folder = Path(cfg.paths.cache) / "base_eval" / key
+    return read_entry(folder, key, list(cfg.eval.metrics), val_metrics), key, folder
 
 
 def read_entry(folder: Path, key: str, metrics: list[str], val_metrics: list[str]) -> Any:

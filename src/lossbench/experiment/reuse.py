@@ -26,7 +26,7 @@ import torch
 from lossbench.experiment.base_eval_cache import (
     BaseEvaluation,
     base_eval_key,
-    read_entry,
+    look_up,
     with_tag,
     write_entry,
 )
@@ -117,29 +117,24 @@ def evaluate_untrained(experiment: Any) -> None:
     else computed (and stored, unless ``eval.reuse_base=false``)."""
     from lossbench.evaluation import mlflow_metric_name
 
-    cfg, tracked = experiment.cfg, experiment.tracked
-    reuse = bool(cfg.eval.get("reuse_base", True))
+    cfg, tracked, retrieval = experiment.cfg, experiment.tracked, experiment.retrieval
+
+    def make_key() -> str:
+        return base_eval_key(
+            cfg,
+            experiment.module,
+            data_fingerprints(experiment),
+            {"validation": experiment.validation.identity(), "test": retrieval.identity()},
+            (retrieval.device.type, retrieval.batch_size),
+        )
+
     with experiment.watch.stage("base_eval"), random_state_kept():
-        found, key, folder = None, "", Path()
-        if reuse:
-            retrieval = experiment.retrieval
-            key = base_eval_key(
-                cfg,
-                experiment.module,
-                data_fingerprints(experiment),
-                {
-                    "validation": experiment.validation.identity(),
-                    "test": retrieval.identity(),
-                },
-                (retrieval.device.type, retrieval.batch_size),
-            )
-            folder = Path(cfg.paths.cache) / "base_eval" / key
-            found = read_entry(folder, key, list(cfg.eval.metrics), list(cfg.eval.val_metrics))
+        found, key, folder = look_up(cfg, make_key, list(cfg.eval.val_metrics))
         if found is not None:
             result = reused_untrained(experiment, found)
         else:
             result = compute_untrained(experiment)
-            if reuse:
+            if folder is not None:
                 write_entry(folder, key, result)
     experiment.base = result.test
     tracked.log_metrics({f"test/base_{mlflow_metric_name(m)}": v for m, v in result.test.items()})

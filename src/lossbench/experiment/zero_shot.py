@@ -134,7 +134,7 @@ def evaluate_untrained_collections(experiment: Any, collections: list[EvalCollec
     from lossbench.experiment.base_eval_cache import (
         BaseEvaluation,
         base_eval_key,
-        read_entry,
+        look_up,
         with_tag,
         write_entry,
     )
@@ -142,29 +142,31 @@ def evaluate_untrained_collections(experiment: Any, collections: list[EvalCollec
     from lossbench.experiment.ui import BASE_RUN_FILE
 
     cfg, tracked, retrieval = experiment.cfg, experiment.tracked, experiment.retrieval
-    reuse, metrics = bool(cfg.eval.get("reuse_base", True)), list(cfg.eval.metrics)
+    inference = (retrieval.device.type, retrieval.batch_size)
     for test in collections:
         name = f"{COLLECTIONS_FOLDER}/{test.label}/{BASE_RUN_FILE}"
         (Path(experiment.folder) / COLLECTIONS_FOLDER / test.label).mkdir(
             parents=True, exist_ok=True
         )
-        with experiment.watch.stage(f"base_collection_{test.label}"), random_state_kept():
+
+        def make_key(collection: Any = test.collection) -> str:
             data = {
-                "corpus": corpus_fingerprint(test.collection.docs),
-                "test": split_fingerprint(test.collection, "test"),
+                "corpus": corpus_fingerprint(collection.docs),
+                "test": split_fingerprint(collection, "test"),
             }
-            inference = (retrieval.device.type, retrieval.batch_size)
             identity = {"test": retrieval.identity()}
-            key = base_eval_key(cfg, experiment.module, data, identity, inference)
-            folder = Path(cfg.paths.cache) / "base_eval" / key
-            found = read_entry(folder, key, metrics, []) if reuse else None
+            return base_eval_key(cfg, experiment.module, data, identity, inference)
+
+        with experiment.watch.stage(f"base_collection_{test.label}"), random_state_kept():
+            found, key, folder = look_up(cfg, make_key, [])
             if found is not None:
                 run_file = with_tag(found.run_file, experiment.run_tag, experiment.folder / name)
             else:
+                metrics = list(cfg.eval.metrics)
                 retrieved = retrieval.evaluate(experiment.module, test.collection, "test", metrics)
                 run_file = experiment.write_run(retrieved.evaluation.ranking, name)
                 found = BaseEvaluation(retrieved.evaluation.means, {}, run_file, tracked.run_id)
-                if reuse:
+                if folder is not None:
                     write_entry(folder, key, found)
         prefix = f"test/{test.label}/base"
         tracked.log_metrics({f"{prefix}_{mlflow_metric_name(m)}": v for m, v in found.test.items()})
