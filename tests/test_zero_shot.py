@@ -168,9 +168,11 @@ def test_two_starting_points_of_one_model_are_two_rows_named_by_a_system() -> No
     from lossbench.experiment.pooling import SystemRuns
     from lossbench.experiment.reference import starting_runs
 
-    def job(key: str | None, model: str = "dpr_minilm", base: bool = True) -> SimpleNamespace:
+    def job(
+        key: str | None, model: str = "dpr_minilm", base: float | None = 0.3
+    ) -> SimpleNamespace:
         tags = {"model": model, **({"base_eval_key": key} if key else {})}
-        metrics = {"test/base_ndcg_at_10": 0.3} if base else {}
+        metrics = {"test/base_ndcg_at_10": base} if base is not None else {}
         return SimpleNamespace(data=SimpleNamespace(tags=tags, metrics=metrics))
 
     systems = {
@@ -178,7 +180,7 @@ def test_two_starting_points_of_one_model_are_two_rows_named_by_a_system() -> No
         "in_batch_ce": SystemRuns("in_batch_ce", {0: job("a")}),
         "bce": SystemRuns("bce", {0: job("b")}),
         "listnet": SystemRuns("listnet", {0: job("c", model="tiny")}),
-        "pearson": SystemRuns("pearson", {0: job(None, base=False)}),  # eval.base=false
+        "pearson": SystemRuns("pearson", {0: job(None, base=None)}),  # eval.base=false
     }
     chosen = starting_runs(systems)
     assert sorted(chosen) == [
@@ -187,3 +189,15 @@ def test_two_starting_points_of_one_model_are_two_rows_named_by_a_system() -> No
         "tiny untrained",
     ]
     assert chosen["dpr_minilm untrained, as in_batch_ce"] is systems["in_batch_ce"].runs[0]
+    # eval.reuse_base=false (no key): one row per distinct untrained evaluation, by its metrics
+    unkeyed = {
+        "ranknet": SystemRuns("ranknet", {0: job(None)}),
+        "in_batch_ce": SystemRuns("in_batch_ce", {0: job(None)}),
+        "bce": SystemRuns("bce", {0: job(None, base=0.25)}),
+    }
+    assert sorted(starting_runs(unkeyed)) == [
+        "dpr_minilm untrained, as bce",
+        "dpr_minilm untrained, as in_batch_ce",
+    ]
+    same = {name: unkeyed[name] for name in ("ranknet", "in_batch_ce")}
+    assert list(starting_runs(same)) == ["dpr_minilm untrained"]

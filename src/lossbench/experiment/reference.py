@@ -256,16 +256,17 @@ def starting_runs(systems: dict[str, Any]) -> dict[str, Any]:
     """One run per untrained model the systems started from, labelled ``<model> untrained``.
 
     Runs share an untrained evaluation when their ``base_eval_key`` tags match (the same model,
-    data and evaluation settings; runs without the tag: per system). Two starting points of one
-    model (say, a sweep over ``model.config.doc_length``) are told apart by the first system that
-    started from each: ``dpr_minilm untrained, as ranknet``."""
+    data and evaluation settings), or, without the tag (``eval.reuse_base=false``), when their
+    ``test/base_*`` metrics are equal. Two starting points of one model (say, a sweep over
+    ``model.config.doc_length``) are told apart by the first system that started from each:
+    ``dpr_minilm untrained, as ranknet``."""
     chosen: dict[str, tuple[str, Any]] = {}
     for label, system in sorted(systems.items()):
         run = next(iter(system.runs.values()))
-        if not any(key.startswith("test/base_") for key in run.data.metrics):
+        base = sorted((k, v) for k, v in run.data.metrics.items() if k.startswith("test/base_"))
+        if not base:
             continue  # eval.base=false: it never evaluated its untrained model
-        key = str(run.data.tags.get("base_eval_key") or run.data.tags.get("system_hash") or label)
-        chosen.setdefault(key, (label, run))
+        chosen.setdefault(str(run.data.tags.get("base_eval_key") or base), (label, run))
     models = [str(run.data.tags.get("model", "model")) for _, run in chosen.values()]
     named: dict[str, Any] = {}
     for (system, run), model in zip(chosen.values(), models, strict=True):
