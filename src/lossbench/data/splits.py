@@ -46,7 +46,7 @@ def split_by_percent(
     n_dev = max(1, _size(len(ordered), dev_percent))
     if n_test + n_dev >= len(ordered):
         raise ValueError(f"{len(ordered)} queries leave none for training with these percentages")
-    folds = len(ordered) // n_test
+    folds = number_of_folds(len(ordered), test_percent)
     if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
         raise ValueError(
             f"fold={fold!r}: {len(ordered)} queries with test_percent={test_percent} make "
