@@ -204,3 +204,27 @@ def test_the_cranfield_preset_sweeps_every_loss_that_trains_without_a_teacher(
         and "kl_divergence" not in swept
     )
     assert list(cfg.eval.collections) == ["synthetic"]
+
+
+def test_the_cranfield_cross_validation_preset_runs_every_fold_seed_by_seed(
+    tmp_path, data_cache
+) -> None:
+    """The same losses and seeds as the one-split preset on every fold, seed the outermost loop:
+    a sweep stopped early has still compared every loss on every fold."""
+    from lossbench.data.splits import number_of_folds
+
+    one_split = compose_config(
+        tmp_path, data_cache, "experiment=compare_losses_cranfield", small=False, hydra_node=True
+    )
+    cv = compose_config(
+        tmp_path, data_cache, "experiment=compare_losses_cranfield_cv", small=False, hydra_node=True
+    )
+    params = cv.hydra.sweeper.params
+    assert list(params) == ["seed", "dataset.collection.fold", "loss"]
+    assert params.seed == one_split.hydra.sweeper.params.seed
+    assert params.loss == one_split.hydra.sweeper.params.loss
+    collection = cv.dataset.collection
+    folds = number_of_folds(225, collection.test_percent)  # Cranfield's 225 judged queries
+    assert params["dataset.collection.fold"] == ",".join(str(f) for f in range(folds))
+    assert cv.tracking.experiment != one_split.tracking.experiment
+    assert list(cv.eval.collections) == ["synthetic"] and not cv.save_model

@@ -36,3 +36,28 @@ def test_quick_exit_runs_atexit_handlers_flushes_and_keeps_the_status(tmp_path: 
     assert done.stdout == "printed, not flushed"
     assert marker.read_text() == "yes"
     assert "logged before the exit" in log_file.read_text()
+
+
+def test_quick_exit_shuts_a_joblib_pool_down_before_joining_its_workers() -> None:
+    """Loky stops its workers in a threading exit hook; multiprocessing's atexit handler joins them.
+    Skipping the hook left a sweep of hydra/launcher=joblib waiting on idle workers after its jobs."""
+    script = textwrap.dedent(
+        """
+        import threading
+        from joblib.externals.loky import get_reusable_executor
+        from lossbench.experiment.quick_exit import quick_exit
+        threading._register_atexit(lambda: print("threading exit hook ran", flush=True))
+        pool = get_reusable_executor(max_workers=1, timeout=600)  # idle workers would wait 10 min
+        assert pool.submit(sum, [1, 2]).result() == 3
+        quick_exit(0)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "src")},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "threading exit hook ran\n"

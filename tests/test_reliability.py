@@ -199,7 +199,8 @@ def test_a_real_mlflow_server_over_http(tmp_path: Path, data_cache: Path) -> Non
 def test_parallel_joblib_jobs_share_one_store_and_none_is_lost(
     tmp_path: Path, data_cache: Path
 ) -> None:
-    """Four jobs, two at a time in separate processes, all writing to one sqlite store."""
+    """Four jobs, two at a time in separate processes, all writing to one sqlite store, each
+    tokenizing its training batches in a DataLoader worker (which must start inside loky)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     python, dash_m, module, *overrides = pipeline_command(tmp_path, data_cache, "eval.base=false")
     command = [
@@ -210,6 +211,7 @@ def test_parallel_joblib_jobs_share_one_store_and_none_is_lost(
         *overrides,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
+        "data.num_workers=1",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "loss=ranknet,infonce",
         "seed=0,1",

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lossbench.data.batches import InferenceCollator
 from lossbench.data.datasets import DocDataset
+from lossbench.data.worker_context import worker_context
 
 
 class LightningIRDataModule(L.LightningDataModule):
@@ -76,6 +77,7 @@ class LightningIRDataModule(L.LightningDataModule):
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            multiprocessing_context=worker_context(self.num_workers),
             pin_memory=module.device.type == "cuda",
         )
 
@@ -91,6 +93,7 @@ class LightningIRDataModule(L.LightningDataModule):
                     batch_size=self.inference_batch_size,
                     collate_fn=InferenceCollator(module.tokenizer, length),
                     num_workers=self.num_workers,
+                    multiprocessing_context=worker_context(self.num_workers),
                 )
             )
         return loaders

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from lossbench.data.batches import InferenceBatch, InferenceCollator
 from lossbench.data.samples import TextSample, TokenizedSample
 from lossbench.data.token_store import CorpusTokens
+from lossbench.data.worker_context import worker_context
 from lossbench.models.module import BiEncoderModule
 from lossbench.models.ranking_module import RankingModule
 
@@ -133,6 +134,7 @@ def iter_encoded(
             batch_size=batch_size,
             collate_fn=collate,
             num_workers=num_workers,
+            multiprocessing_context=worker_context(num_workers),
             pin_memory=on_gpu,
         )
     total = -(-len(ordered) // batch_size)
