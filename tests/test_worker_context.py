@@ -14,7 +14,9 @@ from lossbench.data.worker_context import worker_context
 def batches_with_one_worker() -> tuple[str | None, list[list[int]]]:
     """What a job's DataLoader with one worker process yields, and the context it started with."""
     context = worker_context(1)
-    loader = DataLoader(list(range(4)), batch_size=2, num_workers=1, multiprocessing_context=context)
+    loader = DataLoader(
+        list(range(4)), batch_size=2, num_workers=1, multiprocessing_context=context
+    )
     return context, [batch.tolist() for batch in loader]
 
 
