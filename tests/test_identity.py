@@ -97,6 +97,24 @@ def test_what_a_run_computes_changes_the_hash_and_the_seed_only_the_config_hash(
     assert other_seed["system_hash"] == base["system_hash"]
 
 
+def test_the_fold_is_part_of_the_run_not_of_the_system(compose) -> None:
+    """Cross-validation: the runs of one config on each fold are one system (pipeline.compare pools
+    them), each run tagged with its fold; a collection without folds keeps its hashes."""
+    from lossbench.experiment.identity import fold_of, identity_tags, portable_config
+
+    folds = ["dataset=cranfield", "dataset.collection.fold=0"]
+    first = compose(*folds, small=False)
+    other = compose(folds[0], "dataset.collection.fold=3", small=False)
+    assert (fold_of(first), fold_of(other)) == (0, 3)
+    assert identity_tags(other)["config_hash"] != identity_tags(first)["config_hash"]
+    for tag in ("system_hash", "setup_hash"):
+        assert identity_tags(other)[tag] == identity_tags(first)[tag], tag
+    assert portable_config(other)["dataset"]["collection"]["fold"] == 3  # still in config_hash
+    other_loss = compose(folds[0], "dataset.collection.fold=3", "loss=infonce", small=False)
+    assert identity_tags(other_loss)["system_hash"] != identity_tags(first)["system_hash"]
+    assert fold_of(compose()) is None  # the synthetic collection has no folds
+
+
 @pytest.mark.slow  # two new processes that import Hydra and transformers
 def test_a_moved_checkout_computes_the_same_hashes_in_a_new_process(
     tmp_path: Path, data_cache: Path

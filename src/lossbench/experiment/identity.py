@@ -16,8 +16,9 @@ The hashes (MLflow tags):
 
 * :func:`config_hash` (``config_hash``): a job whose exact config and code already have a FINISHED
   run is skipped (:func:`find_finished_run`); ``resume=true`` finds the run it continues by it.
-* :func:`system_hash` (``system_hash``): the same without the seed: ``pipeline.compare`` pools the
-  runs of one system over seeds.
+* :func:`system_hash` (``system_hash``): the same without the seed and the cross-validation fold
+  (``dataset.collection.fold``, tagged ``fold``): ``pipeline.compare`` pools the runs of one system
+  over seeds, and over folds into one table of every fold's test queries.
 * :func:`setup_hash` (``setup_hash``): the system without the code: runs of one system made by
   different code share it, which lets ``pipeline.compare`` name them and refuse to pool them
   (unless ``allow_mixed_code=true``).
@@ -144,16 +145,32 @@ def config_hash(cfg: DictConfig) -> str:
     return digest({"config": portable_config(cfg), "code": code_version()})
 
 
+def fold_of(cfg: DictConfig) -> int | None:
+    """The cross-validation fold a run tests on (``dataset.collection.fold``); None for a
+    collection without folds."""
+    fold = OmegaConf.select(cfg, "dataset.collection.fold", default=None)
+    return None if fold is None else int(fold)
+
+
+def system_config(cfg: DictConfig) -> dict[Any, Any]:
+    """:func:`portable_config` without the seed and the fold: what one system's runs share."""
+    config = portable_config(cfg, (*IGNORED_FOR_HASH, "seed"))
+    collection = config.get("dataset", {}).get("collection")
+    if isinstance(collection, dict) and "fold" in collection:
+        without_fold = {k: v for k, v in collection.items() if k != "fold"}
+        config["dataset"] = {**config["dataset"], "collection": without_fold}
+    return config
+
+
 def system_hash(cfg: DictConfig) -> str:
-    """:func:`config_hash` without the seed: runs that differ only by seed are one system."""
-    return digest(
-        {"config": portable_config(cfg, (*IGNORED_FOR_HASH, "seed")), "code": code_version()}
-    )
+    """:func:`config_hash` without the seed and the fold: runs that differ only by those are one
+    system."""
+    return digest({"config": system_config(cfg), "code": code_version()})
 
 
 def setup_hash(cfg: DictConfig) -> str:
     """:func:`system_hash` without the code: the same system, whatever code ran it."""
-    return digest({"config": portable_config(cfg, (*IGNORED_FOR_HASH, "seed"))})
+    return digest({"config": system_config(cfg)})
 
 
 def identity_tags(cfg: DictConfig) -> dict[str, str]:

@@ -57,9 +57,10 @@ def describe_code_versions(runs: Sequence[Any]) -> dict[str, str]:
 
 def _pool_key(run: Any, allow_mixed_code: bool) -> str:
     tags = run.data.tags
+    fold = f"/fold{tags['fold']}" if "fold" in tags else ""  # each fold is compared alone
     if tags.get("setup_hash"):
-        return str(tags["setup_hash"]) if allow_mixed_code else str(tags["system_hash"])
-    return str(tags.get("system_hash") or system_label(run))
+        return (str(tags["setup_hash"]) if allow_mixed_code else str(tags["system_hash"])) + fold
+    return str(tags.get("system_hash") or system_label(run)) + fold
 
 
 def check_one_code_version(runs: Sequence[Any]) -> None:

@@ -136,7 +136,7 @@ class SetupStages(RunState):
     def tags(self) -> dict[str, Any]:
         """What the run is, as MLflow tags (``config_hash`` finds it again, ``system_hash`` pools seeds,
         ``code_version`` names the code: :mod:`lossbench.experiment.identity`)."""
-        from lossbench.experiment.identity import identity_tags
+        from lossbench.experiment.identity import fold_of, identity_tags
         from lossbench.experiment.sweep_jobs import sweep_job_tags
         from lossbench.experiment.tracking import git_commit
         from lossbench.experiment.ui import source_tags
@@ -152,6 +152,7 @@ class SetupStages(RunState):
             "schedule": cfg.schedule.name,
             "regularizer_schedule": cfg.regularizer_schedule.name,
             "seed": cfg.seed,
+            **({} if fold_of(cfg) is None else {"fold": str(fold_of(cfg))}),
             "git_commit": commit,
             "command": " ".join(sys.argv[1:]),
             **sweep_job_tags(),
