@@ -85,6 +85,11 @@ def test_a_job_name_shows_only_what_its_sweep_varies() -> None:
         {"hydra": {"overrides": {"task": [overrides[2], *overrides[4:]]}, "sweeper": {}}}
     )
     assert sweep_name(unswept) == "sweep trainer.max_steps=40"
+    fixed = OmegaConf.create(  # the preset's params vary seed; the command line fixes it
+        {"hydra": {"overrides": {"task": ["seed=0"]}, "sweeper": {"params": {"seed": "0,1,2"}}}}
+    )
+    assert swept_values(["seed=0"], {"seed": "0,1,2", "loss": "a,b"}) == {"loss": "a,b"}
+    assert sweep_name(fixed) == "sweep seed=0"
 
 
 def test_a_single_run_is_named_by_loss_and_seed(compose) -> None:

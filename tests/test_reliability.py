@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -229,6 +230,61 @@ def test_parallel_joblib_jobs_share_one_store_and_none_is_lost(
     }
     assert all("test/ndcg_at_10" in r.data.metrics for r in children)
     assert len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
+
+
+@pytest.mark.slow
+def test_a_killed_joblib_sweep_leaves_its_record_and_no_process(
+    tmp_path: Path, data_cache: Path
+) -> None:
+    """SIGTERM to the sweep's process group (a time limit): the jobs running end KILLED, the parent
+    run ends FAILED naming the jobs that never ran (not RUNNING), and no process of it is left."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    python, dash_m, module, *overrides = pipeline_command(
+        tmp_path, data_cache, "eval.base=false", "trainer.max_steps=100000"
+    )
+    command = [
+        *(python, dash_m, module, "-m", *overrides),
+        *("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.num_workers=1"),
+        *(f"hydra.sweep.dir={tmp_path / 'sweep'}", "loss=ranknet,infonce", "seed=0,1"),
+    ]
+    errors = (tmp_path / "stderr.log").open("wb")
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+        start_new_session=True,  # its own process group, as a scheduler's job is
+    )
+    try:
+        deadline = time.time() + 180
+        while not logged_train_loss(tmp_path / "mlflow.db"):
+            if time.time() > deadline:
+                tail = (tmp_path / "stderr.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"no job started training; the sweep's stderr ends:\n{tail}")
+            time.sleep(1)
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail("processes of the killed sweep are still alive 30 s after it exited")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        errors.close()
+    runs = all_runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get("lossbench_role") == "sweep"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert parent.info.status == "FAILED"
+    assert {r.info.status for r in children} == {"KILLED"}
+    assert len(children) + int(parent.data.tags["missing_jobs"]) == 4
+    assert process.returncode != 0
 
 
 def sigterm_then_worker_error() -> None:

@@ -27,5 +27,8 @@ fi
 wait "$sweep"
 code=$?
 [[ -n $watchdog ]] && kill "$watchdog" 2>/dev/null
+# a stopped sweep's job processes record their runs KILLED; give them 15 s, then end what is left
+for _ in $(seq 15); do kill -0 -- -"$sweep" 2>/dev/null || break; sleep 1; done
+kill -KILL -- -"$sweep" 2>/dev/null
 echo "sweep exit $code"
 exit $code

@@ -45,13 +45,16 @@ def swept_values(
     overrides: Sequence[Any], sweeper_params: Mapping[str, Any] | None
 ) -> dict[str, str]:
     """What a sweep varies: key -> its values as written (``loss`` -> ``ranknet,infonce``), from
-    the command line's sweep overrides (lists, ``glob``, ``range``, ...) and the sweeper's params."""
+    the command line's sweep overrides (lists, ``glob``, ``range``, ...) and the sweeper's params;
+    a single value on the command line fixes a key the params vary (``seed=0``), as in Hydra."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     swept = {str(key): str(value) for key, value in (sweeper_params or {}).items()}
     for override in OverridesParser.create().parse_overrides(shown_overrides(overrides)):
         if override.is_sweep_override():
             swept[override.key_or_group] = override_value(str(override.input_line))
+        else:
+            swept.pop(override.key_or_group, None)
     return {key: value for key, value in swept.items() if not key.startswith(HIDDEN_OVERRIDES)}
 
 
@@ -83,12 +86,11 @@ def _swept_keys_of_this_sweep(hydra: Any) -> set[str] | None:
     """The keys the running sweep varies, read from Hydra's ``multirun.yaml`` in the sweep folder
     (and the sweeper's params); None when it cannot be read."""
     params = hydra.sweeper.get("params") if hydra.get("sweeper") is not None else None
-    keys = set(swept_values([], params))
     path = Path(str(hydra.sweep.dir)) / "multirun.yaml"
     if not path.exists():
-        return keys or None
+        return set(swept_values([], params)) or None
     saved = OmegaConf.load(path)
-    return keys | set(swept_values(saved.hydra.overrides.task, None))
+    return set(swept_values(saved.hydra.overrides.task, params))
 
 
 def job_name(cfg: DictConfig) -> str:

@@ -36,6 +36,7 @@ from lossbench.experiment.sweep_jobs import (
     record_failed_job,
     write_jobs_file,
 )
+from lossbench.experiment.termination import stop_sweep_on_sigterm
 
 log = logging.getLogger("lossbench")
 
@@ -71,6 +72,7 @@ class SweepOutcome:
 
 
 LAST_SWEEP: list[SweepOutcome] = []  # at most one: the last sweep that ended in this process
+LISTED_JOBS: dict[str, list[str] | None] = {}  # parent run id -> the job keys this process listed
 
 
 def exit_status() -> int:
@@ -78,12 +80,17 @@ def exit_status() -> int:
     return 0 if not LAST_SWEEP or LAST_SWEEP[-1].ok else 1
 
 
-def end_parent(uri: str, run_id: str, stopped: str | None = None) -> SweepOutcome | None:
+def end_parent(
+    uri: str, run_id: str, stopped: str | None = None, jobs_ended: bool = False
+) -> SweepOutcome | None:
     """End a sweep's parent run: FINISHED when every job's latest run FINISHED and none is missing,
     else FAILED; tags ``jobs``, ``runs``, ``failed_jobs``, ``failed_runs``, ``missing_jobs``.
 
     ``stopped``: why the sweep ended before its last job (then it ends FAILED, and does so only if it
-    is still RUNNING: a sweep that ended already keeps its status). Never raises: it runs at exit.
+    is still RUNNING: a sweep that ended already keeps its status). ``jobs_ended``: the jobs ran in
+    processes that have ended with this one (a local launcher), so a child run still RUNNING was
+    cut off before it could record it (joblib ends its workers as the sweep stops): it is ended
+    KILLED. Never raises: it runs at exit.
     """
     from lossbench.experiment.tracking import connect
 
@@ -92,7 +99,11 @@ def end_parent(uri: str, run_id: str, stopped: str | None = None) -> SweepOutcom
         parent = client.get_run(run_id)
         if stopped and parent.info.status != "RUNNING":
             return None
-        expected = read_expected(client, run_id)
+        # as listed when the sweep started; read back at exit, the download would fail (MLflow
+        # downloads in a thread pool, closed to new work once the interpreter starts to exit)
+        expected = LISTED_JOBS[run_id] if run_id in LISTED_JOBS else read_expected(client, run_id)
+        if stopped and jobs_ended:
+            end_cut_off_jobs(client, parent)
         outcomes = job_outcomes(child_runs(client, parent), expected)
         outcome = SweepOutcome(run_id, outcomes.failed, outcomes.missing, outcomes.runs)
         tags = {
@@ -116,9 +127,24 @@ def end_parent(uri: str, run_id: str, stopped: str | None = None) -> SweepOutcom
     return outcome
 
 
-def fail_if_running(uri: str, run_id: str) -> None:
-    """At exit: end a sweep's parent run FAILED if it is still RUNNING (the sweep stopped early)."""
-    end_parent(uri, run_id, stopped="the sweep stopped before its last job; see its console output")
+def end_cut_off_jobs(client: Any, parent: Any) -> None:
+    """End KILLED the child runs of a stopped sweep that are still RUNNING, saying why."""
+    for child in child_runs(client, parent):
+        if child.info.status == "RUNNING":
+            reason = "interrupted: the sweep was stopped while this job ran (its process ended)"
+            client.set_tag(child.info.run_id, "error", reason)
+            client.set_terminated(child.info.run_id, "KILLED")
+
+
+def fail_if_running(uri: str, run_id: str, jobs_ended: bool = False) -> None:
+    """At exit: end a sweep's parent run FAILED if it is still RUNNING (the sweep stopped early);
+    ``jobs_ended``: as :func:`end_parent`'s."""
+    end_parent(
+        uri,
+        run_id,
+        stopped="the sweep stopped before its last job; see its console output",
+        jobs_ended=jobs_ended,
+    )
 
 
 def summary(outcome: SweepOutcome) -> str:
@@ -187,8 +213,11 @@ class MlflowSweepCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(run_id)
-        # anything that stops Hydra before on_multirun_end must not leave the parent RUNNING
-        atexit.register(fail_if_running, str(tracking.uri), run_id)
+        # anything that stops Hydra before on_multirun_end must not leave the parent RUNNING, nor
+        # (jobs run on this machine: the basic and joblib launchers) a job's run
+        local = "submitit" not in str(config.hydra.launcher.get("_target_", "")).lower()
+        atexit.register(fail_if_running, str(tracking.uri), run_id, local)
+        stop_sweep_on_sigterm()  # so that atexit runs when the sweep is killed
         self.check_jobs_compose(config, client, run_id)
 
     def check_jobs_compose(self, config: DictConfig, client: Any, run_id: str) -> None:
@@ -199,6 +228,7 @@ class MlflowSweepCallback(Callback):
         jobs = expected_jobs(config)
         keys = None if jobs is None else [job_key(job) for job in jobs]
         write_jobs_file(client, run_id, keys)
+        LISTED_JOBS[run_id] = keys
         errors = composition_errors(config, jobs) if jobs else {}
         if not errors:
             return

@@ -1,7 +1,10 @@
 """SIGTERM during a tracked run (``kill``, a scheduler's time limit): an interrupt, and remembered.
 
 The run that was running ends KILLED instead of staying RUNNING forever, and a sweep stops instead of
-going on to its next job (:func:`~lossbench.experiment.sweep_jobs.run_sweep_job`).
+going on to its next job (:func:`~lossbench.experiment.sweep_jobs.run_sweep_job`). A sweep's main
+process turns SIGTERM into an interrupt too (:func:`stop_sweep_on_sigterm`): where its jobs run in
+other processes (``hydra/launcher=joblib``) it waits on them, and SIGTERM's default would end it
+before its exit handlers end the sweep's parent run.
 """
 
 from __future__ import annotations
@@ -48,6 +51,22 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stop_sweep_on_sigterm() -> None:
+    """From now on SIGTERM raises KeyboardInterrupt in this process (main thread only), so that a
+    sweep stopped by ``kill`` unwinds and its exit handlers end its parent run FAILED, naming the
+    jobs that never ran, instead of leaving it RUNNING."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}: the sweep stops")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def forget_termination() -> None:
