@@ -297,3 +297,23 @@ def test_a_bm25_run_among_the_compared_runs_is_the_reference_row(
         f"bm25 (reference) in-domain: run {bm25.info.run_id} (test.run.txt)"
     ]
     assert not (tmp_path / "cache" / "bm25_reference").exists()  # nothing computed
+
+
+def test_a_bm25_index_keeps_jax_off_the_gpu() -> None:
+    """bm25s initializes JAX at import where it is installed; on a GPU JAX would take 75% of the
+    memory of every process that builds an index (the jobs of a parallel sweep ran out of it)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os; from lossbench.retrieval.bm25 import BM25Index; BM25Index(); "
+        "print(os.environ.get('JAX_PLATFORMS'))"
+    )
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    for preset, expected in ((None, "cpu"), ("cuda", "cuda")):
+        env = {"PYTHONPATH": src, **({"JAX_PLATFORMS": preset} if preset else {})}
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == expected

@@ -26,6 +26,7 @@ known term retrieves nothing, rather than an arbitrary list of zero scores.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any, TypedDict
@@ -36,6 +37,14 @@ from lossbench.data.collection import ScoredRun
 
 CHUNK = 100_000
 """Docs tokenized at a time while indexing (texts of one chunk are held at once)."""
+
+
+def keep_jax_off_the_gpu() -> None:
+    """Call before importing ``bm25s``. Where JAX is installed, ``bm25s`` imports it and runs a
+    top-k at import, and JAX then takes 75% of a GPU's memory in that process: a sweep's parallel
+    jobs, each building a BM25 index, ran out of GPU memory. BM25 needs no GPU, so JAX stays on the
+    CPU unless ``JAX_PLATFORMS`` says otherwise."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 class BM25Settings(TypedDict, total=False):
@@ -65,6 +74,7 @@ class BM25Index:
         stemmer: str | None = "english",
         stopwords: str | None = "en",
     ) -> None:
+        keep_jax_off_the_gpu()
         from bm25s.tokenization import Tokenizer
 
         if k1 < 0 or not 0.0 <= b <= 1.0:
@@ -116,7 +126,11 @@ class BM25Index:
             return {}
         tokens = self._tokenize([queries[qid] for qid in query_ids], update_vocab=False)
         positions, scores = self._retriever.retrieve(
-            tokens, k=min(k, len(self.doc_ids)), show_progress=False, n_threads=0
+            tokens,
+            k=min(k, len(self.doc_ids)),
+            show_progress=False,
+            n_threads=0,
+            backend_selection="numpy",  # not JAX where installed: the same top-k on every machine
         )
         run: ScoredRun = {}
         for qid, row_positions, row_scores in zip(query_ids, positions, scores, strict=True):
