@@ -179,27 +179,27 @@ def check_same_folds(systems: Mapping[str, SystemRuns]) -> None:
         {f for system in systems.values() for seed in system.runs.values() for f in seed},
         key=fold_order,
     )
+    if None in every and len(every) > 1:
+        without = [label for label, system in systems.items() if None in system.folds()]
+        folded = [label for label in systems if label not in without]
+        raise FoldsError(
+            f"runs with cross-validation folds (tag fold: {', '.join(folded)}) and runs without "
+            f"({', '.join(without)}) are compared together, and they test different queries. "
+            "Compare the runs of one dataset config (sweep=<the parent run id of its sweep>)"
+        )
     lacking = [
-        f"{label} seed {seed}: fold{'s' * (len(missing) > 1)} "
-        + ", ".join("none" if f is None else str(f) for f in missing)
+        f"{label} seed {seed}: fold{'s' * (len(missing) > 1)} {', '.join(map(str, missing))}"
         for label, system in systems.items()
         for seed, by_fold in sorted(system.runs.items())
         if (missing := [f for f in every if f not in by_fold])
     ]
-    if not lacking:
-        return
-    if None in every:
+    if lacking:
         raise FoldsError(
-            "runs with cross-validation folds (tag fold) and runs without are compared together, "
-            f"and they test different queries; the runs without: {'; '.join(lacking)}. Compare "
-            "the runs of one dataset config (sweep=<the parent run id of its sweep>)"
+            f"each seed's folds are pooled into one test set of folds {describe_folds(every)}, "
+            f"but some runs are missing (not run, or not FINISHED): {'; '.join(lacking)}. Rerun "
+            "the missing jobs (the same sweep command: its finished jobs are skipped), or compare "
+            "the runs of one fold (sweep=<the parent run id of a sweep over that fold>)"
         )
-    raise FoldsError(
-        f"each seed's folds are pooled into one test set of folds {describe_folds(every)}, but "
-        f"some runs are missing (not run, or not FINISHED): {'; '.join(lacking)}. Rerun the "
-        "missing jobs (the same sweep command: its finished jobs are skipped), or compare the runs "
-        "of one fold (sweep=<the parent run id of a sweep over that fold>)"
-    )
 
 
 def union_folds(
