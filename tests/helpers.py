@@ -124,6 +124,32 @@ def all_runs(uri: str) -> list:
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
+def log_finished_run(
+    client: Any,
+    experiment_id: str,
+    tags: dict[str, str],
+    files: dict[str, str],
+    metrics: dict[str, float] | None = None,
+    start: int = 0,
+) -> Any:
+    """A FINISHED MLflow run with ``tags``, ``metrics`` and ``files`` (artifact path -> text), as a
+    job of ``pipeline.run`` would leave it for ``pipeline.compare``; returns the run as searched."""
+    import tempfile
+
+    run_id = client.create_run(experiment_id, start_time=start, tags=tags).info.run_id
+    for key, value in (metrics or {}).items():
+        client.log_metric(run_id, key, value)
+    with tempfile.TemporaryDirectory() as folder:
+        for name, text in files.items():
+            path = Path(folder) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            parent = str(Path(name).parent)
+            client.log_artifact(run_id, str(path), None if parent == "." else parent)
+    client.set_terminated(run_id, "FINISHED")
+    return client.get_run(run_id)
+
+
 # ---- the reference tools on a run file ---------------------------------------------------------
 TREC_EVAL_MEASURES = {
     "ndcg@10": "ndcg_cut_10",
@@ -207,6 +233,66 @@ def tiny_collection(
         judged = [f"d{i}" for i in range(topic, 40, 4)]
         qrels[f"q{j}"] = {doc: 1 + (k == 0) for k, doc in enumerate(rng.sample(judged, 3))}
     return docs, queries, qrels
+
+
+def folded_collection(fold: int = 0) -> Any:
+    """:func:`tiny_collection` as a collection with cross-validation folds, the way ``dataset=
+    cranfield`` splits its queries: 25% test, 25% dev (split_by_percent), 4 folds of 6 test queries."""
+    from lossbench.data.collection import Collection
+    from lossbench.data.splits import split_by_percent
+
+    docs, queries, qrels = tiny_collection()
+    splits = split_by_percent(list(qrels), 25, 25, fold)
+    return Collection(
+        name="folded",
+        docs=docs,
+        queries={split: {q: queries[q] for q in ids} for split, ids in splits.items()},
+        qrels={split: {q: qrels[q] for q in ids} for split, ids in splits.items()},
+    )
+
+
+def bm25s_reference(docs: dict[str, str], queries: dict[str, str], k: int) -> dict[str, dict]:
+    """bm25s's own pipeline on the texts: its tokenizer (English stop words, Porter2 stemming),
+    Lucene's BM25 with k1=0.9, b=0.4, the top k with a positive score."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    doc_ids = list(docs)
+    retriever = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
+    retriever.index(
+        bm25s.tokenize(
+            [docs[d] for d in doc_ids], stopwords="en", stemmer=stemmer, show_progress=False
+        ),
+        show_progress=False,
+    )
+    query_ids = list(queries)
+    tokens = bm25s.tokenize(
+        [queries[q] for q in query_ids],
+        stopwords="en",
+        stemmer=stemmer,
+        return_ids=False,
+        show_progress=False,
+    )
+    positions, scores = retriever.retrieve(tokens, k=k, show_progress=False)
+    return {
+        q: {doc_ids[int(p)]: float(s) for p, s in zip(row_p, row_s, strict=True) if s > 0}
+        for q, row_p, row_s in zip(query_ids, positions, scores, strict=True)
+    }
+
+
+def ranx_run_in_order_of_record(run: dict[str, dict[str, float]]) -> Any:
+    """A ranx Run of ``run`` ranked by the documented order of record (decreasing float32 score,
+    then increasing doc id), given to ranx as scores: BM25 ties often (docs of one topic share
+    their words), and ranx would break ties its own way."""
+    import numpy as np
+    from ranx import Run
+
+    ranked = {
+        q: sorted(docs.items(), key=lambda item: (-np.float32(item[1]), item[0]))
+        for q, docs in run.items()
+    }
+    return Run({q: {d: float(len(r) - i) for i, (d, _) in enumerate(r)} for q, r in ranked.items()})
 
 
 def write_beir(folder: Path, splits: dict[str, list[str]]) -> Path:

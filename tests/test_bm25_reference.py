@@ -7,12 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from tests.helpers import FAST_RUN, compose_config, write_beir
+from tests.helpers import (
+    FAST_RUN,
+    bm25s_reference,
+    compose_config,
+    ranx_run_in_order_of_record,
+    write_beir,
+)
 
 OTHER_SYNTHETIC = (
     "{dataset: synthetic, name: synthetic_b, collection: {seed: 7, num_docs: 120, "
@@ -38,41 +43,11 @@ def only_run(uri: str, experiment: str = "lossbench") -> Any:
     return found[0]
 
 
-def bm25s_reference(docs: dict[str, str], queries: dict[str, str], k: int) -> dict[str, dict]:
-    """bm25s's own pipeline on the texts: its tokenizer (English stop words, Porter2 stemming),
-    Lucene's BM25 with k1=0.9, b=0.4, the top k with a positive score."""
-    import bm25s
-    import Stemmer
-
-    stemmer = Stemmer.Stemmer("english")
-    doc_ids = list(docs)
-    retriever = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
-    retriever.index(
-        bm25s.tokenize(
-            [docs[d] for d in doc_ids], stopwords="en", stemmer=stemmer, show_progress=False
-        ),
-        show_progress=False,
-    )
-    query_ids = list(queries)
-    tokens = bm25s.tokenize(
-        [queries[q] for q in query_ids],
-        stopwords="en",
-        stemmer=stemmer,
-        return_ids=False,
-        show_progress=False,
-    )
-    positions, scores = retriever.retrieve(tokens, k=k, show_progress=False)
-    return {
-        q: {doc_ids[int(p)]: float(s) for p, s in zip(row_p, row_s, strict=True) if s > 0}
-        for q, row_p, row_s in zip(query_ids, positions, scores, strict=True)
-    }
-
-
 def test_a_bm25_run_logs_what_bm25s_scores_ranked_and_evaluated_by_ranx(
     tmp_path: Path, data_cache: Path
 ) -> None:
     from hydra.utils import instantiate
-    from ranx import Qrels, Run, evaluate
+    from ranx import Qrels, evaluate
 
     from pipeline.run import run
 
@@ -83,15 +58,7 @@ def test_a_bm25_run_logs_what_bm25s_scores_ranked_and_evaluated_by_ranx(
     queries = collection.split_queries("test")
     expected = bm25s_reference(dict(collection.docs), queries, int(cfg.eval.k))
     qrels = {q: dict(d) for q, d in collection.qrels["test"].items()}
-    # BM25 ties often (docs of one topic share their words): rank by the documented order of
-    # record, decreasing float32 score then increasing doc id, and give ranx that order as scores
-    ranked = {
-        q: sorted(expected.get(q, {}).items(), key=lambda item: (-np.float32(item[1]), item[0]))
-        for q in queries
-    }
-    ranx_run = Run(
-        {q: {d: float(len(r) - i) for i, (d, _) in enumerate(r)} for q, r in ranked.items()}
-    )
+    ranx_run = ranx_run_in_order_of_record({q: expected.get(q, {}) for q in queries})
     values = evaluate(Qrels(qrels), ranx_run, METRICS, make_comparable=True)
     for metric in METRICS:
         key = f"test/{metric.replace('@', '_at_')}"

@@ -1,4 +1,5 @@
-"""Which runs pipeline.compare pools: one system per config and code; runs of other code refused."""
+"""Which runs pipeline.compare pools: one system per config and code, over seeds and cross-validation
+folds; runs of other code refused, a seed lacking a fold refused by name."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ from types import SimpleNamespace
 
 import pytest
 
-from lossbench.experiment.pooling import MixedCodeError, describe_code_versions, group_systems
+from lossbench.experiment.pooling import (
+    FoldsError,
+    MixedCodeError,
+    describe_code_versions,
+    group_systems,
+    pooled_runs,
+    union_folds,
+)
 
 
 def fake_run(seed: int, status: str = "FINISHED", start: int = 0, **tags: str) -> SimpleNamespace:
-    info = SimpleNamespace(
-        status=status, run_name=f"run{seed}", run_id=f"id{seed}", start_time=start
-    )
+    name = f"run{seed}" + (f"-fold{tags['fold']}" if "fold" in tags else "")
+    info = SimpleNamespace(status=status, run_name=name, run_id=f"id-{name}", start_time=start)
     return SimpleNamespace(
         info=info, data=SimpleNamespace(tags={"loss": "ranknet", "seed": str(seed), **tags})
     )
@@ -24,6 +31,8 @@ def test_runs_of_one_config_and_code_are_one_system_over_seeds() -> None:
         [fake_run(0, **tags), fake_run(1, **tags), fake_run(2, "FAILED", error="boom", **tags)]
     )
     assert list(systems) == ["ranknet"] and sorted(systems["ranknet"].runs) == [0, 1]
+    assert systems["ranknet"].runs[1] == {None: systems["ranknet"].all_runs()[1]}  # no folds
+    assert systems["ranknet"].folds() == [None]
     assert excluded == ["run2: FAILED (boom)"]
 
 
@@ -46,3 +55,68 @@ def test_runs_logged_before_code_versions_group_by_their_system_hash() -> None:
     systems, _ = group_systems(old)
     assert sorted(systems["ranknet"].runs) == [0, 1]
     assert describe_code_versions(old) == {"unknown": "2 runs, git unknown"}
+
+
+TAGS = {"setup_hash": "s", "system_hash": "h", "code_version": "c1", "git_commit": "abc"}
+
+
+def folded_runs(missing: tuple[int, int] | None = None, **tags: str) -> list[SimpleNamespace]:
+    """Seeds 0, 1 x folds 0, 1 of one config (all but ``missing``), each (seed, fold) run twice:
+    an older run, then the one to keep (tag ``latest``)."""
+    runs = []
+    for start, latest in ((0, "no"), (10, "yes")):
+        for seed in (0, 1):
+            for fold in (0, 1):
+                if (seed, fold) != missing:
+                    run = fake_run(seed, start=start + fold, fold=str(fold), latest=latest, **tags)
+                    runs.append(run)
+    return runs
+
+
+def test_two_seeds_by_two_folds_of_one_config_are_one_system_of_four_runs() -> None:
+    systems, excluded = group_systems(folded_runs(**TAGS))
+    assert list(systems) == ["ranknet"] and not excluded
+    system = systems["ranknet"]
+    assert sorted(system.runs) == [0, 1] and all(sorted(f) == [0, 1] for f in system.runs.values())
+    assert system.folds() == [0, 1]
+    kept = pooled_runs(systems)
+    assert len(kept) == 4 and {r.data.tags["latest"] for r in kept} == {"yes"}  # the latest
+    assert {(r.data.tags["seed"], r.data.tags["fold"]) for r in kept} == {
+        ("0", "0"),
+        ("0", "1"),
+        ("1", "0"),
+        ("1", "1"),
+    }
+    assert system.runs[1][0].info.run_name == "run1-fold0"
+
+
+def test_a_seed_without_one_of_the_folds_is_refused_naming_it_and_the_fix() -> None:
+    with pytest.raises(FoldsError, match=r"folds 0, 1.*ranknet seed 1: fold 1\. Rerun the missing"):
+        group_systems([r for r in folded_runs(**TAGS) if r.info.run_name != "run1-fold1"])
+    failed = fake_run(1, "FAILED", start=20, fold="1", error="boom", **TAGS)  # its only run failed
+    runs = [r for r in folded_runs(**TAGS) if r.info.run_name != "run1-fold1"] + [failed]
+    with pytest.raises(FoldsError, match="ranknet seed 1: fold 1"):
+        group_systems(runs)
+
+
+def test_two_systems_with_other_folds_are_refused_naming_the_one_lacking() -> None:
+    other = {**TAGS, "setup_hash": "s2", "system_hash": "h2", "loss": "bce"}
+    runs = folded_runs(**TAGS) + [r for r in folded_runs(**other) if r.data.tags["fold"] == "0"]
+    with pytest.raises(FoldsError, match="bce seed 0: fold 1; bce seed 1: fold 1") as raised:
+        group_systems(runs)
+    assert "ranknet" not in str(raised.value)
+    unfolded = [fake_run(0, **other), fake_run(1, **other)]  # a dataset without folds
+    with pytest.raises(FoldsError, match=r"folds \(tag fold: ranknet\) and runs without \(bce\)"):
+        group_systems(folded_runs(**TAGS) + unfolded)
+
+
+def test_the_folds_of_a_seed_are_pooled_only_when_they_test_disjoint_queries() -> None:
+    fold0 = ({"q1": {"d1": 1.0}}, {"q1": {"d1": 1}})
+    fold1 = ({"q2": {"d2": 0.5}}, {"q2": {"d3": 2}})
+    run, qrels = union_folds({0: fold0, 1: fold1}, "ranknet seed 0")
+    assert run == {"q1": {"d1": 1.0}, "q2": {"d2": 0.5}}
+    assert qrels == {"q1": {"d1": 1}, "q2": {"d3": 2}}
+    with pytest.raises(
+        FoldsError, match="ranknet seed 0: query q1 is tested in fold 0 and in fold 1"
+    ):
+        union_folds({0: fold0, 1: fold0}, "ranknet seed 0")

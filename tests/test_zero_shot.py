@@ -176,11 +176,11 @@ def test_two_starting_points_of_one_model_are_two_rows_named_by_a_system() -> No
         return SimpleNamespace(data=SimpleNamespace(tags=tags, metrics=metrics))
 
     systems = {
-        "ranknet": SystemRuns("ranknet", {0: job("a"), 1: job("a")}),
-        "in_batch_ce": SystemRuns("in_batch_ce", {0: job("a")}),
-        "bce": SystemRuns("bce", {0: job("b")}),
-        "listnet": SystemRuns("listnet", {0: job("c", model="tiny")}),
-        "pearson": SystemRuns("pearson", {0: job(None, base=None)}),  # eval.base=false
+        "ranknet": SystemRuns("ranknet", {0: {None: job("a")}, 1: {None: job("a")}}),
+        "in_batch_ce": SystemRuns("in_batch_ce", {0: {None: job("a")}}),
+        "bce": SystemRuns("bce", {0: {None: job("b")}}),
+        "listnet": SystemRuns("listnet", {0: {None: job("c", model="tiny")}}),
+        "pearson": SystemRuns("pearson", {0: {None: job(None, base=None)}}),  # eval.base=false
     }
     chosen = starting_runs(systems)
     assert sorted(chosen) == [
@@ -188,12 +188,14 @@ def test_two_starting_points_of_one_model_are_two_rows_named_by_a_system() -> No
         "dpr_minilm untrained, as in_batch_ce",
         "tiny untrained",
     ]
-    assert chosen["dpr_minilm untrained, as in_batch_ce"] is systems["in_batch_ce"].runs[0]
+    assert (
+        chosen["dpr_minilm untrained, as in_batch_ce"][None] is systems["in_batch_ce"].runs[0][None]
+    )
     # eval.reuse_base=false (no key): one row per distinct untrained evaluation, by its metrics
     unkeyed = {
-        "ranknet": SystemRuns("ranknet", {0: job(None)}),
-        "in_batch_ce": SystemRuns("in_batch_ce", {0: job(None)}),
-        "bce": SystemRuns("bce", {0: job(None, base=0.25)}),
+        "ranknet": SystemRuns("ranknet", {0: {None: job(None)}}),
+        "in_batch_ce": SystemRuns("in_batch_ce", {0: {None: job(None)}}),
+        "bce": SystemRuns("bce", {0: {None: job(None, base=0.25)}}),
     }
     assert sorted(starting_runs(unkeyed)) == [
         "dpr_minilm untrained, as bce",

@@ -167,13 +167,17 @@ def test_pipeline_on_cranfield(ir_datasets_home: Path, compose, tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_runs_of_two_folds_are_not_pooled_by_compare(
+def test_runs_of_two_folds_are_pooled_by_compare_into_one_test_set(
     ir_datasets_home: Path, compose, tmp_path: Path
 ) -> None:
-    """Each fold tests other queries: pipeline.compare refuses to pool them, naming the fold."""
+    """Each fold tests other queries: pipeline.compare pools the two folds' runs of a system into
+    one test set of 90 queries, and computes BM25 on each fold's test queries."""
     from mlflow.tracking import MlflowClient
+    from omegaconf import OmegaConf
+    from ranx import Qrels, Run, evaluate
 
     from lossbench.experiment.comparison import run_comparison
+    from lossbench.experiment.report import markdown_table
     from pipeline.run import run
     from tests.helpers import all_runs
 
@@ -188,12 +192,37 @@ def test_runs_of_two_folds_are_not_pooled_by_compare(
         )
         run(cfg)
     runs = all_runs(str(cfg.tracking.uri))
-    assert sorted(r.data.params["dataset.collection.fold"] for r in runs) == ["0", "1"]
-    assert len({r.data.tags["system_hash"] for r in runs}) == 2  # a fold is its own system
-    with pytest.raises(ValueError, match="each fold is compared alone"):
-        run_comparison(
-            MlflowClient(str(cfg.tracking.uri)), "lossbench", ["ndcg@10"], tmp_path / "report"
-        )
+    assert sorted(r.data.tags["fold"] for r in runs) == ["0", "1"]
+    assert len({r.data.tags["system_hash"] for r in runs}) == 1  # the fold is not the system's
+    client = MlflowClient(str(cfg.tracking.uri))
+    bm25 = OmegaConf.load(CONF_DIR / "first_stage" / "bm25.yaml")
+    comparison, *_ = run_comparison(
+        client,
+        "lossbench",
+        ["ndcg@10"],
+        tmp_path / "report",
+        reference=OmegaConf.create({"name": "bm25", "retriever": bm25.retriever}),
+        cache=tmp_path / "cache",
+    )
+    assert list(comparison.means) == ["ranknet"] and comparison.seeds == [0]
+    run_lines, qrels_lines = [], []
+    for mlflow_run in runs:  # the two folds' files, one after the other, read by ranx
+        folder = tmp_path / "files" / mlflow_run.info.run_id
+        for name, lines in ((RUN_FILE, run_lines), ("test.qrels.txt", qrels_lines)):
+            path = client.download_artifacts(mlflow_run.info.run_id, name, str(folder))
+            lines.append(Path(path).read_text())
+    (tmp_path / "pooled.run.txt").write_text("".join(run_lines))
+    (tmp_path / "pooled.qrels.txt").write_text("".join(qrels_lines))
+    qrels = Qrels.from_file(str(tmp_path / "pooled.qrels.txt"))
+    assert len(qrels.keys()) == 90  # 45 test queries per fold, none twice
+    expected = evaluate(
+        qrels, Run.from_file(str(tmp_path / "pooled.run.txt")), "ndcg@10", make_comparable=True
+    )
+    assert comparison.means["ranknet"]["ndcg@10"] == pytest.approx(expected, abs=1e-6)
+    assert "bm25 (reference)" in comparison.references.means  # computed on both folds' queries
+    assert len(list((tmp_path / "cache" / "bm25_reference").glob("*.run.txt"))) == 2
+    table = markdown_table(comparison, "lossbench")
+    assert "pooled over folds 0, 1 of cranfield: 90 test queries, each tested by the model" in table
 
 
 @pytest.mark.slow

@@ -1,10 +1,16 @@
 """Compare finished runs: collect them from MLflow, compare the seed-aggregated systems, write the
 report and plots, log the comparison as a run.
 
-A *system* is a set of runs that differ only by seed (same ``system_hash`` tag: the same config and
-code), labelled by its loss (:mod:`lossbench.experiment.pooling`; runs of different code are refused
-unless ``allow_mixed_code``). The means, standard deviations and paired significance tests over
-(seed, query) pairs are :mod:`lossbench.experiment.significance`'s.
+A *system* is a set of runs that differ only by seed and cross-validation fold (same ``system_hash``
+tag: the same config and code), labelled by its loss (:mod:`lossbench.experiment.pooling`; runs of
+different code are refused unless ``allow_mixed_code``). The means, standard deviations and paired
+significance tests over (seed, query) pairs are :mod:`lossbench.experiment.significance`'s.
+
+Folds: in-domain, each fold's model is tested on its own fifth of the queries, so a seed's run is the
+union of its folds' runs, evaluated on the union of their qrels (:func:`download_runs`): one table
+over every query, each tested by the model trained without it. On another collection every fold's
+model is tested on the same queries, so there the runs are (seed, fold) instances
+(:func:`download_instances`), and the mean and std are over those models.
 """
 
 from __future__ import annotations
@@ -22,14 +28,18 @@ from lossbench.data.sources.formats import read_qrels, read_trec_run
 from lossbench.evaluation import mlflow_metric_name
 from lossbench.experiment.config_checks import ConfigurationError
 from lossbench.experiment.pooling import (
+    Fold,
     SystemRuns,
     describe_code_versions,
     group_systems,
     pooled_runs,
+    union_folds,
 )
 from lossbench.experiment.reference import ReferenceSource, split_references, starting_runs
 from lossbench.experiment.significance import (  # noqa: F401 (Comparison, confidence_halfwidth: re-exported)
     Comparison,
+    Instance,
+    PooledFolds,
     compare_systems,
     confidence_halfwidth,
 )
@@ -75,29 +85,71 @@ def download_run_file(client: Any, run_id: str, name: str, folder: Path) -> Path
     return Path(client.download_artifacts(run_id, name, str(folder)))
 
 
+def download_run_and_qrels(
+    client: Any, mlflow_run: Any, folder: Path, prefix: str = ""
+) -> tuple[ScoredRun, Qrels]:
+    """A run's test run file and the qrels it was evaluated on (in the artifact folder ``prefix``)."""
+    run_id = mlflow_run.info.run_id
+    target = folder / run_id
+    target.mkdir(parents=True, exist_ok=True)
+    run = read_trec_run(download_run_file(client, run_id, prefix + RUN_FILE, target))
+    return run, read_qrels(download_run_file(client, run_id, prefix + QRELS_FILE, target))
+
+
 def download_runs(
     client: Any, systems: dict[str, SystemRuns], folder: Path, prefix: str = ""
 ) -> tuple[dict[str, dict[int, ScoredRun]], Qrels]:
-    """Each system's run file per seed, and the test qrels (checked to be the same for every run);
-    ``prefix``: the artifact folder they are in (another test collection's)."""
+    """Each system's run per seed and the test qrels: with folds, the union of the seed's fold runs
+    and of their qrels (:func:`~lossbench.experiment.pooling.union_folds`). The (pooled) qrels are
+    checked to be the same for every (system, seed); ``prefix``: the artifact folder of the files."""
     runs: dict[str, dict[int, ScoredRun]] = {}
     qrels: Qrels | None = None
     for label, system in systems.items():
         runs[label] = {}
-        for seed, mlflow_run in system.runs.items():
-            target = folder / mlflow_run.info.run_id
-            target.mkdir(parents=True, exist_ok=True)
-            run_id = mlflow_run.info.run_id
-            run_file = download_run_file(client, run_id, prefix + RUN_FILE, target)
-            runs[label][seed] = read_trec_run(run_file)
-            these = read_qrels(download_run_file(client, run_id, prefix + QRELS_FILE, target))
+        for seed, by_fold in system.runs.items():
+            parts = {
+                fold: download_run_and_qrels(client, mlflow_run, folder, prefix)
+                for fold, mlflow_run in by_fold.items()
+            }
+            runs[label][seed], these = union_folds(parts, f"{label} seed {seed}")
             if qrels is None:
                 qrels = these
             elif these != qrels:
+                ids = ", ".join(r.info.run_id for r in by_fold.values())
                 raise ValueError(
-                    f"run {run_id} was evaluated on other qrels: compare runs of one dataset "
-                    "and one test split (dataset.collection.fold: each fold is compared alone)"
+                    f"{label} seed {seed} (run {ids}) was evaluated on other qrels: compare runs "
+                    "of one dataset and one test split (the same split settings and folds)"
                 )
+    if qrels is None:
+        raise ValueError("no finished run to compare")
+    return runs, qrels
+
+
+def instance_key(seed: int, fold: Fold) -> Instance:
+    """How a run is paired on a collection every fold was tested on: its seed, or (seed, fold)."""
+    return seed if fold is None else (seed, fold)
+
+
+def download_instances(
+    client: Any, systems: dict[str, SystemRuns], folder: Path, prefix: str
+) -> tuple[dict[str, dict[Instance, ScoredRun]], Qrels]:
+    """Each system's run per (seed, fold) on a collection that every run was tested on whole
+    (``prefix``: its artifact folder), and its qrels, checked to be the same for every run."""
+    runs: dict[str, dict[Instance, ScoredRun]] = {}
+    qrels: Qrels | None = None
+    for label, system in systems.items():
+        runs[label] = {}
+        for seed, by_fold in system.runs.items():
+            for fold, mlflow_run in by_fold.items():
+                run, these = download_run_and_qrels(client, mlflow_run, folder, prefix)
+                runs[label][instance_key(seed, fold)] = run
+                if qrels is None:
+                    qrels = these
+                elif these != qrels:
+                    raise ValueError(
+                        f"run {mlflow_run.info.run_id} was evaluated on other qrels of "
+                        f"{prefix.rstrip('/')}: compare runs of one collection config"
+                    )
     if qrels is None:
         raise ValueError("no finished run to compare")
     return runs, qrels
@@ -107,21 +159,25 @@ def first_stage_references(
     client: Any, systems: dict[str, SystemRuns], folder: Path
 ) -> dict[str, dict[int, ScoredRun]]:
     """The first stages that re-rankers re-ranked (tag ``first_stage``), as reference systems
-    labelled ``first stage: <tag>``: the run of each (:data:`~lossbench.experiment.ui.FIRST_STAGE_RUN_FILE`), the same for every seed."""
+    labelled ``first stage: <tag>``: the run of each (:data:`~lossbench.experiment.ui.FIRST_STAGE_RUN_FILE`),
+    the same for every seed; with folds, the union of one run's file per fold."""
     seeds = sorted({seed for system in systems.values() for seed in system.runs})
     references: dict[str, dict[int, ScoredRun]] = {}
     for system in systems.values():
-        for mlflow_run in system.runs.values():
-            tag = mlflow_run.data.tags.get("first_stage")
-            label = f"first stage: {tag}"
-            if not tag or label in references:
-                continue
+        tag = system.all_runs()[0].data.tags.get("first_stage")
+        label = f"first stage: {tag}"
+        if not tag or label in references:
+            continue
+        parts: dict[Fold, tuple[ScoredRun, Qrels]] = {}
+        for fold, mlflow_run in system.first_seed().items():
             target = folder / f"first_stage-{mlflow_run.info.run_id}"
             target.mkdir(parents=True, exist_ok=True)
             path = client.download_artifacts(
                 mlflow_run.info.run_id, FIRST_STAGE_RUN_FILE, str(target)
             )
-            references[label] = dict.fromkeys(seeds, read_trec_run(Path(path)))
+            parts[fold] = (read_trec_run(Path(path)), {})
+        run, _ = union_folds(parts, label)
+        references[label] = dict.fromkeys(seeds, run)
     return references
 
 
@@ -147,7 +203,7 @@ def compare_collections(
     compared = {}
     for label in shared_collections(client, systems):
         prefix = f"{COLLECTIONS_FOLDER}/{label}/"
-        run_files, qrels = download_runs(client, systems, folder / label, prefix)
+        run_files, qrels = download_instances(client, systems, folder / label, prefix)
         compared[label] = compare_systems(run_files, qrels, *args)
     return compared
 
@@ -155,11 +211,13 @@ def compare_collections(
 def metric_curves(
     client: Any, systems: dict[str, SystemRuns], key: str
 ) -> dict[str, dict[int, float]]:
-    """Per system: step -> mean over seeds of the metric ``key`` (e.g. ``val/ndcg_at_10``)."""
+    """Per system: step -> mean over its runs of the metric ``key`` (e.g. ``val/ndcg_at_10``):
+    over seeds, and with folds over every (seed, fold) run (each fold validates on its own dev
+    split, so the mean is of curves on different queries)."""
     curves: dict[str, dict[int, float]] = {}
     for label, system in systems.items():
         by_step: dict[int, list[float]] = defaultdict(list)
-        for mlflow_run in system.runs.values():
+        for mlflow_run in system.all_runs():
             for point in client.get_metric_history(mlflow_run.info.run_id, key):
                 by_step[point.step].append(point.value)
         curves[label] = {step: sum(v) / len(v) for step, v in sorted(by_step.items())}
@@ -205,7 +263,7 @@ def run_comparison(
     runs, experiment_id, parent = resolve_runs(client, sweep)
     reference_runs, compared = split_references(runs)
     systems, excluded = group_systems(compared, allow_mixed_code)
-    parent = parent or common_parent([r for s in systems.values() for r in s.runs.values()])
+    parent = parent or common_parent(pooled_runs(systems))
     outcomes = job_outcomes(
         sorted(runs, key=lambda r: r.info.start_time or 0),
         read_expected(client, parent) if parent else None,
@@ -223,11 +281,12 @@ def run_comparison(
         comparison = compare_systems(
             run_files, qrels, metrics, chosen, stat_test, correction, max_p, excluded
         )
+        comparison.pooled_folds = pooled_folds(systems, len(qrels))
         comparison_args = (metrics, chosen, stat_test, correction, max_p)
         comparison.collections = compare_collections(
             client, systems, Path(scratch), *comparison_args
         )
-        sample = pooled_runs(systems)[0]
+        sample = next(iter(systems.values())).first_seed()
         source = ReferenceSource(client, reference_runs, sample, reference, cache, Path(scratch))
         source.starting_runs = starting_runs(systems)
         source.add_to(comparison)
@@ -237,20 +296,31 @@ def run_comparison(
     return comparison, files, parent, experiment_id
 
 
+def pooled_folds(systems: dict[str, SystemRuns], queries: int) -> PooledFolds | None:
+    """What the in-domain table pooled, when the runs have more than one fold (None otherwise);
+    ``queries``: the pooled test queries."""
+    folds = next(iter(systems.values())).folds()
+    if len(folds) < 2:
+        return None
+    dataset = str(pooled_runs(systems)[0].data.tags.get("dataset", "the dataset"))
+    return PooledFolds([f for f in folds if f is not None], dataset, queries)
+
+
 def write_report(
     client: Any, systems: dict[str, SystemRuns], comparison: Comparison, output: Path, sweep: str
 ) -> list[Path]:
     """The report (Markdown and HTML) and its plots under ``output``: the metrics, and the
-    validation nDCG@10 and training loss over steps, each a mean over seeds."""
+    validation nDCG@10 and training loss over steps, each a mean over seeds (and folds)."""
     from lossbench.experiment.report import write_html, write_markdown
     from lossbench.experiment.report_plots import plot_curves, plot_metric_bars
 
+    over = "seeds and folds" if comparison.pooled_folds else "seeds"
     plots = [plot_metric_bars(comparison, output / "metrics.png")]
     validation = metric_curves(client, systems, mlflow_metric_name("ndcg@10", "val"))
     plots.append(
         plot_curves(
             validation,
-            "validation nDCG@10 (dev), mean over seeds",
+            f"validation nDCG@10 (dev), mean over {over}",
             "nDCG@10",
             output / "val_ndcg.png",
         )
@@ -259,7 +329,7 @@ def write_report(
     plots.append(
         plot_curves(
             training,
-            "training loss, mean over seeds",
+            f"training loss, mean over {over}",
             "loss",
             output / "train_loss.png",
             split_scales=True,

@@ -1,18 +1,29 @@
 """Which runs ``pipeline.compare`` pools into one system, and what it reports beside them.
 
-A *system* is a set of FINISHED runs that differ only by seed: the same ``system_hash`` tag, which
-covers the config and the code (:mod:`lossbench.experiment.identity`). Runs of the same config
-made by different code (the same ``setup_hash``, another ``code_version``) are not one system:
-:func:`group_systems` refuses them, naming each code version, unless ``allow_mixed_code`` pools
-them anyway. Runs logged before runs carried ``setup_hash`` are grouped by their ``system_hash``.
+A *system* is a set of FINISHED runs that differ only by seed and cross-validation fold: the same
+``system_hash`` tag, which covers the config and the code but neither the seed nor
+``dataset.collection.fold`` (:mod:`lossbench.experiment.identity`; runs of a collection with folds
+are tagged ``fold``). Runs of the same config made by different code (the same ``setup_hash``,
+another ``code_version``) are not one system: :func:`group_systems` refuses them, naming each code
+version, unless ``allow_mixed_code`` pools them anyway. Runs logged before runs carried
+``setup_hash`` are grouped by their ``system_hash``.
+
+The folds of one seed test disjoint sets of queries, so the in-domain table pools them: each seed's
+run is the union of its folds' runs, evaluated on the union of their qrels (:func:`union_folds`).
+That needs every seed of every system to have the same folds (:func:`check_same_folds`).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from lossbench.data.collection import Qrels, ScoredRun
+
+Fold = int | None
+"""A run's cross-validation fold (its ``fold`` tag); None for a collection without folds."""
 
 UNKNOWN_CODE = "unknown"
 """The code version of a run logged before runs carried the ``code_version`` tag."""
@@ -22,12 +33,53 @@ class MixedCodeError(ValueError):
     """Runs of one system were made by different code; the message names the versions and the fix."""
 
 
+class FoldsError(ValueError):
+    """The compared runs do not pool into one set of test queries: a (system, seed) lacks folds the
+    others have, or two folds of one seed test the same query; the message names which and the fix."""
+
+
 @dataclass
 class SystemRuns:
-    """The finished runs of one system: seed -> MLflow run."""
+    """The finished runs of one system: seed -> fold -> MLflow run (fold None: a collection
+    without folds, one run per seed)."""
 
     label: str
-    runs: dict[int, Any] = field(default_factory=dict)
+    runs: dict[int, dict[Fold, Any]] = field(default_factory=dict)
+
+    def all_runs(self) -> list[Any]:
+        """Every run of the system, by seed then fold."""
+        return [run for seed in sorted(self.runs) for run in _by_fold(self.runs[seed])]
+
+    def folds(self) -> list[Fold]:
+        """The folds any seed of the system has, in order (``[None]``: no folds)."""
+        return sorted({f for by_fold in self.runs.values() for f in by_fold}, key=fold_order)
+
+    def first_seed(self) -> dict[Fold, Any]:
+        """The runs of the system's lowest seed, by fold: one run per fold."""
+        return self.runs[min(self.runs)]
+
+
+def fold_order(fold: Fold) -> int:
+    """Sort key of a fold: no fold (None) first, then by number."""
+    return -1 if fold is None else fold
+
+
+def _by_fold(by_fold: Mapping[Fold, Any]) -> list[Any]:
+    return [by_fold[f] for f in sorted(by_fold, key=fold_order)]
+
+
+def fold_of(run: Any) -> Fold:
+    """A run's fold: its ``fold`` tag (None when it has none)."""
+    fold = run.data.tags.get("fold")
+    return None if fold in (None, "") else int(fold)
+
+
+def describe_folds(folds: Iterable[Fold]) -> str:
+    """``0-4`` for a contiguous range, else ``0, 2, 3``."""
+    numbers = sorted(f for f in folds if f is not None)
+    if len(numbers) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]}-{numbers[-1]}"
+    return ", ".join(map(str, numbers))
 
 
 def system_label(run: Any) -> str:
@@ -56,11 +108,11 @@ def describe_code_versions(runs: Sequence[Any]) -> dict[str, str]:
 
 
 def _pool_key(run: Any, allow_mixed_code: bool) -> str:
+    """The system a run belongs to; neither its seed nor its fold is part of it."""
     tags = run.data.tags
-    fold = f"/fold{tags['fold']}" if "fold" in tags else ""  # each fold is compared alone
     if tags.get("setup_hash"):
-        return (str(tags["setup_hash"]) if allow_mixed_code else str(tags["system_hash"])) + fold
-    return str(tags.get("system_hash") or system_label(run)) + fold
+        return str(tags["setup_hash"]) if allow_mixed_code else str(tags["system_hash"])
+    return str(tags.get("system_hash") or system_label(run))
 
 
 def check_one_code_version(runs: Sequence[Any]) -> None:
@@ -89,11 +141,12 @@ def check_one_code_version(runs: Sequence[Any]) -> None:
 def group_systems(
     runs: Sequence[Any], allow_mixed_code: bool = False
 ) -> tuple[dict[str, SystemRuns], list[str]]:
-    """Group FINISHED runs into systems; one run per seed (the latest). Returns the systems by label
-    and the runs left out, with why.
+    """Group FINISHED runs into systems over seeds and folds; one run per (seed, fold), the latest.
+    Returns the systems by label and the runs left out, with why.
 
     Raises:
         MixedCodeError: runs of one config made by different code, unless ``allow_mixed_code``.
+        FoldsError: a (system, seed) lacks a fold that another has (:func:`check_same_folds`).
     """
     excluded = []
     finished = []
@@ -108,15 +161,73 @@ def group_systems(
     by_key: dict[str, SystemRuns] = {}
     for run in finished:
         system = by_key.setdefault(_pool_key(run, allow_mixed_code), SystemRuns(system_label(run)))
-        system.runs[int(run.data.tags.get("seed", len(system.runs)))] = run
+        seed = int(run.data.tags.get("seed", len(system.runs)))
+        system.runs.setdefault(seed, {})[fold_of(run)] = run
     labels = Counter(system.label for system in by_key.values())
     systems = {
         (system.label if labels[system.label] == 1 else f"{system.label} [{key[:6]}]"): system
         for key, system in by_key.items()
     }
+    check_same_folds(systems)
     return systems, excluded
 
 
+def check_same_folds(systems: Mapping[str, SystemRuns]) -> None:
+    """Raise :class:`FoldsError` unless every seed of every system has the same folds: the folds of
+    a seed are pooled into one test set, which must be the same for every (system, seed)."""
+    every = sorted(
+        {f for system in systems.values() for seed in system.runs.values() for f in seed},
+        key=fold_order,
+    )
+    if None in every and len(every) > 1:
+        without = [label for label, system in systems.items() if None in system.folds()]
+        folded = [label for label in systems if label not in without]
+        raise FoldsError(
+            f"runs with cross-validation folds (tag fold: {', '.join(folded)}) and runs without "
+            f"({', '.join(without)}) are compared together, and they test different queries. "
+            "Compare the runs of one dataset config (sweep=<the parent run id of its sweep>)"
+        )
+    lacking = [
+        f"{label} seed {seed}: fold{'s' * (len(missing) > 1)} {', '.join(map(str, missing))}"
+        for label, system in systems.items()
+        for seed, by_fold in sorted(system.runs.items())
+        if (missing := [f for f in every if f not in by_fold])
+    ]
+    if lacking:
+        raise FoldsError(
+            f"each seed's folds are pooled into one test set of folds {describe_folds(every)}, "
+            f"but some runs are missing (not run, or not FINISHED): {'; '.join(lacking)}. Rerun "
+            "the missing jobs (the same sweep command: its finished jobs are skipped), or compare "
+            "the runs of one fold (sweep=<the parent run id of a sweep over that fold>)"
+        )
+
+
+def union_folds(
+    parts: Mapping[Fold, tuple[ScoredRun, Qrels]], what: str
+) -> tuple[ScoredRun, Qrels]:
+    """One seed's pooled test set: the union of its folds' (run, qrels), by query id.
+
+    Raises:
+        FoldsError: two folds hold the same query (``what`` names whose runs, for the message).
+    """
+    run: ScoredRun = {}
+    qrels: Qrels = {}
+    seen: dict[str, Fold] = {}
+    for fold in sorted(parts, key=fold_order):
+        fold_run, fold_qrels = parts[fold]
+        for qid in {*fold_run, *fold_qrels}:
+            if qid in seen:
+                raise FoldsError(
+                    f"{what}: query {qid} is tested in fold {seen[qid]} and in fold {fold}; the "
+                    "folds of one seed must test disjoint queries (the same split settings, "
+                    "dataset.collection.fold 0..k-1), or compare each fold alone"
+                )
+            seen[qid] = fold
+        run.update(fold_run)
+        qrels.update(fold_qrels)
+    return run, qrels
+
+
 def pooled_runs(systems: dict[str, SystemRuns]) -> list[Any]:
-    """Every run the systems pool."""
-    return [run for system in systems.values() for run in system.runs.values()]
+    """Every run the systems pool (every seed and fold)."""
+    return [run for system in systems.values() for run in system.all_runs()]

@@ -22,6 +22,13 @@ sees whether training helped at all (runs with ``eval.base=false`` have none). A
 collection has the row when the runs evaluated their untrained model there too
 (``test/<label>/base_*``, ``collections/<label>/test_base.run.txt``).
 
+Cross-validation folds (tag ``fold``): the in-domain table pools each seed's folds (the union of
+their test queries, :mod:`lossbench.experiment.pooling`), and so does every in-domain reference
+row: a reference run's or an untrained evaluation's files are the union over one run per fold, and
+the computed BM25 is computed on each fold's test queries (its dataset config with that fold, cached
+per fold) and pooled the same way. On another collection every fold tested the same queries, so its
+rows are one fold's.
+
 A reference is **not** part of the significance tests. The tests answer the report's question,
 which loss trains the better ranker: the losses are tested against the baseline loss with a
 correction over that family, and adding a system that no loss trained would change every loss's
@@ -44,6 +51,8 @@ from omegaconf import DictConfig, OmegaConf
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.data.sources.formats import read_qrels, read_trec_run, write_trec_run
 from lossbench.evaluation import evaluate_run
+from lossbench.experiment.pooling import Fold, describe_folds, fold_order, union_folds
+from lossbench.experiment.pooling import fold_of as pooling_fold
 from lossbench.experiment.ui import BASE_RUN_FILE, QRELS_FILE, RUN_FILE
 
 log = logging.getLogger("lossbench")
@@ -97,23 +106,29 @@ class ReferenceSource:
     Args:
         client: the MLflow client of the compared runs.
         reference_runs: the reference runs among them (newest last).
-        sample_run: one compared run: its ``config.yaml`` says the collections and ``eval.k``.
+        sample_runs: one compared run per fold (``{None: run}`` without folds): their
+            ``config.yaml`` says the collections and ``eval.k``, their qrels the in-domain test set.
         retriever: the compare config's ``reference`` node (``name``, ``retriever``), or None: no
             computed row.
         cache: ``paths.cache`` of the compare config (None: nothing kept).
         folder: a scratch folder for downloads.
-        starting_runs: label -> one run of each untrained model the compared runs started from
-            (:func:`starting_runs`): its ``test_base.run.txt`` is the row.
+        starting_runs: label -> one run per fold of each untrained model the compared runs started
+            from (:func:`starting_runs`): their ``test_base.run.txt`` is the row.
     """
 
     client: Any
     reference_runs: list[Any]
-    sample_run: Any
+    sample_runs: dict[Fold, Any]
     retriever: Any
     cache: Path | None
     folder: Path
-    starting_runs: dict[str, Any] = field(default_factory=dict)
-    _config: DictConfig | None = None
+    starting_runs: dict[str, dict[Fold, Any]] = field(default_factory=dict)
+    _configs: dict[str, DictConfig] = field(default_factory=dict)
+
+    @property
+    def sample_run(self) -> Any:
+        """The sample run of the first fold."""
+        return self.sample_runs[min(self.sample_runs, key=fold_order)]
 
     def add_to(self, comparison: Any) -> None:
         """Set the reference rows of ``comparison`` (a
@@ -131,55 +146,93 @@ class ReferenceSource:
         where = f"on {collection}" if collection else "in-domain"
         found = References()
         try:
-            qrels = self.download_qrels(self.sample_run, prefix)
+            _, qrels = self.pooled(self.sample_runs, prefix, None)
         except Exception as error:  # noqa: BLE001 -- a report without a reference row still stands
             found.notes.append(f"reference rows {where}: the compared runs' qrels: {error}")
             return found
         table = _Table(found, where, prefix, qrels, metrics)
-        for run in self.latest_per_system():
-            label = reference_label(str(run.data.tags.get("model", "reference")))
-            self.add_run_file(table, label, run, RUN_FILE)
+        for runs in self.latest_per_system():
+            label = reference_label(str(_first(runs).data.tags.get("model", "reference")))
+            self.add_run_file(table, label, runs, RUN_FILE)
         if not found.means and self.retriever is not None:
             self.add_computed(table, collection)
         evaluated = f"test/{collection}/base_" if collection else "test/base_"
-        for label, run in self.starting_runs.items():
-            if any(key.startswith(evaluated) for key in run.data.metrics):
-                self.add_run_file(table, reference_label(label), run, BASE_RUN_FILE)
+        for label, runs in self.starting_runs.items():
+            if all(
+                any(key.startswith(evaluated) for key in run.data.metrics) for run in runs.values()
+            ):
+                self.add_run_file(table, reference_label(label), runs, BASE_RUN_FILE)
         return found
 
-    def add_run_file(self, table: _Table, label: str, run: Any, name: str) -> None:
-        """The row ``label``: ``run``'s file ``name`` (in the table's folder) evaluated on the
-        table's qrels; a note instead when the run has no such file or other qrels."""
+    def pooled(
+        self, runs: dict[Fold, Any], prefix: str, name: str | None
+    ) -> tuple[ScoredRun, Qrels]:
+        """The runs' file ``name`` (None: no file, an empty run) in the folder ``prefix`` and their
+        qrels: in-domain (``prefix`` empty) the union over the runs' folds; on another collection,
+        which every fold tested whole, the first fold's."""
+        if prefix:
+            runs = {None: _first(runs)}
+        parts = {
+            fold: (
+                read_trec_run(self.download(run, prefix + name)) if name else {},
+                self.download_qrels(run, prefix),
+            )
+            for fold, run in runs.items()
+        }
+        return union_folds(parts, "reference rows")
+
+    def add_run_file(self, table: _Table, label: str, runs: dict[Fold, Any], name: str) -> None:
+        """The row ``label``: the ``runs``' file ``name`` (in the table's folder; in-domain the
+        union over their folds) evaluated on the table's qrels; a note instead when a run has no
+        such file or the runs other qrels."""
         found, where = table.found, table.where
+        ids = "s" * (len(runs) > 1) + " " + ", ".join(run.info.run_id for run in runs.values())
         try:
-            if self.download_qrels(run, table.prefix) != table.qrels:
-                found.notes.append(f"{label} {where}: run {run.info.run_id} has other qrels")
+            run, qrels = self.pooled(runs, table.prefix, name)
+            if qrels != table.qrels:
+                found.notes.append(f"{label} {where}: run{ids} has other qrels")
                 return
-            path = self.download(run, table.prefix + name)
         except Exception as error:  # noqa: BLE001 -- e.g. a run without this collection
-            found.notes.append(f"{label} {where}: run {run.info.run_id}: {error}")
+            found.notes.append(f"{label} {where}: run{ids}: {error}")
             return
-        found.means[label] = evaluate_run(table.qrels, read_trec_run(path), table.metrics).means
-        found.notes.append(f"{label} {where}: run {run.info.run_id} ({table.prefix}{name})")
+        found.means[label] = evaluate_run(table.qrels, run, table.metrics).means
+        folds = [f for f in runs if f is not None] if not table.prefix else []
+        described = f"folds {describe_folds(folds)}, " if len(folds) > 1 else ""
+        found.notes.append(f"{label} {where}: run{ids} ({described}{table.prefix}{name})")
 
     def add_computed(self, table: _Table, collection: str | None) -> None:
-        """The row of the compare config's retriever (BM25), read from the cache or computed."""
+        """The row of the compare config's retriever (BM25), read from the cache or computed; in
+        -domain with folds, on each fold's test queries (its own cache entry), pooled."""
         label = reference_label(str(self.retriever.name))
+        samples: dict[Fold, Any] = dict(self.sample_runs)
+        if collection is not None:  # every fold tested that collection whole: one is enough
+            samples = {None: self.sample_run}
         try:
-            run, origin = self.computed_run(table.qrels, collection)
+            parts, origins = {}, []
+            for fold, sample in sorted(samples.items(), key=lambda item: fold_order(item[0])):
+                qrels = table.qrels if len(samples) == 1 else self.download_qrels(sample, "")
+                run, origin = self.computed_run(qrels, collection, sample)
+                parts[fold] = (run, qrels)
+                origins.append(origin if fold is None else f"fold {fold}: {origin}")
+            run, qrels = union_folds(parts, label)
+            if qrels != table.qrels:
+                raise ValueError("the folds' qrels together differ from the compared runs'")
         except Exception as error:  # noqa: BLE001 -- no corpus reachable: say so, keep the report
             note = f"{label} {table.where}: not computed: {type(error).__name__}: {error}"
             table.found.notes.append(note)
             log.warning("%s %s: not computed: %s", label, table.where, error)
             return
         table.found.means[label] = evaluate_run(table.qrels, run, table.metrics).means
-        table.found.notes.append(f"{label} {table.where}: {origin}")
+        folds = [f for f in samples if f is not None]
+        pooled = f"pooled over folds {describe_folds(folds)}: " if len(folds) > 1 else ""
+        table.found.notes.append(f"{label} {table.where}: {pooled}{'; '.join(origins)}")
 
-    def latest_per_system(self) -> list[Any]:
-        """The newest reference run of each reference system (``system_hash``)."""
-        latest: dict[str, Any] = {}
+    def latest_per_system(self) -> list[dict[Fold, Any]]:
+        """The newest reference run of each reference system (``system_hash``) and fold, by fold."""
+        latest: dict[str, dict[Fold, Any]] = {}
         for run in sorted(self.reference_runs, key=lambda r: r.info.start_time or 0):
-            latest[str(run.data.tags.get("system_hash", run.info.run_id))] = run
+            system = str(run.data.tags.get("system_hash", run.info.run_id))
+            latest.setdefault(system, {})[pooling_fold(run)] = run
         return list(latest.values())
 
     def download(self, run: Any, name: str) -> Path:
@@ -196,19 +249,21 @@ class ReferenceSource:
             download_run_file(self.client, run.info.run_id, prefix + QRELS_FILE, target)
         )
 
-    def config(self) -> DictConfig:
-        """The sample run's resolved config (its ``config.yaml``)."""
-        if self._config is None:
-            loaded = OmegaConf.load(self.download(self.sample_run, "config.yaml"))
+    def config(self, run: Any = None) -> DictConfig:
+        """The resolved config (its ``config.yaml``) of ``run``, by default the sample run."""
+        run = self.sample_run if run is None else run
+        if run.info.run_id not in self._configs:
+            loaded = OmegaConf.load(self.download(run, "config.yaml"))
             assert isinstance(loaded, DictConfig)
-            self._config = loaded
-        return self._config
+            self._configs[run.info.run_id] = loaded
+        return self._configs[run.info.run_id]
 
-    def dataset_node(self, collection: str | None) -> DictConfig:
-        """The dataset config of the in-domain collection, or of ``eval.collections``' ``collection``."""
+    def dataset_node(self, collection: str | None, run: Any = None) -> DictConfig:
+        """The dataset config of the in-domain collection, or of ``eval.collections``' ``collection``
+        (``run``'s config; by default the sample run's)."""
         from lossbench.experiment.zero_shot import eval_collections
 
-        cfg = self.config()
+        cfg = self.config(run)
         if collection is None:
             return cfg.dataset
         for entry in eval_collections(cfg):
@@ -216,12 +271,15 @@ class ReferenceSource:
                 return entry.dataset
         raise ValueError(f"run {self.sample_run.info.run_id} lists no collection {collection!r}")
 
-    def computed_run(self, qrels: Qrels, collection: str | None) -> tuple[ScoredRun, str]:
-        """The reference run on a collection: from the cache, else computed (and cached)."""
+    def computed_run(
+        self, qrels: Qrels, collection: str | None, sample: Any = None
+    ) -> tuple[ScoredRun, str]:
+        """The reference run on a collection as the compared run ``sample`` (by default the sample
+        run) was tested on it: from the cache, else computed (and cached)."""
         from lossbench.experiment.config import instantiate_unwrapped
         from lossbench.experiment.identity import digest, portable_config
 
-        cfg, node = self.config(), self.dataset_node(collection)
+        cfg, node = self.config(sample), self.dataset_node(collection, sample)
         k = int(cfg.eval.k)
         scope = OmegaConf.create({"paths": cfg.get("paths") or {}, "dataset": node})
         settings = OmegaConf.to_container(self.retriever.retriever, resolve=True)
@@ -252,27 +310,39 @@ class ReferenceSource:
         return run, f"{origin}, cached in {path}"
 
 
-def starting_runs(systems: dict[str, Any]) -> dict[str, Any]:
-    """One run per untrained model the systems started from, labelled ``<model> untrained``.
+def starting_runs(systems: dict[str, Any]) -> dict[str, dict[Fold, Any]]:
+    """One run per fold (``{None: run}`` without folds) of each untrained model the systems started
+    from, labelled ``<model> untrained``; the runs of a system's first seed.
 
     Runs share an untrained evaluation when their ``base_eval_key`` tags match (the same model,
     data and evaluation settings), or, without the tag (``eval.reuse_base=false``), when their
-    ``test/base_*`` metrics are equal. Two starting points of one model (say, a sweep over
-    ``model.config.doc_length``) are told apart by the first system that started from each:
+    ``test/base_*`` metrics are equal; systems share one when every fold's does (a fold's key
+    differs from another's: its test split does). Two starting points of one model (say, a sweep
+    over ``model.config.doc_length``) are told apart by the first system that started from each:
     ``dpr_minilm untrained, as ranknet``."""
-    chosen: dict[str, tuple[str, Any]] = {}
+    chosen: dict[str, tuple[str, dict[Fold, Any]]] = {}
     for label, system in sorted(systems.items()):
-        run = next(iter(system.runs.values()))
-        base = sorted((k, v) for k, v in run.data.metrics.items() if k.startswith("test/base_"))
-        if not base:
-            continue  # eval.base=false: it never evaluated its untrained model
-        chosen.setdefault(str(run.data.tags.get("base_eval_key") or base), (label, run))
-    models = [str(run.data.tags.get("model", "model")) for _, run in chosen.values()]
-    named: dict[str, Any] = {}
-    for (system, run), model in zip(chosen.values(), models, strict=True):
+        runs = system.first_seed()
+        keys = []
+        for fold in sorted(runs, key=fold_order):
+            metrics = runs[fold].data.metrics
+            base = sorted((k, v) for k, v in metrics.items() if k.startswith("test/base_"))
+            keys.append((fold, str(runs[fold].data.tags.get("base_eval_key") or base)))
+            if not base:
+                break  # eval.base=false: it never evaluated its untrained model
+        else:
+            chosen.setdefault(str(keys), (label, runs))
+    models = [str(_first(runs).data.tags.get("model", "model")) for _, runs in chosen.values()]
+    named: dict[str, dict[Fold, Any]] = {}
+    for (system, runs), model in zip(chosen.values(), models, strict=True):
         label = f"{model} untrained"
-        named[label if models.count(model) == 1 else f"{label}, as {system}"] = run
+        named[label if models.count(model) == 1 else f"{label}, as {system}"] = runs
     return named
+
+
+def _first(runs: dict[Fold, Any]) -> Any:
+    """The run of the first fold."""
+    return runs[min(runs, key=fold_order)]
 
 
 # ---- what the report asks of them ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lossbench.evaluation import mlflow_metric_name
 from lossbench.experiment.comparison import Comparison
+from lossbench.experiment.pooling import describe_folds
 from lossbench.experiment.reference import (
     has_references,
     reference_means_over_collections,
@@ -43,11 +44,41 @@ def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def collection_tables(comparison: Comparison) -> list[tuple[str, list[str], list[list[str]]]]:
+def pooling_note(comparison: Comparison) -> str:
+    """Under the in-domain table, when it pools cross-validation folds: over which, and how many
+    queries (empty otherwise)."""
+    pooled = comparison.pooled_folds
+    if pooled is None:
+        return ""
+    return (
+        f"Each seed's run is pooled over folds {describe_folds(pooled.folds)} of {pooled.dataset}: "
+        f"{pooled.queries} test queries, each tested by the model trained without it."
+    )
+
+
+def instances_note(compared: Comparison) -> str:
+    """Under a zero-shot table whose runs are (seed, fold) models, each tested on the whole
+    collection: what its mean ± std is over (empty for runs by seed)."""
+    instances = [s for s in compared.seeds if isinstance(s, tuple)]
+    if not instances:
+        return ""
+    seeds = sorted({seed for seed, _ in instances})
+    folds = describe_folds({fold for _, fold in instances})
+    return (
+        f"Every fold's model was tested on all of this collection: mean ± std over (seed, fold) "
+        f"models ({len(instances)}: seeds {', '.join(map(str, seeds))} x folds {folds}); the "
+        "paired test and W/T/L over ((seed, fold), query) pairs."
+    )
+
+
+def collection_tables(
+    comparison: Comparison,
+) -> list[tuple[str, list[str], list[list[str]], str]]:
     """The other test collections (``eval.collections``): a table per collection, as the main one
-    (significance per collection), then each system's mean over the collections (BEIR's average)."""
+    (significance per collection), then each system's mean over the collections (BEIR's average);
+    each with the note under it (empty: none)."""
     tables = [
-        (f"Zero-shot on {label}", *table_rows(compared))
+        (f"Zero-shot on {label}", *table_rows(compared), instances_note(compared))
         for label, compared in comparison.collections.items()
     ]
     means = comparison.collection_means
@@ -60,7 +91,7 @@ def collection_tables(comparison: Comparison) -> list[tuple[str, list[str], list
             rows.append([label, *(f"{reference[m]:.4f}" for m in comparison.metrics)])
         labels = ", ".join(comparison.collections)
         heading = f"Mean over {len(comparison.collections)} collections ({labels})"
-        tables.append((heading, ["system", *comparison.metrics], rows))
+        tables.append((heading, ["system", *comparison.metrics], rows, ""))
     return tables
 
 
@@ -130,9 +161,12 @@ def markdown_table(comparison: Comparison, source: str) -> str:
     header, rows = table_rows(comparison)
     lines = [f"# {title(comparison)}", "", f"Compared: `{source}`", ""]
     lines += markdown_rows(header, rows)
+    if note := pooling_note(comparison):
+        lines += ["", note]
     lines += ["", legend(comparison)]
-    for heading, other_header, other_rows in collection_tables(comparison):
+    for heading, other_header, other_rows, other_note in collection_tables(comparison):
         lines += ["", f"## {heading}", "", *markdown_rows(other_header, other_rows)]
+        lines += ["", other_note] if other_note else []
     for heading, items in record_sections(comparison):
         lines += ["", f"{heading}:", *[f"- {item}" for item in items]]
     return "\n".join(lines)
@@ -172,7 +206,8 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
             for row in other_rows
         )
         + "</table>"
-        for heading, other_header, other_rows in collection_tables(comparison)
+        + (f"<p>{escape(other_note)}</p>" if other_note else "")
+        for heading, other_header, other_rows, other_note in collection_tables(comparison)
     )
     sections += "".join(
         f"<p>{escape(heading)}:</p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
@@ -193,7 +228,9 @@ def write_html(comparison: Comparison, plots: Sequence[Path], path: Path, source
         "img{max-width:100%;height:auto}figure{margin:1em 0}"
         "figcaption{font-size:12px;color:#666}</style>"
         f"</head><body><h1>{escape(title(comparison))}</h1><p>Compared: <code>{escape(source)}</code></p>"
-        f"<table><tr>{head}</tr>{body}</table><p>{escape(legend(comparison))}</p>"
+        f"<table><tr>{head}</tr>{body}</table>"
+        + (f"<p>{escape(note)}</p>" if (note := pooling_note(comparison)) else "")
+        + f"<p>{escape(legend(comparison))}</p>"
         + sections
         + images
         + "</body></html>"
@@ -227,6 +264,11 @@ def comparison_params(comparison: Comparison, source: str) -> dict[str, str]:
         "max_p": str(comparison.max_p),
         "runs_left_out": str(len(comparison.excluded)),
         "references": ", ".join(comparison.references.means) or "none",
+        **(
+            {"folds": describe_folds(comparison.pooled_folds.folds)}
+            if comparison.pooled_folds
+            else {}
+        ),
     }
 
 
@@ -271,9 +313,13 @@ def print_report(comparison: Comparison, output: Path) -> None:
     """The table, its legend, what was left out and where the report is."""
     header, rows = table_rows(comparison)
     print(format_text_table(header, rows))
+    if note := pooling_note(comparison):
+        print(note)
     print(legend(comparison))
-    for heading, other_header, other_rows in collection_tables(comparison):
+    for heading, other_header, other_rows, other_note in collection_tables(comparison):
         print(f"\n{heading}\n{format_text_table(other_header, other_rows)}")
+        if other_note:
+            print(other_note)
     for heading, items in record_sections(comparison):
         for item in items:
             print(f"{heading.lower()}: {item}")

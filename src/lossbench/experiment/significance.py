@@ -5,6 +5,10 @@ A system's runs over seeds ``s`` and test queries ``q`` are pooled into one ranx
 ``s:q`` (the qrels repeated per seed), so ranx ``compare`` pairs the same query of the same seed
 across systems: a paired test over (seed, query) pairs. Means and standard deviations over seeds
 come from each seed's own evaluation of its run file.
+
+A run is keyed by its seed, or, where each cross-validation fold's model was tested on the same
+queries (another collection, ``eval.collections``), by its (seed, fold) :data:`Instance`: the same
+test then pairs ((seed, fold), query), and the mean and std are over the (seed, fold) models.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.evaluation import evaluate_run
@@ -21,6 +26,20 @@ from lossbench.experiment.reference import References
 STAT_TESTS = ("student", "fisher", "tukey")
 CORRECTIONS = ("holm", "bonferroni", "none")
 
+Instance = int | tuple[int, int]
+"""What the runs of the systems are paired by: a seed, or a (seed, fold)."""
+Key = TypeVar("Key", bound=Instance)
+
+
+@dataclass
+class PooledFolds:
+    """How the in-domain table pooled cross-validation folds: each seed's run is the union of its
+    folds' runs (the folds' test queries are disjoint)."""
+
+    folds: list[int]
+    dataset: str
+    queries: int  # the test queries of every fold together
+
 
 @dataclass
 class Comparison:
@@ -28,7 +47,7 @@ class Comparison:
 
     metrics: list[str]
     baseline: str
-    seeds: list[int]
+    seeds: Sequence[Instance]  # seeds, or (seed, fold) pairs
     means: dict[str, dict[str, float]]  # system -> metric -> mean over seeds
     stds: dict[str, dict[str, float]]  # system -> metric -> std over seeds
     per_seed: dict[str, dict[str, list[float]]]  # system -> metric -> value per seed
@@ -45,6 +64,7 @@ class Comparison:
     missing_jobs: list[str] = field(default_factory=list)  # jobs of the sweep that never ran
     collections: dict[str, Comparison] = field(default_factory=dict)  # eval.collections, by label
     references: References = field(default_factory=References)  # BM25's row: reference.py
+    pooled_folds: PooledFolds | None = None  # the folds each seed's test set pools, if any
 
     @property
     def collection_means(self) -> dict[str, dict[str, float]]:
@@ -62,12 +82,19 @@ class Comparison:
         return self.p_values.get(system, {}).get(metric, 1.0) < self.max_p
 
 
+def instance_id(instance: Instance) -> str:
+    """``0`` for seed 0, ``0/3`` for seed 0 fold 3."""
+    return "/".join(map(str, instance)) if isinstance(instance, tuple) else str(instance)
+
+
 def pool_seeds(
-    runs: dict[int, ScoredRun], qrels: Qrels, seeds: Sequence[int]
+    runs: dict[Key, ScoredRun], qrels: Qrels, seeds: Sequence[Key]
 ) -> tuple[ScoredRun, Qrels]:
-    """One run and qrels over (seed, query) pairs: query ids become ``seed:qid``."""
-    pooled_run = {f"{s}:{q}": docs for s in seeds for q, docs in runs[s].items() if q in qrels}
-    pooled_qrels = {f"{s}:{q}": docs for s in seeds for q, docs in qrels.items()}
+    """One run and qrels over (seed, query) pairs: query ids become ``seed:qid`` (``seed/fold:qid``
+    for (seed, fold) instances)."""
+    ids = {s: instance_id(s) for s in seeds}
+    pooled_run = {f"{ids[s]}:{q}": docs for s in seeds for q, docs in runs[s].items() if q in qrels}
+    pooled_qrels = {f"{ids[s]}:{q}": docs for s in seeds for q, docs in qrels.items()}
     return pooled_run, pooled_qrels
 
 
@@ -88,7 +115,7 @@ def adjust(p_values: dict[str, float], correction: str) -> dict[str, float]:
 
 
 def compare_systems(
-    runs: dict[str, dict[int, ScoredRun]],
+    runs: dict[str, dict[Key, ScoredRun]],
     qrels: Qrels,
     metrics: Sequence[str],
     baseline: str,
@@ -97,7 +124,8 @@ def compare_systems(
     max_p: float = 0.05,
     excluded: Sequence[str] = (),
 ) -> Comparison:
-    """Means/stds over seeds, and paired significance against ``baseline`` on the seeds all systems share."""
+    """Means/stds over seeds, and paired significance against ``baseline`` on the seeds all systems
+    share; ``runs``: system -> seed (or (seed, fold) :data:`Instance`) -> run."""
     if baseline not in runs:
         raise ValueError(
             f"baseline={baseline!r} is not among the systems: {', '.join(sorted(runs))}"
@@ -135,11 +163,11 @@ def compare_systems(
 
 
 def paired_tests(
-    runs: dict[str, dict[int, ScoredRun]],
+    runs: dict[str, dict[Key, ScoredRun]],
     qrels: Qrels,
     metrics: Sequence[str],
     baseline: str,
-    seeds: Sequence[int],
+    seeds: Sequence[Key],
     stat_test: str,
     correction: str,
     max_p: float,
