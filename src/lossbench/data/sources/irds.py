@@ -68,6 +68,24 @@ def _require(dataset: Any, dataset_id: str, what: str) -> None:
         raise ValueError(f"ir_datasets {dataset_id!r} has no {what}")
 
 
+def built_docstore(dataset: Any) -> Any:
+    """``dataset.docs_store()``, built (on first use, ir_datasets writes its lookup files) by one
+    process at a time. ir_datasets checks whether the store is built and then builds it without a
+    lock over both, and writes the lookup's files one after the other: the jobs of a parallel sweep
+    that open a fresh store together read a half-written one (``No such file or directory:
+    .../docs.pklz4/idx.doc_id.meta``). Here the first builds it whole under a file lock beside the
+    store, and the others find it built."""
+    from filelock import FileLock
+
+    store = dataset.docs_store()
+    path = getattr(store, "path", None)
+    if not isinstance(path, str) or not hasattr(store, "build"):
+        return store  # not a store ir_datasets builds on first use
+    with FileLock(f"{path}.lossbench.lock"):
+        store.build()
+    return store
+
+
 class _StreamingItems(ItemsView):  # type: ignore[type-arg]
     """``docs.items()`` that reads the corpus once, in its stored order, instead of one lookup per id."""
 
@@ -100,7 +118,7 @@ class IrDatasetsDocs(Mapping[str, str]):
 
     def _docstore(self) -> Any:
         if self._store is None or self._pid != os.getpid():  # a forked worker reopens its own files
-            self._store = self.dataset.docs_store()
+            self._store = built_docstore(self.dataset)
             self._pid = os.getpid()
         return self._store
 
@@ -126,6 +144,7 @@ class IrDatasetsDocs(Mapping[str, str]):
             yield doc.doc_id
 
     def __len__(self) -> int:
+        self._docstore()  # the count may come from the docs store, built once
         return int(self.dataset.docs_count())
 
     def items(self) -> ItemsView[str, str]:
