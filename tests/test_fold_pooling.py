@@ -237,7 +237,10 @@ def test_the_untrained_and_bm25_rows_are_pooled_over_the_folds(
     assert comparison.references.means["bm25 (reference)"] == pytest.approx(expected, abs=1e-6)
     assert len(list((cache / "bm25_reference").glob("*.run.txt"))) == 2  # one per fold
     (note,) = [n for n in comparison.references.notes if n.startswith("bm25 (reference) in-")]
-    assert "pooled over folds 0, 1: fold 0: computed (k1=0.9" in note and "; fold 1: " in note
+    files = {p.name for p in (cache / "bm25_reference").glob("*.run.txt")}
+    settings, _, listed = note.partition(f" on each fold's test queries, cached in {cache}/")
+    assert "pooled over folds 0, 1: computed (k1=0.9" in settings  # the settings once
+    assert set(listed.removeprefix("bm25_reference: ").split(", ")) == files  # each fold's file
     assert "bm25 (reference)" not in comparison.p_values  # outside the tests
 
 

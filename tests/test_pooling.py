@@ -120,3 +120,19 @@ def test_the_folds_of_a_seed_are_pooled_only_when_they_test_disjoint_queries() -
         FoldsError, match="ranknet seed 0: query q1 is tested in fold 0 and in fold 1"
     ):
         union_folds({0: fold0, 1: fold0}, "ranknet seed 0")
+
+
+def test_a_failed_attempt_of_a_job_that_ran_again_says_nothing_is_missing() -> None:
+    """A job that failed, then FINISHED when the sweep ran again: the failure stays on the record,
+    saying which run took its place; a failure nothing replaced says only why it failed."""
+    tags = {"system_hash": "s", "setup_hash": "u", "code_version": "c"}
+    failed = fake_run(0, "FAILED", 1, config_hash="a", error="FileNotFoundError: idx", **tags)
+    again = fake_run(0, "FINISHED", 2, config_hash="a", **tags)
+    lost = fake_run(1, "FAILED", 3, config_hash="b", error="OOM", **tags)
+    systems, excluded = group_systems([failed, again, lost])
+    assert list(systems["ranknet"].runs) == [0]
+    assert excluded == [
+        f"{failed.info.run_name}: FAILED (FileNotFoundError: idx); the job ran again and "
+        f"FINISHED as run {again.info.run_id}, which is pooled",
+        f"{lost.info.run_name}: FAILED (OOM)",
+    ]

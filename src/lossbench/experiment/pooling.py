@@ -149,13 +149,19 @@ def group_systems(
         FoldsError: a (system, seed) lacks a fold that another has (:func:`check_same_folds`).
     """
     excluded = []
-    finished = []
+    finished = [r for r in sorted(runs, key=lambda r: r.info.start_time or 0) if is_finished(r)]
+    finished_configs = {
+        r.data.tags["config_hash"]: r for r in finished if "config_hash" in r.data.tags
+    }
     for run in sorted(runs, key=lambda r: r.info.start_time or 0):
-        if run.info.status == "FINISHED":
-            finished.append(run)
+        if is_finished(run):
             continue
         name = run.info.run_name or run.info.run_id
-        excluded.append(f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})")
+        note = f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})"
+        again = finished_configs.get(run.data.tags.get("config_hash", ""))
+        if again is not None:  # the same job ran again: nothing of the comparison is missing
+            note += f"; the job ran again and FINISHED as run {again.info.run_id}, which is pooled"
+        excluded.append(note)
     if not allow_mixed_code:
         check_one_code_version(finished)
     by_key: dict[str, SystemRuns] = {}
@@ -170,6 +176,10 @@ def group_systems(
     }
     check_same_folds(systems)
     return systems, excluded
+
+
+def is_finished(run: Any) -> bool:
+    return bool(run.info.status == "FINISHED")
 
 
 def check_same_folds(systems: Mapping[str, SystemRuns]) -> None:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -61,6 +61,7 @@ REFERENCE_ROLE = "reference"
 """The ``lossbench_role`` tag of a reference run (:mod:`lossbench.experiment.reference_run`)."""
 CACHE_FOLDER = "bm25_reference"
 """The folder under ``paths.cache`` holding computed reference runs, one TREC file per key."""
+CACHED_IN = ", cached in "
 
 
 @dataclass
@@ -208,12 +209,11 @@ class ReferenceSource:
         if collection is not None:  # every fold tested that collection whole: one is enough
             samples = {None: self.sample_run}
         try:
-            parts, origins = {}, []
+            parts, origins = {}, {}
             for fold, sample in sorted(samples.items(), key=lambda item: fold_order(item[0])):
                 qrels = table.qrels if len(samples) == 1 else self.download_qrels(sample, "")
-                run, origin = self.computed_run(qrels, collection, sample)
+                run, origins[fold] = self.computed_run(qrels, collection, sample)
                 parts[fold] = (run, qrels)
-                origins.append(origin if fold is None else f"fold {fold}: {origin}")
             run, qrels = union_folds(parts, label)
             if qrels != table.qrels:
                 raise ValueError("the folds' qrels together differ from the compared runs'")
@@ -225,7 +225,7 @@ class ReferenceSource:
         table.found.means[label] = evaluate_run(table.qrels, run, table.metrics).means
         folds = [f for f in samples if f is not None]
         pooled = f"pooled over folds {describe_folds(folds)}: " if len(folds) > 1 else ""
-        table.found.notes.append(f"{label} {table.where}: {pooled}{'; '.join(origins)}")
+        table.found.notes.append(f"{label} {table.where}: {pooled}{fold_origins(origins)}")
 
     def latest_per_system(self) -> list[dict[Fold, Any]]:
         """The newest reference run of each reference system (``system_hash``) and fold, by fold."""
@@ -296,7 +296,7 @@ class ReferenceSource:
             assert isinstance(settings, dict)
             named = {str(n): v for n, v in settings.items()}
             described = ", ".join(f"{n}={v}" for n, v in named.items() if n != "_target_")
-            return read_trec_run(path), f"computed ({described}, top {k}), cached in {path}"
+            return read_trec_run(path), f"computed ({described}, top {k}){CACHED_IN}{path}"
         loaded = instantiate_unwrapped(node.collection)
         retriever = instantiate_unwrapped(self.retriever.retriever)
         run = retriever.search(loaded, loaded.split_queries("test"), k)
@@ -307,7 +307,24 @@ class ReferenceSource:
         with tempfile.NamedTemporaryFile(dir=_folder(path), delete=False, suffix=".tmp") as tmp:
             written = write_trec_run(run, Path(tmp.name), tag=f"lossbench-{self.retriever.name}")
         written.replace(path)  # whole or absent: a report never reads half a file
-        return run, f"{origin}, cached in {path}"
+        return run, f"{origin}{CACHED_IN}{path}"
+
+
+def fold_origins(origins: Mapping[Fold, str]) -> str:
+    """Where a computed reference run comes from, per fold: its settings once and each fold's cache
+    file when the folds share them (``computed (k1=0.9, ...), cached in <folder>: a.run.txt, ...``),
+    else each fold's own note."""
+    cached = [origin.partition(CACHED_IN) for origin in origins.values()]
+    paths = [Path(path) for _, separator, path in cached if separator]
+    if len(origins) > 1 and len(paths) == len(origins):
+        settings = {how for how, _, _ in cached}
+        folders = {path.parent for path in paths}
+        if len(settings) == 1 and len(folders) == 1:
+            names = ", ".join(path.name for path in paths)
+            return (
+                f"{settings.pop()} on each fold's test queries{CACHED_IN}{folders.pop()}: {names}"
+            )
+    return "; ".join(o if f is None else f"fold {f}: {o}" for f, o in origins.items())
 
 
 def starting_runs(systems: dict[str, Any]) -> dict[str, dict[Fold, Any]]:

@@ -82,7 +82,7 @@ def collection_tables(
         for label, compared in comparison.collections.items()
     ]
     means = comparison.collection_means
-    if means:
+    if len(comparison.collections) > 1:  # the mean of one collection is its own table
         order = sorted(means, key=lambda s: -means[s][comparison.metrics[0]])
         rows = [
             [system, *(f"{means[system][m]:.4f}" for m in comparison.metrics)] for system in order
