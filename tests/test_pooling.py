@@ -126,13 +126,18 @@ def test_a_failed_attempt_of_a_job_that_ran_again_says_nothing_is_missing() -> N
     """A job that failed, then FINISHED when the sweep ran again: the failure stays on the record,
     saying which run took its place; a failure nothing replaced says only why it failed."""
     tags = {"system_hash": "s", "setup_hash": "u", "code_version": "c"}
-    failed = fake_run(0, "FAILED", 1, config_hash="a", error="FileNotFoundError: idx", **tags)
-    again = fake_run(0, "FINISHED", 2, config_hash="a", **tags)
+    job = {"mlflow.parentRunId": "p", "sweep_job": "seed=0 loss=ranknet"}
+    failed = fake_run(0, "FAILED", 1, error="FileNotFoundError: idx", **tags, **job)  # before start
+    again = fake_run(0, "FINISHED", 2, config_hash="a", **tags, **job)
     lost = fake_run(1, "FAILED", 3, config_hash="b", error="OOM", **tags)
-    systems, excluded = group_systems([failed, again, lost])
-    assert list(systems["ranknet"].runs) == [0]
+    killed = fake_run(2, "KILLED", 4, config_hash="c", error="SIGTERM", **tags)
+    rerun = fake_run(2, "FINISHED", 5, config_hash="c", **tags)  # the same config, run again
+    systems, excluded = group_systems([failed, again, lost, killed, rerun])
+    assert sorted(systems["ranknet"].runs) == [0, 2]
     assert excluded == [
         f"{failed.info.run_name}: FAILED (FileNotFoundError: idx); the job ran again and "
         f"FINISHED as run {again.info.run_id}, which is pooled",
         f"{lost.info.run_name}: FAILED (OOM)",
+        f"{killed.info.run_name}: KILLED (SIGTERM); the job ran again and FINISHED as run "
+        f"{rerun.info.run_id}, which is pooled",
     ]

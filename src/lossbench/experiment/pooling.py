@@ -150,15 +150,13 @@ def group_systems(
     """
     excluded = []
     finished = [r for r in sorted(runs, key=lambda r: r.info.start_time or 0) if is_finished(r)]
-    finished_configs = {
-        r.data.tags["config_hash"]: r for r in finished if "config_hash" in r.data.tags
-    }
+    finished_jobs = {key: run for run in finished for key in job_keys(run)}
     for run in sorted(runs, key=lambda r: r.info.start_time or 0):
         if is_finished(run):
             continue
         name = run.info.run_name or run.info.run_id
         note = f"{name}: {run.info.status} ({run.data.tags.get('error', 'no error tag')})"
-        again = finished_configs.get(run.data.tags.get("config_hash", ""))
+        again = next((finished_jobs[k] for k in job_keys(run) if k in finished_jobs), None)
         if again is not None:  # the same job ran again: nothing of the comparison is missing
             note += f"; the job ran again and FINISHED as run {again.info.run_id}, which is pooled"
         excluded.append(note)
@@ -180,6 +178,18 @@ def group_systems(
 
 def is_finished(run: Any) -> bool:
     return bool(run.info.status == "FINISHED")
+
+
+def job_keys(run: Any) -> list[tuple[str, ...]]:
+    """What identifies the job a run belongs to: its exact config (``config_hash``) and its job
+    of a sweep (parent run and ``sweep_job``; a job that failed before its run opened has only this)."""
+    tags = run.data.tags
+    keys: list[tuple[str, ...]] = []
+    if tags.get("config_hash"):
+        keys.append(("config", str(tags["config_hash"])))
+    if tags.get("sweep_job") and tags.get("mlflow.parentRunId"):
+        keys.append(("job", str(tags["mlflow.parentRunId"]), str(tags["sweep_job"])))
+    return keys
 
 
 def check_same_folds(systems: Mapping[str, SystemRuns]) -> None:
