@@ -4,9 +4,10 @@
 #   IR_DATASETS_HOME=<a folder holding cranfield/> bash docs/cranfield-cv-comparison/run.sh ROOT [SECONDS] [OVERRIDES...]
 # ROOT holds the MLflow store (ROOT/mlflow.db), the artifacts and the sweep folder. SECONDS > 0 stops
 # the sweep after that long: its process group gets SIGTERM, so the jobs still running end KILLED
-# in MLflow and the sweep's parent run names the jobs that never ran (the seeds run one after the
-# other, so the first seeds are complete). JOBS (default 8) jobs run at a time, each tokenizing in
-# one DataLoader worker; PYTHON (default python3) runs them. Then:
+# in MLflow and the sweep's parent run names the jobs that never ran; the same command again runs
+# only what did not finish (pipeline.compare pools a seed only when all its folds finished).
+# JOBS (default 8) jobs run at a time, each tokenizing in one DataLoader worker; PYTHON (default
+# python3) runs them. Then:
 #   python -m pipeline.compare sweep=compare_losses_cranfield_cv tracking.uri=sqlite:///ROOT/mlflow.db
 set -u
 ROOT=$(realpath -m "$1")
