@@ -402,6 +402,32 @@ def in_batch_losses() -> dict[str, Callable[[], Any]]:
     }
 
 
+def python_script(script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (dedented) in a new Python process that imports lossbench from this checkout
+    and nothing else of this environment's settings; its output captured as text."""
+    import textwrap
+
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "src")},
+        timeout=timeout,
+    )
+
+
+BM25_REFERENCE = {  # conf/first_stage/bm25.yaml, as pipeline.compare composes it under ``reference``
+    "name": "bm25",
+    "retriever": {
+        "_target_": "lossbench.retrieval.first_stage.BM25FirstStage",
+        "k1": 0.9,
+        "b": 0.4,
+        "stemmer": "english",
+        "stopwords": "en",
+    },
+}
+
+
 def subprocess_env() -> dict[str, str]:
     """This process's environment with the checkout's ``src`` and root first on ``PYTHONPATH``: what
     a subprocess running ``pipeline.*`` from this checkout needs."""

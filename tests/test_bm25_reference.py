@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from tests.helpers import (
+    BM25_REFERENCE,
     FAST_RUN,
     bm25s_reference,
     compose_config,
@@ -24,16 +25,7 @@ OTHER_SYNTHETIC = (
     "num_train_queries: 8, num_dev_queries: 4, num_test_queries: 12}}"
 )
 METRICS = ["ndcg@10", "mrr@10", "recall@100", "map@100"]
-BM25 = {  # conf/first_stage/bm25.yaml, as pipeline.compare composes it under ``reference``
-    "name": "bm25",
-    "retriever": {
-        "_target_": "lossbench.retrieval.first_stage.BM25FirstStage",
-        "k1": 0.9,
-        "b": 0.4,
-        "stemmer": "english",
-        "stopwords": "en",
-    },
-}
+BM25 = BM25_REFERENCE
 
 
 def only_run(uri: str, experiment: str = "lossbench") -> Any:

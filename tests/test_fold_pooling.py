@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from tests.helpers import (
+    BM25_REFERENCE,
     bm25s_reference,
     folded_collection,
     log_finished_run,
@@ -27,16 +28,7 @@ FOLDS = (0, 1)  # of tests.helpers.folded_collection's 4
 METRICS = ["ndcg@10", "map@100"]
 OTHER = "other"  # the label of the other test collection (eval.collections)
 OTHER_QUERIES = [f"o{j}" for j in range(5)]
-BM25 = {
-    "name": "bm25",
-    "retriever": {
-        "_target_": "lossbench.retrieval.first_stage.BM25FirstStage",
-        "k1": 0.9,
-        "b": 0.4,
-        "stemmer": "english",
-        "stopwords": "en",
-    },
-}
+BM25 = BM25_REFERENCE
 
 
 def run_text(queries: list[str], seed: str) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import python_script
 
 
 def test_quick_exit_runs_atexit_handlers_flushes_and_keeps_the_status(tmp_path: Path) -> None:
@@ -25,13 +23,7 @@ def test_quick_exit_runs_atexit_handlers_flushes_and_keeps_the_status(tmp_path: 
         print("never reached")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "src")},
-        timeout=60,
-    )
+    done = python_script(script, timeout=60)
     assert done.returncode == 3
     assert done.stdout == "printed, not flushed"
     assert marker.read_text() == "yes"
@@ -52,12 +44,6 @@ def test_quick_exit_shuts_a_joblib_pool_down_before_joining_its_workers() -> Non
         quick_exit(0)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "src")},
-        timeout=120,
-    )
+    done = python_script(script, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "threading exit hook ran\n"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import python_script
 
 
 def test_a_sweep_killed_while_it_waits_on_its_jobs_runs_its_exit_handlers(tmp_path: Path) -> None:
@@ -24,13 +22,7 @@ def test_a_sweep_killed_while_it_waits_on_its_jobs_runs_its_exit_handlers(tmp_pa
         time.sleep(30)  # waiting on the jobs
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "src")},
-        timeout=60,
-    )
+    done = python_script(script, timeout=60)
     assert done.returncode != 0
     assert "KeyboardInterrupt: signal 15: the sweep stops" in done.stderr
     assert marker.read_text() == "FAILED"
