@@ -96,6 +96,21 @@ def download_run_and_qrels(
     return run, read_qrels(download_run_file(client, run_id, prefix + QRELS_FILE, target))
 
 
+def same_qrels(first: Qrels | None, these: Qrels, mismatch: str) -> Qrels:
+    """The qrels every compared run must share: ``these`` when they are the first, else checked
+    equal to the ``first`` (``ValueError(mismatch)`` otherwise)."""
+    if first is not None and these != first:
+        raise ValueError(mismatch)
+    return these
+
+
+def checked(qrels: Qrels | None) -> Qrels:
+    """The shared qrels; None means that no run was read."""
+    if qrels is None:
+        raise ValueError("no finished run to compare")
+    return qrels
+
+
 def download_runs(
     client: Any, systems: dict[str, SystemRuns], folder: Path, prefix: str = ""
 ) -> tuple[dict[str, dict[int, ScoredRun]], Qrels]:
@@ -112,17 +127,14 @@ def download_runs(
                 for fold, mlflow_run in by_fold.items()
             }
             runs[label][seed], these = union_folds(parts, f"{label} seed {seed}")
-            if qrels is None:
-                qrels = these
-            elif these != qrels:
-                ids = ", ".join(r.info.run_id for r in by_fold.values())
-                raise ValueError(
-                    f"{label} seed {seed} (run {ids}) was evaluated on other qrels: compare runs "
-                    "of one dataset and one test split (the same split settings and folds)"
-                )
-    if qrels is None:
-        raise ValueError("no finished run to compare")
-    return runs, qrels
+            ids = ", ".join(r.info.run_id for r in by_fold.values())
+            qrels = same_qrels(
+                qrels,
+                these,
+                f"{label} seed {seed} (run {ids}) was evaluated on other qrels: compare runs "
+                "of one dataset and one test split (the same split settings and folds)",
+            )
+    return runs, checked(qrels)
 
 
 def instance_key(seed: int, fold: Fold) -> Instance:
@@ -143,16 +155,13 @@ def download_instances(
             for fold, mlflow_run in by_fold.items():
                 run, these = download_run_and_qrels(client, mlflow_run, folder, prefix)
                 runs[label][instance_key(seed, fold)] = run
-                if qrels is None:
-                    qrels = these
-                elif these != qrels:
-                    raise ValueError(
-                        f"run {mlflow_run.info.run_id} was evaluated on other qrels of "
-                        f"{prefix.rstrip('/')}: compare runs of one collection config"
-                    )
-    if qrels is None:
-        raise ValueError("no finished run to compare")
-    return runs, qrels
+                qrels = same_qrels(
+                    qrels,
+                    these,
+                    f"run {mlflow_run.info.run_id} was evaluated on other qrels of "
+                    f"{prefix.rstrip('/')}: compare runs of one collection config",
+                )
+    return runs, checked(qrels)
 
 
 def first_stage_references(
