@@ -68,7 +68,7 @@ def _by_fold(by_fold: Mapping[Fold, Any]) -> list[Any]:
     return [by_fold[f] for f in sorted(by_fold, key=fold_order)]
 
 
-def fold_of(run: Any) -> Fold:
+def run_fold(run: Any) -> Fold:
     """A run's fold: its ``fold`` tag (None when it has none)."""
     fold = run.data.tags.get("fold")
     return None if fold in (None, "") else int(fold)
@@ -166,7 +166,7 @@ def group_systems(
     for run in finished:
         system = by_key.setdefault(_pool_key(run, allow_mixed_code), SystemRuns(system_label(run)))
         seed = int(run.data.tags.get("seed", len(system.runs)))
-        system.runs.setdefault(seed, {})[fold_of(run)] = run
+        system.runs.setdefault(seed, {})[run_fold(run)] = run
     labels = Counter(system.label for system in by_key.values())
     systems = {
         (system.label if labels[system.label] == 1 else f"{system.label} [{key[:6]}]"): system

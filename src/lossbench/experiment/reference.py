@@ -51,8 +51,7 @@ from omegaconf import DictConfig, OmegaConf
 from lossbench.data.collection import Qrels, ScoredRun
 from lossbench.data.sources.formats import read_qrels, read_trec_run, write_trec_run
 from lossbench.evaluation import evaluate_run
-from lossbench.experiment.pooling import Fold, describe_folds, fold_order, union_folds
-from lossbench.experiment.pooling import fold_of as pooling_fold
+from lossbench.experiment.pooling import Fold, describe_folds, fold_order, run_fold, union_folds
 from lossbench.experiment.ui import BASE_RUN_FILE, QRELS_FILE, RUN_FILE
 
 log = logging.getLogger("lossbench")
@@ -232,7 +231,7 @@ class ReferenceSource:
         latest: dict[str, dict[Fold, Any]] = {}
         for run in sorted(self.reference_runs, key=lambda r: r.info.start_time or 0):
             system = str(run.data.tags.get("system_hash", run.info.run_id))
-            latest.setdefault(system, {})[pooling_fold(run)] = run
+            latest.setdefault(system, {})[run_fold(run)] = run
         return list(latest.values())
 
     def download(self, run: Any, name: str) -> Path:

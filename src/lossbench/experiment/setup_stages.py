@@ -152,7 +152,7 @@ class SetupStages(RunState):
             "schedule": cfg.schedule.name,
             "regularizer_schedule": cfg.regularizer_schedule.name,
             "seed": cfg.seed,
-            **({} if fold_of(cfg) is None else {"fold": str(fold_of(cfg))}),
+            **({} if (fold := fold_of(cfg)) is None else {"fold": str(fold)}),
             "git_commit": commit,
             "command": " ".join(sys.argv[1:]),
             **sweep_job_tags(),
