@@ -33,6 +33,10 @@ LOSSES: dict[str, Callable[[bool], InBatchLossFunction]] = {
     "score_based": lambda gather: ScoreBasedInBatchCrossEntropy(0.5, gather_across_devices=gather),
 }
 
+EVERY_CASE_AND_LOSS = pytest.mark.parametrize(
+    ("case", "name"), [(case, name) for name in LOSSES for case in CASES]
+)
+
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -94,8 +98,7 @@ def _worker(rank: int, world_size: int, folder: Path) -> None:
     torch.save(results, folder / f"rank{rank}.pt")
 
 
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("name", list(LOSSES))
+@EVERY_CASE_AND_LOSS
 def test_gathered_loss_and_ddp_gradient_equal_one_process_on_the_global_batch(
     gloo_results: list[dict], case: str, name: str
 ) -> None:
@@ -107,8 +110,7 @@ def test_gathered_loss_and_ddp_gradient_equal_one_process_on_the_global_batch(
         torch.testing.assert_close(gradient, expected_gradient, atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("name", list(LOSSES))
+@EVERY_CASE_AND_LOSS
 def test_without_gathering_each_rank_sees_only_its_own_batch(
     gloo_results: list[dict], case: str, name: str
 ) -> None:
