@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossbench.data.token_ids import token_id_rows
+
 # per entry beyond the ids and the text: the numpy array's header and the dict slot (rounded up)
 ENTRY_OVERHEAD_BYTES = 160
 
@@ -68,18 +70,11 @@ class TokenCache:
         rows: list[np.ndarray | None] = [self._ids.get((*key, text)) for text in texts]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
-            encoded = tokenizer(
-                [texts[i] for i in missing],
-                max_length=max_length,
-                truncation=True,
-                padding=False,
-                add_special_tokens=add_special_tokens,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
-            dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
-            for i, ids in zip(missing, encoded, strict=True):
-                rows[i] = np.asarray(ids, dtype=dtype)
+            encoded = token_id_rows(
+                tokenizer, [texts[i] for i in missing], max_length, add_special_tokens
+            )
+            for i, row in zip(missing, encoded, strict=True):
+                rows[i] = row
             self._add([texts[i] for i in missing], [rows[i] for i in missing], key)
         return rows  # type: ignore[return-value]
 

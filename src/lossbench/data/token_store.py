@@ -32,6 +32,7 @@ import numpy as np
 
 from lossbench.data.cache_files import atomic_path, content_digest, publish
 from lossbench.data.fingerprint import tokenizer_fingerprint
+from lossbench.data.token_ids import id_dtype, token_id_rows
 
 MAGIC = b"LBTOKENS\n"
 FORMAT_VERSION = 1
@@ -128,34 +129,22 @@ def read_store(path: Path, key: TokensKey, num_docs: int, docs: Any) -> CorpusTo
         return None
 
 
-def _tokenized(
-    tokenizer: Any, docs: Mapping[str, str], key: TokensKey, dtype: np.dtype
-) -> Iterator[np.ndarray]:
+def _tokenized(tokenizer: Any, docs: Mapping[str, str], key: TokensKey) -> Iterator[np.ndarray]:
     """Each doc's ids, in the corpus's order, tokenized ``BUILD_CHUNK`` texts at a time."""
     texts = (text for _, text in docs.items())
     while chunk := list(islice(texts, BUILD_CHUNK)):
-        encoded = tokenizer(
-            chunk,
-            max_length=key.max_length,
-            truncation=True,
-            padding=False,
-            add_special_tokens=key.add_special_tokens,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-        for ids in encoded:
-            yield np.asarray(ids, dtype=dtype)
+        yield from token_id_rows(tokenizer, chunk, key.max_length, key.add_special_tokens)
 
 
 def build_store(path: Path, key: TokensKey, tokenizer: Any, docs: Mapping[str, str]) -> None:
     """Tokenize ``docs`` and write the store to ``path`` atomically (ids first to a temporary
     file, then header + offsets + ids to another that is renamed into place)."""
-    dtype = np.dtype(np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32)
+    dtype = id_dtype(tokenizer)
     ids_file, final = atomic_path(path), atomic_path(path)
     try:
         offsets = array("q", [0])
         with ids_file.open("wb") as handle:
-            for row in _tokenized(tokenizer, docs, key, dtype):
+            for row in _tokenized(tokenizer, docs, key):
                 handle.write(row.tobytes())
                 offsets.append(offsets[-1] + len(row))
         offset_bytes = offsets.tobytes()
