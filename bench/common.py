@@ -250,16 +250,18 @@ def quiet_libraries() -> None:
 
 
 # ---- command line and start ----------------------------------------------------------------------
-def device_parser(
-    doc: str | None, quick: str, gpu: str, models: str = ""
-) -> argparse.ArgumentParser:
-    """A device benchmark's parser: ``--quick`` and ``--gpu`` with their help, and ``--models`` (one
-    or more of :data:`MODELS`) when ``models`` gives its help."""
+QUICK_HELP = "small shapes and few rounds: a check that the script works, not a figure"
+MODELS_HELP = "models to time (default: minilm; every model with --gpu)"
+
+
+def device_parser(doc: str | None, gpu: str, models: bool = False) -> argparse.ArgumentParser:
+    """A device benchmark's parser: ``--quick``, ``--gpu`` (``gpu``: what its shapes are) and, with
+    ``models``, ``--models`` (one or more of :data:`MODELS`)."""
     parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
     parser.add_argument("--gpu", action="store_true", help=gpu)
     if models:
-        parser.add_argument("--models", nargs="+", choices=MODELS, help=models)
+        parser.add_argument("--models", nargs="+", choices=MODELS, help=MODELS_HELP)
     return parser
 
 

@@ -180,12 +180,7 @@ def time_rounds(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = device_parser(
-        __doc__,
-        quick="few docs: check that it works",
-        gpu="the H100 shapes (both models, 180 tokens)",
-        models="default: minilm (CPU), both (--gpu)",
-    )
+    parser = device_parser(__doc__, "the H100 shapes (both models, 180 tokens)", models=True)
     add_int_options(
         parser,
         {

@@ -315,12 +315,7 @@ def bench_train(model: str, args: argparse.Namespace, target: torch.device) -> d
 
 # ---- the benchmark -------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = device_parser(
-        __doc__,
-        quick="small and short: check that it works",
-        gpu="GPU shapes (both models, bf16)",
-        models="default: minilm (CPU)",
-    )
+    parser = device_parser(__doc__, "GPU shapes (both models, bf16)", models=True)
     add_int_options(
         parser,
         {

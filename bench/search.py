@@ -251,11 +251,7 @@ def sparse_benchmarks(args: argparse.Namespace, target: torch.device) -> list[di
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = device_parser(
-        __doc__,
-        quick="small sizes: check that it works",
-        gpu="7,000 queries x 1,000,000 docs on the GPU",
-    )
+    parser = device_parser(__doc__, "7,000 queries x 1,000,000 docs on the GPU")
     parser.add_argument(
         "--num-queries", type=int, help="dense queries (2,000; 7,000 --gpu; 500 quick)"
     )

@@ -83,12 +83,7 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = device_parser(
-        __doc__,
-        quick="few steps: check that it works",
-        gpu="the H100 shapes (both models, 32x8, 32/180)",
-        models="default: minilm (CPU), both (--gpu)",
-    )
+    parser = device_parser(__doc__, "the H100 shapes (both models, 32x8, 32/180)", models=True)
     add_int_options(
         parser,
         {
