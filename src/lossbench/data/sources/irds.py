@@ -9,11 +9,12 @@ workers), so an 8.8M-passage corpus costs no RAM.
 
 from __future__ import annotations
 
-import os
-from collections.abc import ItemsView, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from lossbench.data.collection import Qrels
+from lossbench.data.sources.lazy import PerProcess, StreamedDocs
 
 
 class UnknownDatasetError(KeyError):
@@ -86,16 +87,11 @@ def built_docstore(dataset: Any) -> Any:
     return store
 
 
-class _StreamingItems(ItemsView):  # type: ignore[type-arg]
-    """``docs.items()`` that reads the corpus once, in its stored order, instead of one lookup per id."""
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        docs: IrDatasetsDocs = self._mapping  # type: ignore[attr-defined]
-        for doc in docs.dataset.docs_iter():
-            yield doc.doc_id, record_text(doc, docs.fields)
+def _docstore_of(dataset_id: str) -> Any:
+    return built_docstore(load_dataset(dataset_id))
 
 
-class IrDatasetsDocs(Mapping[str, str]):
+class IrDatasetsDocs(StreamedDocs):
     """doc id -> text of an ir_datasets corpus, read lazily from its docs store.
 
     Args:
@@ -109,18 +105,14 @@ class IrDatasetsDocs(Mapping[str, str]):
         _require(dataset, dataset_id, "docs")
         self.dataset_id = dataset_id
         self.fields = tuple(fields) if fields else None
-        self._store: Any = None
-        self._pid: int | None = None
+        self._store = PerProcess(partial(_docstore_of, dataset_id))
 
     @property
     def dataset(self) -> Any:
         return load_dataset(self.dataset_id)
 
     def _docstore(self) -> Any:
-        if self._store is None or self._pid != os.getpid():  # a forked worker reopens its own files
-            self._store = built_docstore(self.dataset)
-            self._pid = os.getpid()
-        return self._store
+        return self._store.get()
 
     def __getitem__(self, doc_id: str) -> str:
         try:
@@ -147,11 +139,10 @@ class IrDatasetsDocs(Mapping[str, str]):
         self._docstore()  # the count may come from the docs store, built once
         return int(self.dataset.docs_count())
 
-    def items(self) -> ItemsView[str, str]:
-        return _StreamingItems(self)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_store": None, "_pid": None}
+    def stream(self) -> Iterator[tuple[str, str]]:
+        """The corpus read once, in its stored order, instead of one lookup per id."""
+        for doc in self.dataset.docs_iter():
+            yield doc.doc_id, record_text(doc, self.fields)
 
     def __repr__(self) -> str:
         return f"IrDatasetsDocs({self.dataset_id!r})"

@@ -14,6 +14,7 @@ from typing import Any
 
 from lossbench.data.collection import Qrels
 from lossbench.data.sources.formats import read_qrels as read_qrels_file
+from lossbench.data.sources.lazy import StreamedDocs
 
 TextSource = Mapping[str, str] | str | Path
 QrelsSource = Mapping[str, Mapping[str, int]] | str | Path
@@ -108,20 +109,7 @@ class LazyMapping(Mapping[str, Any]):
         return f"LazyMapping({self.description or self._load!r}, {state})"
 
 
-class _SubsetItems(ItemsView):  # type: ignore[type-arg]
-    """``items()`` of a :class:`SubsetDocs`, fetched in chunks (one store lookup per chunk)."""
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        subset: SubsetDocs = self._mapping  # type: ignore[attr-defined]
-        for start in range(0, len(subset.ids), 1024):
-            chunk = subset.ids[start : start + 1024]
-            get_many = getattr(subset.base, "get_many", None)
-            texts = get_many(chunk) if get_many else {d: subset.base[d] for d in chunk}
-            for doc_id in chunk:
-                yield doc_id, texts[doc_id]
-
-
-class SubsetDocs(Mapping[str, str]):
+class SubsetDocs(StreamedDocs):
     """The docs ``ids`` of a larger corpus ``base`` (a small index over MS MARCO), in that order."""
 
     def __init__(self, base: Mapping[str, str], ids: Sequence[str]) -> None:
@@ -143,8 +131,14 @@ class SubsetDocs(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def items(self) -> ItemsView[str, str]:
-        return _SubsetItems(self)
+    def stream(self) -> Iterator[tuple[str, str]]:
+        """The subset's docs, fetched in chunks (one store lookup per chunk)."""
+        get_many = getattr(self.base, "get_many", None)
+        for start in range(0, len(self.ids), 1024):
+            chunk = self.ids[start : start + 1024]
+            texts = get_many(chunk) if get_many else {d: self.base[d] for d in chunk}
+            for doc_id in chunk:
+                yield doc_id, texts[doc_id]
 
     def __repr__(self) -> str:
         return f"SubsetDocs({len(self.ids)} of {self.base!r})"

@@ -8,14 +8,15 @@ only numpy arrays of ids and byte offsets (about 16 bytes per record; an 8.8M-pa
 
 from __future__ import annotations
 
-import os
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import numpy as np
 
 from lossbench.data.sources.formats import parse_text_line, read_texts
+from lossbench.data.sources.lazy import PerProcess, StreamedDocs
 
 LAZY_ABOVE_BYTES = 256 * 2**20
 """Files larger than this are indexed rather than read into a dict."""
@@ -23,18 +24,11 @@ LAZY_ABOVE_BYTES = 256 * 2**20
 _CHUNK = 1_000_000
 
 
-class _FileItems(ItemsView):  # type: ignore[type-arg]
-    """``items()`` that reads the file once, front to back."""
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        texts: TextFile = self._mapping  # type: ignore[attr-defined]
-        with texts.path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if raw.strip():
-                    yield parse_text_line(texts.path, number, raw.decode("utf-8"))
+def _open_binary(path: Path) -> BinaryIO:
+    return path.open("rb")
 
 
-class TextFile(Mapping[str, str]):
+class TextFile(StreamedDocs):
     """``id -> text`` of a JSONL or TSV file, looked up through a sorted id array and byte offsets."""
 
     def __init__(self, path: str | Path) -> None:
@@ -68,14 +62,7 @@ class TextFile(Mapping[str, str]):
         )  # a repeated id: its last line wins
         self._ids = sorted_ids[last]
         self._offsets = np.concatenate(offset_chunks)[order][last]
-        self._handle: Any = None
-        self._pid: int | None = None
-
-    def _file(self) -> Any:
-        if self._handle is None or self._pid != os.getpid():  # a forked worker opens its own
-            self._handle = self.path.open("rb")
-            self._pid = os.getpid()
-        return self._handle
+        self._file = PerProcess(partial(_open_binary, self.path))
 
     def __getitem__(self, key: str) -> str:
         wanted = key.encode("utf-8")
@@ -84,7 +71,7 @@ class TextFile(Mapping[str, str]):
         position = int(np.searchsorted(self._ids, wanted))
         if position >= len(self._ids) or self._ids[position] != wanted:
             raise KeyError(key)
-        handle = self._file()
+        handle = self._file.get()
         handle.seek(int(self._offsets[position]))
         return parse_text_line(self.path, 0, handle.readline().decode("utf-8"))[1]
 
@@ -95,11 +82,12 @@ class TextFile(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._ids)
 
-    def items(self) -> ItemsView[str, str]:
-        return _FileItems(self)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handle": None, "_pid": None}
+    def stream(self) -> Iterator[tuple[str, str]]:
+        """The file's records front to back (a repeated id comes again, as in the file)."""
+        with self.path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if raw.strip():
+                    yield parse_text_line(self.path, number, raw.decode("utf-8"))
 
     def __repr__(self) -> str:
         return f"TextFile({str(self.path)!r}, {len(self)} records)"
