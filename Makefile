@@ -28,8 +28,11 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_INDEX)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-compile "$(TORCH_SPEC)" $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[dev]"
+# pip byte-compiles on one core, compileall on every core (as under pip, the few files of some
+# packages that are not valid Python 3 are left uncompiled: hence -qq and `|| true`)
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 	$(BIN)/python -m lossbench.experiment.warmup
 	touch $(STAMP)
 
