@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-
 IDS_ONLY: dict[str, bool] = {
     "truncation": True,
     "padding": False,
