@@ -1,7 +1,8 @@
 """Texts as rows of token ids, unpadded and in the smallest integer type the vocabulary fits.
 
-The one way lossbench tokenizes ahead of batching: the in-memory :class:`~lossbench.data.token_cache.TokenCache`
-and the on-disk corpus store (:mod:`lossbench.data.token_store`) both hold these rows, and
+The one way lossbench tokenizes ahead of batching: the in-memory
+:class:`~lossbench.data.token_cache.TokenCache` and the on-disk corpus store
+(:mod:`lossbench.data.token_store`) both hold these rows, and
 :func:`~lossbench.data.token_cache.pad_rows` turns a batch of them into model inputs.
 """
 
