@@ -23,7 +23,7 @@ IDS_ONLY: dict[str, bool] = {
 
 
 def id_dtype(tokenizer: Any) -> np.dtype:
-    """``uint16`` where every id of ``tokenizer``'s vocabulary fits (BERT's 30,522), else ``int32``."""
+    """``uint16`` where every id of the vocabulary fits (BERT's 30,522 do), else ``int32``."""
     return np.dtype(np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32)
 
 
