@@ -70,12 +70,11 @@ class TokenCache:
         rows: list[np.ndarray | None] = [self._ids.get((*key, text)) for text in texts]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
-            encoded = token_id_rows(
-                tokenizer, [texts[i] for i in missing], max_length, add_special_tokens
-            )
+            missing_texts = [texts[i] for i in missing]
+            encoded = token_id_rows(tokenizer, missing_texts, max_length, add_special_tokens)
             for i, row in zip(missing, encoded, strict=True):
                 rows[i] = row
-            self._add([texts[i] for i in missing], [rows[i] for i in missing], key)
+            self._add(missing_texts, encoded, key)
         return rows  # type: ignore[return-value]
 
     def _add(self, texts: list[str], rows: list[Any], key: tuple[int, bool]) -> None:
