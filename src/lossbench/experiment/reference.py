@@ -124,6 +124,7 @@ class ReferenceSource:
     folder: Path
     starting_runs: dict[str, dict[Fold, Any]] = field(default_factory=dict)
     _configs: dict[str, DictConfig] = field(default_factory=dict)
+    _qrels: dict[tuple[str, str], Qrels] = field(default_factory=dict)
 
     @property
     def sample_run(self) -> Any:
@@ -240,13 +241,17 @@ class ReferenceSource:
         return Path(self.client.download_artifacts(run.info.run_id, name, str(target)))
 
     def download_qrels(self, run: Any, prefix: str) -> Qrels:
+        """``run``'s qrels in the folder ``prefix``, downloaded once (the compared runs' are read
+        for the table and again for the computed row, fold by fold)."""
         from lossbench.experiment.comparison import download_run_file
 
-        target = self.folder / "reference-qrels" / run.info.run_id / prefix
-        target.mkdir(parents=True, exist_ok=True)
-        return read_qrels(
-            download_run_file(self.client, run.info.run_id, prefix + QRELS_FILE, target)
-        )
+        key = (run.info.run_id, prefix)
+        if key not in self._qrels:
+            target = self.folder / "reference-qrels" / run.info.run_id / prefix
+            target.mkdir(parents=True, exist_ok=True)
+            path = download_run_file(self.client, run.info.run_id, prefix + QRELS_FILE, target)
+            self._qrels[key] = read_qrels(path)
+        return self._qrels[key]
 
     def config(self, run: Any = None) -> DictConfig:
         """The resolved config (its ``config.yaml``) of ``run``, by default the sample run."""
